@@ -1,0 +1,109 @@
+"""Execute the book's notebooks in place with papermill and write the build record.
+
+    python scripts/run_notebooks.py                      # every notebook in _toc.yml order
+    python scripts/run_notebooks.py --only 01_benchmark_and_methods
+    python scripts/run_notebooks.py --only 01_benchmark_and_methods -p n_explain 32
+
+Each notebook runs with its own default parameters (or -p overrides) in notebooks/, its outputs
+are stored in the .ipynb (the book renders them, nbval compares them), and book/build_record.md
+records package versions, parameters and run time of each notebook. Run it with
+XAILIB_PUBLISH=1 (scripts/build_book.sh does) to rewrite the committed tables in results/.
+"""
+import argparse
+import ast
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import papermill as pm
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORD = ROOT / "results" / "build_record.json"
+PAGE = ROOT / "book" / "build_record.md"
+PACKAGES = ["torch", "torchvision", "numpy", "captum", "lime", "shap", "scikit-image", "pandas",
+            "matplotlib", "papermill", "nbval", "jupyter-book", "Sphinx"]
+
+
+def toc_notebooks():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if str(node.get("file", "")).startswith("notebooks/"):
+                files.append(ROOT / f"{node['file']}.ipynb")
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(toc)
+    return files
+
+
+def parse_value(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def write_page(record):
+    lines = ["# How this book was built", "",
+             "Every chapter is a notebook executed by papermill with the parameters below; the "
+             "HTML shows the stored outputs of that run. `scripts/run_notebooks.py` rewrites this "
+             "page each time it runs.", "",
+             f"- Built: {record['built']} on {record['machine']}",
+             f"- Python {record['python']}, {record['cpus']} CPU cores, device used by default: CPU",
+             "", "## Packages", "", "| package | version |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in record["packages"].items()]
+    lines += ["", "## Notebooks", "", "| notebook | run time (s) | parameters |", "| --- | ---: | --- |"]
+    for name, nb in record["notebooks"].items():
+        params = ", ".join(f"`{k}={v!r}`" for k, v in nb["parameters"].items())
+        lines.append(f"| {name} | {nb['seconds']:.0f} | {params} |")
+    PAGE.write_text("\n".join(lines) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", help="notebook names (without .ipynb)")
+    ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="a parameter override (Python literal), may repeat")
+    args = ap.parse_args()
+    notebooks = toc_notebooks()
+    if args.only:
+        known = {p.stem: p for p in notebooks}
+        bad = [n for n in args.only if n not in known]
+        if bad:
+            sys.exit(f"unknown notebook(s) {bad}; choose from {sorted(known)}")
+        notebooks = [known[n] for n in args.only]
+    overrides = {k: parse_value(v) for k, v in args.p}
+    record = json.loads(RECORD.read_text()) if RECORD.exists() else {"notebooks": {}}
+    for path in notebooks:
+        print(f"-- {path.stem}", flush=True)
+        declared = {k: parse_value(v["default"]) for k, v in pm.inspect_notebook(str(path)).items()}
+        t0 = time.perf_counter()
+        pm.execute_notebook(str(path), str(path), parameters=overrides, cwd=str(path.parent),
+                            kernel_name="python3", progress_bar=False, request_save_on_cell_execute=True)
+        seconds = time.perf_counter() - t0
+        print(f"   {seconds:.0f} s", flush=True)
+        record["notebooks"][path.stem] = {"seconds": round(seconds, 1),
+                                          "parameters": {**declared, **overrides}}
+    record.update(
+        built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=f"{platform.system()} {platform.machine()}", python=platform.python_version(),
+        cpus=os.cpu_count(),
+        packages={p: metadata.version(p) for p in PACKAGES})
+    RECORD.parent.mkdir(exist_ok=True)
+    RECORD.write_text(json.dumps(record, indent=1) + "\n")
+    write_page(record)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The results store: resumes after an interruption, keys by parameters, publishes tables."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from xailib.results import ResultStore
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_and_loses_nothing(tmp_path):
+    calls = []
+
+    def fn(sl, fail_at=None):
+        if sl.start == fail_at:
+            raise Interrupt
+        calls.append(sl.start)
+        return torch.arange(sl.start, sl.stop, dtype=torch.float32) * 2
+
+    store = ResultStore("nb", {"a": 1}, root=tmp_path, publish=False, verbose=False)
+    with pytest.raises(Interrupt):
+        store.batches("maps", 10, 3, lambda sl: fn(sl, fail_at=6), progress=False)
+    assert calls == [0, 3]
+    again = ResultStore("nb", {"a": 1}, root=tmp_path, publish=False, verbose=False)
+    out = again.batches("maps", 10, 3, fn, progress=False)
+    assert calls == [0, 3, 6, 9]              # only the missing batches were computed
+    torch.testing.assert_close(out, torch.arange(10, dtype=torch.float32) * 2)
+    assert again.seconds("maps") >= 0
+    assert not list(tmp_path.rglob("*.tmp*"))  # atomic writes leave no partial files
+
+
+def test_results_are_keyed_by_parameters(tmp_path):
+    a = ResultStore("nb", {"n": 1, "m": [1, 2]}, root=tmp_path, publish=False, verbose=False)
+    b = ResultStore("nb", {"m": [1, 2], "n": 1}, root=tmp_path, publish=False, verbose=False)
+    c = ResultStore("nb", {"n": 2, "m": [1, 2]}, root=tmp_path, publish=False, verbose=False)
+    assert a.dir == b.dir != c.dir
+    assert json.loads((c.dir / "params.json").read_text()) == {"n": 2, "m": [1, 2]}
+
+
+def test_tables_publish_only_for_the_published_parameters(tmp_path, monkeypatch):
+    monkeypatch.delenv("XAILIB_PUBLISH", raising=False)
+    table = pd.DataFrame({"acc": [0.5, 0.25]}, index=["x", "y"])
+    pub = tmp_path / "results"
+    first = ResultStore("nb", {"n": 1}, root=tmp_path / "cache", publish=True, publish_root=pub, verbose=False)
+    first.save_table("t", table)
+    assert (pub / "nb" / "t.csv").read_text() == ",acc\nx,0.5\ny,0.25\n"
+    # same parameters: publishes again; other parameters: the committed table is left alone
+    same = ResultStore("nb", {"n": 1}, root=tmp_path / "cache", publish_root=pub, verbose=False)
+    assert same.publish
+    other = ResultStore("nb", {"n": 2}, root=tmp_path / "cache", publish_root=pub, verbose=False)
+    assert not other.publish
+    other.save_table("t", table * 2)
+    assert (pub / "nb" / "t.csv").read_text() == ",acc\nx,0.5\ny,0.25\n"
+    assert (other.dir / "tables" / "t.csv").read_text() == ",acc\nx,1\ny,0.5\n"
+    monkeypatch.setenv("XAILIB_PUBLISH", "1")
+    assert ResultStore("nb", {"n": 3}, root=tmp_path / "cache", publish_root=pub, verbose=False).publish

@@ -1,0 +1,254 @@
+"""Classifiers: the two small benchmark networks and torchvision's ImageNet models.
+
+Every model returned by :func:`load_model` takes images in [0, 1] (its input normalisation is
+its first module), returns logits, is in eval mode, and carries three plain attributes the rest
+of xailib reads: ``xai_name``, ``xai_input_size`` (H, W) and ``xai_cam_layer`` (the dotted name
+of the layer Grad-CAM uses). Each ReLU is its own module and none is in-place, because captum's
+DeepLIFT, guided backprop and LRP override ReLUs module by module.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import MissingResourceError, ParameterError, check_choice
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
+BENCHMARK_MODELS = ("vgg_mini", "resnet_mini")
+TORCHVISION_MODELS = ("resnet50", "vgg16", "inception_v3")
+MODEL_NAMES = BENCHMARK_MODELS + TORCHVISION_MODELS
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class Normalize(nn.Module):
+    """Per-channel ``(x - mean) / std`` as a module, so models accept [0, 1] pixels."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+def _conv_bn_relu(cin, cout, stride=1, k=3):
+    return [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+class VGGMini(nn.Module):
+    """A plain stack of 3x3 convolutions (VGG's idea) with a stride-2 stem for speed; 8x8 last map."""
+
+    def __init__(self, num_classes=10, width=24):
+        super().__init__()
+        w = width
+        self.normalize = Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+        self.features = nn.Sequential(
+            *_conv_bn_relu(3, w, stride=2, k=5), *_conv_bn_relu(w, w), nn.MaxPool2d(2),
+            *_conv_bn_relu(w, 2 * w), *_conv_bn_relu(2 * w, 2 * w), nn.MaxPool2d(2),
+            *_conv_bn_relu(2 * w, 4 * w), *_conv_bn_relu(4 * w, 4 * w))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Linear(4 * w, 4 * w), nn.ReLU(), nn.Dropout(0.2),
+                                        nn.Linear(4 * w, num_classes))
+
+    def forward(self, x):
+        x = self.pool(self.features(self.normalize(x)))
+        return self.classifier(torch.flatten(x, 1))
+
+
+class BasicBlock(nn.Module):
+    """ResNet's two-convolution residual block, with a separate ReLU module for each use."""
+
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        return self.relu2(out + self.shortcut(x))
+
+
+class ResNetMini(nn.Module):
+    """A stride-2 stem and three residual stages (24, 48, 96 channels); 8x8 last map."""
+
+    def __init__(self, num_classes=10, width=24):
+        super().__init__()
+        w = width
+        self.normalize = Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+        self.stem = nn.Sequential(*_conv_bn_relu(3, w, stride=2))
+        self.layer1 = BasicBlock(w, w)
+        self.layer2 = BasicBlock(w, 2 * w, stride=2)
+        self.layer3 = BasicBlock(2 * w, 4 * w, stride=2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4 * w, num_classes)
+
+    def forward(self, x):
+        x = self.layer3(self.layer2(self.layer1(self.stem(self.normalize(x)))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+_MINI = {"vgg_mini": (VGGMini, "features.19"), "resnet_mini": (ResNetMini, "layer3")}
+
+
+def build_benchmark_model(name: str, num_classes: int = 10) -> nn.Module:
+    """An untrained benchmark network (``vgg_mini`` or ``resnet_mini``) with its xai attributes."""
+    check_choice("model", name, BENCHMARK_MODELS)
+    cls, cam = _MINI[name]
+    model = cls(num_classes)
+    model.xai_name, model.xai_input_size, model.xai_cam_layer = name, (64, 64), cam
+    return model
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_card(name: str) -> dict:
+    """The model card committed beside a benchmark checkpoint (``data/models/<name>.json``)."""
+    check_choice("model", name, BENCHMARK_MODELS)
+    path = MODELS_DIR / f"{name}.json"
+    if not path.exists():
+        raise MissingResourceError(f"model card {path} is missing; run "
+                                   "`python scripts/train_models.py` to train the benchmark models")
+    return json.loads(path.read_text())
+
+
+def _load_benchmark(name: str, weights) -> nn.Module:
+    card = model_card(name)
+    path = Path(weights) if weights else MODELS_DIR / card["checkpoint"]
+    if not path.exists():
+        raise MissingResourceError(f"checkpoint {path} for {name} is missing; run "
+                                   "`python scripts/train_models.py` to train it")
+    if weights is None and sha256(path) != card["sha256"]:
+        raise MissingResourceError(f"checkpoint {path} does not match the sha256 in its model "
+                                   f"card ({card['sha256'][:12]}…); it is corrupt or was retrained "
+                                   "without updating the card")
+    model = build_benchmark_model(name, len(card["classes"]))
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.xai_classes = card["classes"]
+    return model
+
+
+def _torchvision_builder(name: str):
+    import torchvision.models as tvm
+    if name == "resnet50":
+        return (lambda: tvm.resnet50(weights=None)), tvm.ResNet50_Weights.IMAGENET1K_V1, (224, 224), "net.layer4"
+    if name == "vgg16":
+        return (lambda: tvm.vgg16(weights=None)), tvm.VGG16_Weights.IMAGENET1K_V1, (224, 224), "net.features.29"
+    return ((lambda: tvm.inception_v3(weights=None, aux_logits=True, transform_input=True,
+                                      init_weights=False)),
+            tvm.Inception_V3_Weights.IMAGENET1K_V1, (299, 299), "net.Mixed_7c")
+
+
+class ImageNetClassifier(nn.Module):
+    """A torchvision network behind ImageNet normalisation, so it takes [0, 1] pixels."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD)
+        self.net = net
+
+    def forward(self, x):
+        out = self.net(self.normalize(x))
+        return out.logits if hasattr(out, "logits") else out
+
+
+def _load_torchvision(name: str, weights, download: bool) -> nn.Module:
+    build, enum, size, cam = _torchvision_builder(name)
+    net = build()
+    fname = Path(enum.url).name
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / fname
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.exists():
+            raise MissingResourceError(f"weights file {path} for {name} does not exist")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    elif cached.exists():
+        state = torch.load(cached, map_location="cpu", weights_only=True)
+    else:
+        hint = (f"torchvision's {name} ImageNet weights are not available offline. Download "
+                f"{enum.url} and either put it at {cached} or pass weights='/path/to/{fname}'.")
+        if not download:
+            raise MissingResourceError(hint)
+        try:
+            state = enum.get_state_dict(progress=False, check_hash=True)
+        except Exception as exc:  # no network, proxy, hash mismatch: one clear message
+            raise MissingResourceError(f"{hint} (download failed: {type(exc).__name__})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ParameterError(f"the weights given for {name} do not fit its architecture: "
+                             f"{str(exc).splitlines()[0]}") from None
+    for m in net.modules():  # captum's module overrides need out-of-place ReLUs
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    model = ImageNetClassifier(net)
+    model.xai_name, model.xai_input_size, model.xai_cam_layer = name, size, cam
+    model.xai_classes = [c for c in enum.meta["categories"]]
+    return model
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` picks CUDA when present; asking for CUDA without one is a clear error."""
+    check_choice("device", str(device).split(":")[0], ("auto", "cpu", "cuda", "mps"))
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ParameterError(f"device={device!r} but no CUDA device is visible; use device='cpu'")
+    return torch.device(device)
+
+
+def load_model(name: str, device: str = "cpu", weights=None, download: bool = True) -> nn.Module:
+    """Load a classifier by name, in eval mode, on ``device``.
+
+    ``vgg_mini`` / ``resnet_mini``: the committed benchmark checkpoints (checksum verified), or
+    ``weights`` = another checkpoint of the same architecture. ``resnet50`` / ``vgg16`` /
+    ``inception_v3``: torchvision's ImageNet weights from ``weights`` (a local file), torch's hub
+    cache, or a download when ``download`` is true and the network allows.
+    """
+    check_choice("model", name, MODEL_NAMES)
+    dev = resolve_device(device)
+    if name in BENCHMARK_MODELS:
+        model = _load_benchmark(name, weights)
+    else:
+        model = _load_torchvision(name, weights, download)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval().to(dev)
+
+
+def check_input_size(model: nn.Module, images: torch.Tensor) -> None:
+    """A clear error when images do not have the size the model was trained for."""
+    want = tuple(model.xai_input_size)
+    got = tuple(images.shape[-2:])
+    if got != want:
+        raise ParameterError(f"images are {got[0]}x{got[1]} but model {model.xai_name!r} expects "
+                             f"{want[0]}x{want[1]}; set image_size={want[0]} (or pick a matching model)")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Softmax probabilities, (N, classes), computed in batches on the model's device."""
+    dev = next(model.parameters()).device
+    out = [torch.softmax(model(images[i:i + batch_size].to(dev)), 1).cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out)

@@ -1,0 +1,106 @@
+"""The results store: per-image results and tables, keyed by an experiment's parameters.
+
+``ResultStore(notebook, params)`` owns ``<cache>/results/<notebook>/<hash of params>/``.
+Long computations go through :meth:`ResultStore.batches`, which saves every finished batch
+with an atomic write (temporary file, then rename), so an interrupted run resumes at the first
+missing batch and loses nothing. Tables go through :meth:`ResultStore.save_table`: always into
+the store, and for the published run also into ``results/<notebook>/`` in the repository, where
+they are committed so that runs can be diffed. The published run is the one whose parameters
+equal ``results/<notebook>/params.json`` (the book's build sets ``XAILIB_PUBLISH=1`` to
+(re)write it); a re-run with your own parameters never overwrites the committed tables.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .data import cache_dir
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _canonical(params: dict) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class ResultStore:
+    def __init__(self, notebook: str, params: dict, root: Path | None = None,
+                 publish: bool | None = None, publish_root: Path | None = None,
+                 verbose: bool = True):
+        self.notebook, self.params = notebook, dict(params)
+        self.key = hashlib.sha256(_canonical(self.params).encode()).hexdigest()[:12]
+        self.dir = Path(root or cache_dir() / "results") / notebook / self.key
+        self.publish_dir = Path(publish_root or REPO / "results") / notebook
+        atomic_write_text(self.dir / "params.json", _canonical(self.params) + "\n")
+        if publish is None:
+            published = self.publish_dir / "params.json"
+            publish = os.environ.get("XAILIB_PUBLISH") == "1" or (
+                published.exists() and json.loads(published.read_text()) == json.loads(_canonical(self.params)))
+        self.publish = publish
+        if verbose:
+            where = f"also published to {self.publish_dir}/" if publish else \
+                "not published (parameters differ from results/<notebook>/params.json)"
+            print(f"results: {self.dir}  [{where}]")
+
+    # -- per-image results, saved batch by batch ------------------------------------------------
+    def batches(self, name: str, n: int, batch_size: int, fn: Callable[[slice], torch.Tensor],
+                progress: bool = True) -> torch.Tensor:
+        """``torch.cat([fn(slice) for each batch of range(n)])``, every batch saved as it finishes.
+
+        Batches already on disk are loaded, not recomputed. The seconds each batch took are
+        kept beside it; :meth:`seconds` adds them up.
+        """
+        folder = self.dir / name
+        starts = list(range(0, n, batch_size))
+        it = starts
+        if progress:
+            from tqdm.auto import tqdm
+            it = tqdm(starts, desc=name, leave=False)
+        parts = []
+        for i in it:
+            path = folder / f"{i:06d}-{min(i + batch_size, n):06d}.pt"
+            if path.exists():
+                parts.append(torch.load(path, weights_only=True)["value"])
+                continue
+            t0 = time.perf_counter()
+            value = fn(slice(i, min(i + batch_size, n)))
+            atomic_torch_save({"value": value.cpu(), "seconds": time.perf_counter() - t0}, path)
+            parts.append(value.cpu())
+        return torch.cat(parts)
+
+    def seconds(self, name: str) -> float:
+        """Total compute time of the batches saved under ``name`` (the first run's, if resumed)."""
+        return sum(torch.load(p, weights_only=True)["seconds"]
+                   for p in sorted((self.dir / name).glob("*.pt")))
+
+    # -- tables -----------------------------------------------------------------------------------
+    def save_table(self, name: str, table, float_format: str = "%.6g") -> Path:
+        """Write a pandas DataFrame as ``<name>.csv``; returns the path in the store."""
+        text = table.to_csv(float_format=float_format)
+        path = self.dir / "tables" / f"{name}.csv"
+        atomic_write_text(path, text)
+        if self.publish:
+            atomic_write_text(self.publish_dir / f"{name}.csv", text)
+            atomic_write_text(self.publish_dir / "params.json",
+                              json.dumps(json.loads(_canonical(self.params)), indent=1, sort_keys=True) + "\n")
+        return path
