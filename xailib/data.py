@@ -259,6 +259,8 @@ def load_shapes(split: str = "test", n: int | None = None, size: int = 64, seed:
 def load_cifar10(root: str | os.PathLike, split: str = "test", n: int | None = None) -> ImageSet:
     """CIFAR-10 from ``cifar-10-batches-py`` (``root`` may be that folder or its parent)."""
     check_choice("split", split, ("train", "test"))
+    if n is not None:
+        check_positive_int("n", n)
     root = Path(root).expanduser()
     folder = root if (root / "batches.meta").exists() else root / "cifar-10-batches-py"
     files = ["test_batch"] if split == "test" else [f"data_batch_{i}" for i in range(1, 6)]
@@ -279,7 +281,8 @@ def load_cifar10(root: str | os.PathLike, split: str = "test", n: int | None = N
         data.append(np.asarray(d[b"data"], dtype=np.uint8))
         labels.extend(d[b"labels"])
     x = np.concatenate(data).reshape(-1, 3, 32, 32)[:n]
-    return ImageSet(torch.from_numpy(x).float().div_(255), torch.tensor(labels[:len(x)]),
+    return ImageSet(torch.from_numpy(x).float().div_(255),
+                    torch.tensor(labels[:len(x)], dtype=torch.long),
                     names, name=f"cifar10/{split}")
 
 
@@ -316,11 +319,16 @@ def _read_synsets(path: Path) -> list[str]:
 
 
 def _resize_crop(img: Image.Image, resize: int, size: int):
+    """torchvision's ``Resize(resize)`` then ``CenterCrop(size)``, with the same rounding."""
     w, h = img.size
-    scale = resize / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    if w <= h:
+        nw, nh = resize, int(resize * h / w)
+    else:
+        nw, nh = int(resize * w / h), resize
     img = img.resize((nw, nh), Image.BILINEAR)
-    left, top = (nw - size) // 2, (nh - size) // 2
+    if nw < size or nh < size:
+        raise ParameterError(f"resize={resize} is smaller than the crop size={size}")
+    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
     img = img.crop((left, top, left + size, top + size))
     return img, (nw / w, nh / h), (left, top)
 
@@ -339,6 +347,7 @@ def load_imagenet(root: str | os.PathLike, annotations: str | os.PathLike | None
     the sorted wnids found, which matches torchvision's models only when all 1000 are present.
     ``n`` images are drawn at random (seeded) when fewer than all are wanted.
     """
+    check_positive_int("size", size)
     root = Path(root).expanduser()
     if not root.is_dir():
         raise MissingResourceError(
@@ -363,7 +372,14 @@ def load_imagenet(root: str | os.PathLike, annotations: str | os.PathLike | None
         files = []
         for f in sorted(root.iterdir()):
             if f.suffix.lower() in _IMAGE_EXT and (ann / f"{f.stem}.xml").exists():
-                files.append((f, read_ilsvrc_boxes(ann / f"{f.stem}.xml")[1][0][0]))
+                objects = read_ilsvrc_boxes(ann / f"{f.stem}.xml")[1]
+                if not objects:
+                    raise ParameterError(f"annotation {ann / f'{f.stem}.xml'} has no <object>, "
+                                         "so the image's label is unknown")
+                files.append((f, objects[0][0]))
+        if not files and any(f.suffix.lower() in _IMAGE_EXT for f in root.iterdir()):
+            raise MissingResourceError(f"no image under {root} has an annotation file "
+                                       f"<image name>.xml in {ann}")
     if not files:
         raise MissingResourceError(f"no images (.JPEG/.jpg/.png) found under {root}")
     wnids = _read_synsets(Path(synsets)) if synsets else sorted({w for _, w in files})

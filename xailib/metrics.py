@@ -52,9 +52,11 @@ def score(model: nn.Module | None, images: torch.Tensor, targets, maps: torch.Te
     if maps.ndim != 3 or maps.shape[0] != images.shape[0] or maps.shape[1:] != images.shape[-2:]:
         raise ParameterError(f"maps must be (batch, H, W) matching images {tuple(images.shape)}, "
                              f"got {tuple(maps.shape)}")
-    t = torch.as_tensor(targets, dtype=torch.long)
-    if t.ndim == 0:
-        t = t.expand(len(images))
+    t = None  # metrics that only compare maps with ground truth take no targets
+    if targets is not None:
+        t = torch.as_tensor(targets, dtype=torch.long)
+        if t.ndim == 0:
+            t = t.expand(len(images))
     out = m.fn(model, images, t, maps, **{**m.defaults, **params})
     return torch.as_tensor(out, dtype=torch.float64).cpu()
 

@@ -157,6 +157,14 @@ def _torchvision_builder(name: str):
             tvm.Inception_V3_Weights.IMAGENET1K_V1, (299, 299), "net.Mixed_7c")
 
 
+def _load_state(path: Path, name: str):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # not a torch file, or a pickled module rather than tensors
+        raise ParameterError(f"{path} is not a loadable state dict for {name} "
+                             f"({type(exc).__name__}; weights_only=True loading is required)") from None
+
+
 class ImageNetClassifier(nn.Module):
     """A torchvision network behind ImageNet normalisation, so it takes [0, 1] pixels."""
 
@@ -179,9 +187,9 @@ def _load_torchvision(name: str, weights, download: bool) -> nn.Module:
         path = Path(weights).expanduser()
         if not path.exists():
             raise MissingResourceError(f"weights file {path} for {name} does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = _load_state(path, name)
     elif cached.exists():
-        state = torch.load(cached, map_location="cpu", weights_only=True)
+        state = _load_state(cached, name)
     else:
         hint = (f"torchvision's {name} ImageNet weights are not available offline. Download "
                 f"{enum.url} and either put it at {cached} or pass weights='/path/to/{fname}'.")
@@ -193,11 +201,15 @@ def _load_torchvision(name: str, weights, download: bool) -> nn.Module:
             raise MissingResourceError(f"{hint} (download failed: {type(exc).__name__})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ParameterError(f"the weights for {name} are a {type(state).__name__}, not a state "
+                             "dict (save them with torch.save(model.state_dict(), path))")
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
+        detail = " ".join(line.strip() for line in str(exc).splitlines()[1:4])
         raise ParameterError(f"the weights given for {name} do not fit its architecture: "
-                             f"{str(exc).splitlines()[0]}") from None
+                             f"{detail[:500]}") from None
     for m in net.modules():  # captum's module overrides need out-of-place ReLUs
         if isinstance(m, nn.ReLU):
             m.inplace = False
