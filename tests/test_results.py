@@ -58,3 +58,11 @@ def test_tables_publish_only_for_the_published_parameters(tmp_path, monkeypatch)
     assert (other.dir / "tables" / "t.csv").read_text() == ",acc\nx,1\ny,0.5\n"
     monkeypatch.setenv("XAILIB_PUBLISH", "1")
     assert ResultStore("nb", {"n": 3}, root=tmp_path / "cache", publish_root=pub, verbose=False).publish
+
+
+def test_a_change_of_code_gets_a_fresh_store(tmp_path, monkeypatch):
+    import xailib.results as r
+    a = ResultStore("nb", {"n": 1}, root=tmp_path, publish=False, verbose=False)
+    monkeypatch.setattr(r, "code_version", lambda: "other-code")
+    b = ResultStore("nb", {"n": 1}, root=tmp_path, publish=False, verbose=False)
+    assert a.dir != b.dir

@@ -1,6 +1,7 @@
 """The results store: per-image results and tables, keyed by an experiment's parameters.
 
-``ResultStore(notebook, params)`` owns ``<cache>/results/<notebook>/<hash of params>/``.
+``ResultStore(notebook, params)`` owns ``<cache>/results/<notebook>/<hash>/``, the hash being
+of the parameters and of xailib's source code (so a change of code never reuses stale results).
 Long computations go through :meth:`ResultStore.batches`, which saves every finished batch
 with an atomic write (temporary file, then rename), so an interrupted run resumes at the first
 missing batch and loses nothing. Tables go through :meth:`ResultStore.save_table`: always into
@@ -23,6 +24,14 @@ import torch
 from .data import cache_dir
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def code_version() -> str:
+    """Hash of xailib's source: results computed by other code are not reused."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def _canonical(params: dict) -> str:
@@ -48,7 +57,8 @@ class ResultStore:
                  publish: bool | None = None, publish_root: Path | None = None,
                  verbose: bool = True):
         self.notebook, self.params = notebook, dict(params)
-        self.key = hashlib.sha256(_canonical(self.params).encode()).hexdigest()[:12]
+        keyed = {**self.params, "_xailib": code_version()}
+        self.key = hashlib.sha256(_canonical(keyed).encode()).hexdigest()[:12]
         self.dir = Path(root or cache_dir() / "results") / notebook / self.key
         self.publish_dir = Path(publish_root or REPO / "results") / notebook
         atomic_write_text(self.dir / "params.json", _canonical(self.params) + "\n")
