@@ -9,7 +9,7 @@ from xailib.errors import ParameterError
 
 FAST = {"lime": dict(num_samples=100), "kernel_shap": dict(nsamples=100),
         "integrated_gradients": dict(n_steps=8), "smoothgrad": dict(n_samples=4),
-        "expected_gradients": dict(n_samples=4)}
+        "expected_gradients": dict(n_samples=4), "rise": dict(n_masks=64)}
 
 
 class Linear(nn.Module):
@@ -115,7 +115,8 @@ def test_every_method_shape_dtype_device_determinism(untrained, method):
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("method", ["gradient", "integrated_gradients", "gradcam", "occlusion", "lime"])
+@pytest.mark.parametrize("method", ["gradient", "integrated_gradients", "gradcam", "occlusion", "lime",
+                                    "rise"])
 def test_maps_do_not_depend_on_batching(untrained, method):
     model, ds = untrained
     kw = FAST.get(method, {})

@@ -31,9 +31,15 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("params,message", BAD, ids=[m.split()[0] for _, m in BAD])
-def test_bad_parameters_stop_with_a_clear_message(tmp_path, params, message):
-    path = ROOT / "notebooks" / "01_benchmark_and_methods.ipynb"
+BAD = [("01_benchmark_and_methods", p, m) for p, m in BAD] + [
+    ("02_rise", dict(n_masks={"vgg_mini": 500}), "n_masks has no entry for model 'resnet_mini'"),
+    ("02_rise", dict(p_keep=1.5), "p_keep=1.5 must be a number in [0.0, 1.0]"),
+]
+
+
+@pytest.mark.parametrize("notebook,params,message", BAD, ids=[f"{n[:2]}-{m.split()[0]}" for n, _, m in BAD])
+def test_bad_parameters_stop_with_a_clear_message(tmp_path, notebook, params, message):
+    path = ROOT / "notebooks" / f"{notebook}.ipynb"
     with pytest.raises(pm.PapermillExecutionError) as err:
         pm.execute_notebook(str(path), str(tmp_path / "out.ipynb"), parameters=params,
                             cwd=str(path.parent), kernel_name="python3", progress_bar=False)

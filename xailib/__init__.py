@@ -5,6 +5,6 @@ benchmark networks), ``explain`` (one interface to explain), ``metrics`` (one in
 ``results`` (the resumable results store) and ``plots``. Chapter modules register their methods
 and metrics into the same registries when imported here.
 """
-from . import data, errors, explain, metrics, models, results  # noqa: F401
+from . import data, errors, explain, metrics, models, results, rise  # noqa: F401
 
 __version__ = "0.1.0"

@@ -9,11 +9,13 @@ with Lin et al., the localisation scores of the thesis and the survey).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import ParameterError, check_choice, check_unknown_keys
@@ -94,3 +96,120 @@ def _mask_energy(model, images, targets, maps, masks):
     total = pos.flatten(1).sum(1)
     inside = (pos * masks.double()).flatten(1).sum(1)
     return torch.where(total > 0, inside / total.clamp(min=1e-300), torch.zeros_like(total))
+
+
+# --------------------------------------------------------------------------------------------
+# Deletion and insertion (Petsiuk et al. 2018, section 4.1)
+# --------------------------------------------------------------------------------------------
+
+def _fill(model, fill, device):
+    from .rise import input_fill
+    return input_fill(model, fill, device)
+
+
+def blur(x: torch.Tensor, kernel: int | None = None, sigma: float | None = None) -> torch.Tensor:
+    """Gaussian blur (torchvision). With neither argument: the authors' 11 x 11 kernel with
+    sigma 5 at 224 px, scaled to the image side; with ``sigma`` only: a kernel of +-3 sigma."""
+    from torchvision.transforms.functional import gaussian_blur
+    side = x.shape[-1]
+    if sigma is None:
+        sigma = 5.0 * side / 224
+        kernel = kernel or max(3, 2 * round(11 * side / 224 / 2) + 1)
+    if sigma <= 0:
+        raise ParameterError(f"blur_sigma={sigma!r} must be > 0")
+    kernel = kernel or min(2 * math.ceil(3 * sigma) + 1, 2 * ((side - 1) // 2) + 1)
+    if kernel % 2 == 0 or kernel < 1:
+        raise ParameterError(f"blur_kernel={kernel} must be an odd positive integer")
+    return gaussian_blur(x, [kernel, kernel], [float(sigma), float(sigma)])
+
+
+@torch.no_grad()
+def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.Tensor,
+                  mode: str = "deletion", n_steps: int | None = None, fill="mean",
+                  blur_kernel: int | None = None, blur_sigma: float | None = None,
+                  batch_size: int = 512):
+    """Probability of the target class as pixels are changed in order of decreasing saliency.
+
+    ``deletion`` replaces the most salient pixels by ``fill`` (``"mean"``: 0 in the model's
+    normalised input, the data set's mean colour, as in the authors' code); ``insertion`` starts
+    from a blurred copy and restores the most salient pixels. ``n_steps`` steps of equal size
+    (default: the image side, i.e. 224 steps of 224 pixels at 224 x 224 as in the authors'
+    code). Ties in saliency are broken by pixel index (row-major). All steps of a group of images
+    go through the model in one batch of at most ``batch_size`` rows (at least one image's).
+
+    Returns ``(fractions (S+1,), curves (B, S+1), auc (B,))``; the AUC is the trapezoid rule over
+    the fraction of pixels changed.
+    """
+    check_choice("mode", mode, ("deletion", "insertion"))
+    dev = next(model.parameters()).device
+    x = images.to(dev, torch.float32)
+    B, C, H, W = x.shape
+    HW = H * W
+    S = H if n_steps is None else n_steps
+    if not isinstance(S, int) or S < 1 or S > HW:
+        raise ParameterError(f"n_steps={n_steps!r} must be an integer in [1, {HW}]")
+    t = torch.as_tensor(targets, dtype=torch.long, device=dev).expand(B)
+    counts = torch.round(torch.arange(S + 1, device=dev, dtype=torch.float64) * HW / S).long()
+    order = torch.argsort(maps.to(dev).flatten(1), dim=1, descending=True, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(HW, device=dev).expand(B, HW).contiguous())
+    if mode == "deletion":
+        start, end = x, _fill(model, fill, dev).expand_as(x)
+    else:
+        start, end = blur(x, blur_kernel, blur_sigma), x
+    curves = torch.empty(B, S + 1, device=dev)
+    per = max(1, batch_size // (S + 1))
+    for i in range(0, B, per):
+        sl = slice(i, min(i + per, B))
+        changed = (rank[sl, None, :] < counts[None, :, None]).view(-1, S + 1, 1, H, W)
+        xs = torch.where(changed, end[sl, None], start[sl, None]).view(-1, C, H, W)
+        probs = torch.softmax(model(xs), 1)
+        curves[sl] = probs.view(-1, S + 1, probs.shape[1]).gather(
+            2, t[sl, None, None].expand(-1, S + 1, 1))[..., 0]
+    frac = counts.to(torch.float32) / HW
+    return frac.cpu(), curves.cpu(), torch.trapezoid(curves, frac[None], dim=1).cpu()
+
+
+@register("deletion", higher_is_better=False, reference="petsiuk2018",
+          n_steps=None, fill="mean", batch_size=512)
+def _deletion(model, images, targets, maps, n_steps, fill, batch_size):
+    """Area under the target probability as the most salient pixels are removed (lower is better)."""
+    return causal_curves(model, images, targets, maps, "deletion", n_steps, fill,
+                         batch_size=batch_size)[2]
+
+
+@register("insertion", higher_is_better=True, reference="petsiuk2018",
+          n_steps=None, blur_kernel=None, blur_sigma=None, batch_size=512)
+def _insertion(model, images, targets, maps, n_steps, blur_kernel, blur_sigma, batch_size):
+    """Area under the target probability as the most salient pixels are restored into a
+    blurred copy (higher is better)."""
+    return causal_curves(model, images, targets, maps, "insertion", n_steps,
+                         blur_kernel=blur_kernel, blur_sigma=blur_sigma, batch_size=batch_size)[2]
+
+
+# --------------------------------------------------------------------------------------------
+# Pointing game (Zhang et al. 2018, as used by Petsiuk et al. 2018)
+# --------------------------------------------------------------------------------------------
+
+@register("pointing_game", higher_is_better=True, reference="zhang2018", required=("masks",),
+          masks=None, tolerance=None)
+def _pointing_game(model, images, targets, maps, masks, tolerance):
+    """1 when the map's maximum lies on the object or within ``tolerance`` pixels of it, else 0.
+
+    ``tolerance`` defaults to the customary 15 px at 224 px, scaled to the image side. When the
+    maximum is shared by several pixels, the score is the fraction of them that hit (the
+    expected outcome of picking one at random), so flat maps are not favoured by scan order.
+    """
+    masks = torch.as_tensor(masks).to(maps.device)
+    if masks.shape != maps.shape:
+        raise ParameterError(f"masks must match maps {tuple(maps.shape)}, got {tuple(masks.shape)}")
+    side = maps.shape[-1]
+    tol = 15.0 * side / 224 if tolerance is None else float(tolerance)
+    if tol < 0:
+        raise ParameterError(f"tolerance={tolerance!r} must be >= 0")
+    r = int(tol)
+    offs = torch.arange(-r, r + 1, device=maps.device, dtype=torch.float32)
+    disc = ((offs[:, None] ** 2 + offs[None, :] ** 2) <= tol ** 2).float()[None, None]
+    near = F.conv2d(masks.float()[:, None], disc, padding=r)[:, 0] > 0   # object dilated by tol
+    peaks = maps == maps.flatten(1).amax(1)[:, None, None]
+    return (peaks & near).flatten(1).sum(1).double() / peaks.flatten(1).sum(1).double()
