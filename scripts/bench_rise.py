@@ -28,7 +28,7 @@ def sync(dev):
         torch.cuda.synchronize()
 
 
-def timed(fn, dev, repeat=3):
+def timed(fn, dev, repeat=2):
     fn()                                   # warm-up (allocations, cuDNN autotuning)
     sync(dev)
     best = float("inf")
@@ -54,7 +54,7 @@ def forward_time(model, x, n, batch, dev):
     return timed(run, dev)
 
 
-def bench(name, model, size, n_masks, batches, dev, repeat_images=2):
+def bench(name, model, size, n_masks, batches, dev, repeat_images=2, steps=None):
     torch.manual_seed(0)
     x = torch.rand(repeat_images, 3, size, size, device=dev)
     t = torch.zeros(repeat_images, dtype=torch.long, device=dev)
@@ -62,16 +62,16 @@ def bench(name, model, size, n_masks, batches, dev, repeat_images=2):
     best_b = min(fwd, key=fwd.get)
     rise = timed(lambda: explain.explain(model, x, t, "rise", n_masks=n_masks,
                                          model_batch_size=best_b), dev, repeat=2) / repeat_images
-    steps = size                                   # the default: one step per image row's worth
+    steps = steps or size                          # the metrics' default: one step per row's worth
     n_causal = 2 * (steps + 1)
     causal_fwd = forward_time(model, x[:1], n_causal, best_b, dev)
     sal = torch.rand(repeat_images, size, size, device=dev)
 
     def causal():
-        metrics.score(model, x, t, sal, "deletion", batch_size=best_b)
-        metrics.score(model, x, t, sal, "insertion", batch_size=best_b)
+        metrics.score(model, x, t, sal, "deletion", n_steps=steps, batch_size=best_b)
+        metrics.score(model, x, t, sal, "insertion", n_steps=steps, batch_size=best_b)
     causal_t = timed(causal, dev, repeat=2) / repeat_images
-    return dict(model=name, size=size, device=str(dev), n_masks=n_masks, best_batch=best_b,
+    return dict(model=name, size=size, device=str(dev), n_masks=n_masks, best_batch=best_b, steps=steps,
                 forward_s_by_batch={str(k): round(v, 4) for k, v in fwd.items()},
                 forward_s=round(fwd[best_b], 4), rise_s=round(rise, 4),
                 rise_overhead=round(rise / fwd[best_b] - 1, 3),
@@ -82,8 +82,8 @@ def bench(name, model, size, n_masks, batches, dev, repeat_images=2):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--masks", type=int, default=None, help="N (default 4000 for vgg_mini; "
-                    "ResNet-50: 8000 on a GPU, 250 on a CPU to keep the run short)")
+    ap.add_argument("--masks", type=int, default=None, help="N (default on a GPU: 4000 for "
+                    "vgg_mini, 8000 for ResNet-50; on a CPU 1000 and 128, to keep the run short)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     devices = ([torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
@@ -94,7 +94,7 @@ def main():
         if gpu:
             torch.backends.cudnn.benchmark = True
         mini = models.load_model("vgg_mini", device=str(dev))
-        rows.append(bench("vgg_mini", mini, 64, args.masks or 4000,
+        rows.append(bench("vgg_mini", mini, 64, args.masks or (4000 if gpu else 1000),
                           [128, 256, 512, 1024] + ([2048, 4096] if gpu else []), dev))
         import torchvision
         net = torchvision.models.resnet50(weights=None).eval()
@@ -102,18 +102,19 @@ def main():
         for p in r50.parameters():
             p.requires_grad_(False)
         rows.append(bench("resnet50 (random weights)", r50, 224,
-                          args.masks or (8000 if gpu else 250),
-                          [64, 128, 256, 512] if gpu else [16, 32, 64], dev, repeat_images=1))
+                          args.masks or (8000 if gpu else 128),
+                          [64, 128, 256, 512] if gpu else [32, 64], dev, repeat_images=1,
+                          steps=None if gpu else 56))
         for r in rows[-2:]:
             print(json.dumps(r), flush=True)
     env = dict(torch=torch.__version__, threads=torch.get_num_threads(), machine=platform.machine(),
                gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
-    print("\n| model | device | N | batch | N forwards (s) | RISE (s/image) | overhead | "
+    print("\n| model | device | N | batch | N forwards (s) | RISE (s/image) | overhead | steps | "
           "del+ins forwards (s) | del+ins (s/image) | overhead |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['model']} {r['size']} px | {r['device']} | {r['n_masks']} | {r['best_batch']} | "
-              f"{r['forward_s']:.3f} | {r['rise_s']:.3f} | {100 * r['rise_overhead']:+.0f} % | "
+              f"{r['forward_s']:.3f} | {r['rise_s']:.3f} | {100 * r['rise_overhead']:+.0f} % | {r['steps']} | "
               f"{r['causal_forward_s']:.3f} | {r['causal_s']:.3f} | {100 * r['causal_overhead']:+.0f} % |")
     print(f"\n{env}")
     if args.json:

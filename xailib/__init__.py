@@ -2,9 +2,10 @@
 
 Modules, one idea each: ``data`` (image sets), ``models`` (classifiers), ``train`` (training the
 benchmark networks), ``explain`` (one interface to explain), ``metrics`` (one interface to score),
-``results`` (the resumable results store) and ``plots``. Chapter modules register their methods
+``results`` (the resumable results store) and ``plots``; ``rise`` (RISE), ``impact`` (Impact
+Score and Impact Coverage) and ``patches`` (adversarial patches) belong to their chapters. Chapter modules register their methods
 and metrics into the same registries when imported here.
 """
-from . import data, errors, explain, metrics, models, results, rise  # noqa: F401
+from . import data, errors, explain, impact, metrics, models, patches, results, rise  # noqa: F401
 
 __version__ = "0.1.0"

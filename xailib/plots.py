@@ -31,12 +31,14 @@ def show_samples(data, n: int = 16, ncols: int = 8, ground_truth: bool = True):
 
 
 def _display_map(ax, s: np.ndarray):
-    """Signed maps on a diverging scale centred at 0, non-negative ones on a sequential scale;
-    both clipped at the 99.5th percentile of |value| so one hot pixel does not wash out the rest."""
-    lim = np.percentile(np.abs(s), 99.5) or 1.0
+    """Signed maps on a diverging scale centred at 0; non-negative ones on a sequential scale
+    from their 0.5th to their 99.5th percentile (RISE maps carry a large constant offset, the
+    mean probability). Clipping keeps one hot pixel from washing out the rest."""
     if s.min() < 0:
+        lim = np.percentile(np.abs(s), 99.5) or 1.0
         return ax.imshow(s, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-    return ax.imshow(s, cmap="magma", vmin=0, vmax=lim, interpolation="nearest")
+    lo, hi = np.percentile(s, [0.5, 99.5])
+    return ax.imshow(s, cmap="magma", vmin=lo, vmax=hi if hi > lo else lo + 1, interpolation="nearest")
 
 
 def saliency_gallery(images: torch.Tensor, maps: dict, row_titles=None, masks=None,
@@ -72,3 +74,186 @@ def bar_chart(table, column: str, xlabel: str, log: bool = False):
     ax.legend(title=None, fontsize=8)
     ax.figure.tight_layout()
     return ax.figure
+
+
+# --- Impact Score and adversarial patches
+
+def confidence_bars(ax, probs_a, probs_b, class_names, labels=("with", "without"), k: int = 5,
+                    mark=None):
+    """Grouped horizontal bars of two probability vectors over the ``k`` classes that are most
+    probable in either; ``mark`` (a class index) is drawn in bold."""
+    a = probs_a.detach().cpu().double().numpy()
+    b = probs_b.detach().cpu().double().numpy()
+    top = np.argsort(-np.maximum(a, b), kind="stable")[:k][::-1]
+    pos = np.arange(len(top))
+    ax.barh(pos + 0.2, a[top], height=0.4, color="tab:blue", label=labels[0])
+    ax.barh(pos - 0.2, b[top], height=0.4, color="tab:orange", label=labels[1])
+    ax.set_yticks(pos)
+    ax.set_yticklabels([class_names[i] for i in top], fontsize=8)
+    for t, i in zip(ax.get_yticklabels(), top):
+        if mark is not None and i == mark:
+            t.set_fontweight("bold")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("confidence", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.legend(fontsize=7, loc="lower right")
+    return ax
+
+
+def before_after(image_a, image_b, probs_a, probs_b, class_names, titles=("image", "changed"),
+                 labels=("with", "without"), outline=None, mark=None, suptitle=None):
+    """Three panels (the paper's Fig. 1 and Fig. 2): an image, its changed copy (``outline``:
+    a (H, W) mask drawn on it), and the confidences of the two."""
+    fig, axes = plt.subplots(1, 3, figsize=(8.2, 2.7), gridspec_kw={"width_ratios": [1, 1, 1.35]})
+    for ax, img, title in zip(axes[:2], (image_a, image_b), titles):
+        ax.imshow(_hwc(img), interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if outline is not None:
+        axes[1].contour(outline.cpu().numpy().astype(float), [0.5], colors="yellow", linewidths=0.8)
+    confidence_bars(axes[2], probs_a, probs_b, class_names, labels, mark=mark)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+        fig.tight_layout(rect=(0, 0, 1, 0.9))
+    else:
+        fig.tight_layout()
+    return fig
+
+
+def impact_examples(images, removed: dict, regions: dict, outcomes: dict, class_names,
+                    row_titles=None, cell: float = 1.55):
+    """The paper's Fig. 3: rows are images; columns the image, then for each method the image
+    without its critical region (outlined in yellow), captioned with the decision and the
+    confidence in it before -> after. Red captions: the removal had impact (eq. 5)."""
+    names = list(removed)
+    n = len(images)
+    fig, axes = plt.subplots(n, len(names) + 1, figsize=(cell * (len(names) + 1), (cell + 0.45) * n + 0.3),
+                             squeeze=False)
+    for r in range(n):
+        axes[r, 0].imshow(_hwc(images[r]), interpolation="nearest")
+        if row_titles is not None:
+            axes[r, 0].set_ylabel(row_titles[r], fontsize=8)
+        for c, name in enumerate(names, start=1):
+            ax, out = axes[r, c], outcomes[name]
+            ax.imshow(_hwc(removed[name][r]), interpolation="nearest")
+            ax.contour(regions[name][r].cpu().numpy().astype(float), [0.5], colors="yellow",
+                       linewidths=0.4, alpha=0.7)
+            y, y2 = int(out.decision[r]), int(out.new_decision[r])
+            text = f"{float(out.confidence[r]):.2f} → {float(out.new_confidence[r]):.2f}"
+            if y2 != y:
+                text += f"\nnow: {class_names[y2]}"
+            ax.set_xlabel(text, fontsize=7, color="tab:red" if bool(out.impact[r]) else "black")
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_title("image", fontsize=8)
+    for c, name in enumerate(names, start=1):
+        axes[0, c].set_title(name.replace("_", " "), fontsize=8)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def patch_regions(images, patch_masks, regions: dict, row_titles=None, cell: float = 1.45):
+    """The paper's Fig. 4: rows are patched images; columns the image, then each method's
+    critical region (bright; the rest dimmed) with the patch's outline in yellow."""
+    names = list(regions)
+    n = len(images)
+    fig, axes = plt.subplots(n, len(names) + 1, figsize=(cell * (len(names) + 1), cell * n + 0.4),
+                             squeeze=False)
+    for r in range(n):
+        img = _hwc(images[r])
+        outline = patch_masks[r].cpu().numpy().astype(float)
+        axes[r, 0].imshow(img, interpolation="nearest")
+        axes[r, 0].contour(outline, [0.5], colors="yellow", linewidths=0.7)
+        if row_titles is not None:
+            axes[r, 0].set_ylabel(row_titles[r], fontsize=7)
+        for c, name in enumerate(names, start=1):
+            keep = regions[name][r].cpu().numpy()[..., None]
+            axes[r, c].imshow(np.where(keep, img, 0.25 * img), interpolation="nearest")
+            axes[r, c].contour(outline, [0.5], colors="yellow", linewidths=0.7)
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_title("patched image", fontsize=8)
+    for c, name in enumerate(names, start=1):
+        axes[0, c].set_title(name.replace("_", " "), fontsize=8)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def score_heatmap(table, title: str = "", fmt: str = "{:.0f}", scale: float = 100.0, cmap="viridis"):
+    """A (rows x columns) table of scores as an annotated heat map (values times ``scale``)."""
+    vals = table.to_numpy(dtype=float) * scale
+    fig, ax = plt.subplots(figsize=(0.75 * vals.shape[1] + 2.6, 0.3 * vals.shape[0] + 1.2))
+    im = ax.imshow(vals, cmap=cmap, aspect="auto", vmin=0, vmax=scale)
+    ax.set_xticks(range(vals.shape[1]))
+    ax.set_xticklabels([str(c) for c in table.columns], rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(vals.shape[0]))
+    ax.set_yticklabels([str(i).replace("_", " ") for i in table.index], fontsize=8)
+    for i in range(vals.shape[0]):
+        for j in range(vals.shape[1]):
+            ax.text(j, i, fmt.format(vals[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if vals[i, j] < 0.6 * scale else "black")
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# --- RISE: deletion / insertion curves and the number of masks
+
+def causal_curves(fractions, curves: dict, title: str = "", highlight=("rise",)):
+    """Mean deletion and insertion curves per method: ``curves[name]`` is (N, 2, steps + 1)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, k, label in zip(axes, (0, 1), ("deletion (lower AUC is better)",
+                                          "insertion (higher AUC is better)")):
+        for name, c in curves.items():
+            bold = any(name.startswith(h) for h in highlight)
+            ax.plot(fractions, c[:, k].mean(0), lw=2.2 if bold else 1.0,
+                    alpha=1.0 if bold else 0.75, label=name.replace("_", " "))
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("fraction of pixels changed, most salient first")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("probability of the explained class")
+    axes[1].legend(fontsize=7, ncol=2, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def example_curves(image, saliency, fractions, curve, title=""):
+    """The paper's Fig. 4 layout: image, saliency map, deletion curve, insertion curve."""
+    fig, axes = plt.subplots(1, 4, figsize=(11, 2.6))
+    axes[0].imshow(_hwc(image), interpolation="nearest")
+    _display_map(axes[1], saliency.detach().cpu().float().numpy())
+    for ax in axes[:2]:
+        ax.axis("off")
+    for ax, k, name in zip(axes[2:], (0, 1), ("deletion", "insertion")):
+        y = curve[k].numpy()
+        ax.fill_between(fractions, y, alpha=0.3)
+        ax.plot(fractions, y)
+        area = float(np.trapezoid(y, fractions))
+        ax.set_title(f"{name}: AUC {area:.3f}", fontsize=9)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("fraction of pixels", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def mask_sweep(table):
+    """RISE against the number of masks: seconds per image, agreement with a reference map,
+    deletion and insertion (``table`` indexed by N)."""
+    cols = [c for c in table.columns]
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.1 * len(cols), 2.8))
+    for ax, c in zip(axes, cols):
+        ax.plot(table.index, table[c], "o-")
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(list(table.index), [str(n) for n in table.index], fontsize=7, rotation=45)
+        ax.set_xlabel("number of masks N")
+        ax.set_title(c, fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
