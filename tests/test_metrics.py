@@ -53,3 +53,14 @@ def test_evaluator_and_errors():
         metrics.score(None, torch.rand(2, 3, 4, 4), 0, torch.rand(2, 5, 5), "mask_energy", masks=masks)
     with pytest.raises(ParameterError, match="unknown parameter"):
         metrics.Evaluator(None, "mask_energy", threshold=0.5)
+
+
+def test_list_and_dict_parameters_from_papermill_text():
+    from xailib.errors import as_dict, as_list
+    assert as_list("m", '["resnet50", "vgg16"]') == ["resnet50", "vgg16"]
+    assert as_list("m", "vgg_mini") == ["vgg_mini"] and as_list("m", ("a", "b")) == ["a", "b"]
+    assert as_dict("n", '{"resnet50": 8000}') == {"resnet50": 8000}
+    with pytest.raises(ParameterError, match="is not a readable list"):
+        as_list("m", "[resnet50")
+    with pytest.raises(ParameterError, match="must be a dict"):
+        as_dict("n", 5)

@@ -1,0 +1,309 @@
+"""Impact Score and Impact Coverage (Lin, Shafiee et al., 2019): the critical region of a map,
+its removal, and the three scores, registered in :mod:`xailib.metrics`.
+
+The paper writes the input without its critical factors as ``x' = x - c`` (eq. 3) with
+``c = M(x, N)`` (eq. 2) and counts an explanation as impactful when the network's decision
+changes or its confidence in that decision falls to at most ``tau`` times its value (eq. 5,
+``tau = 0.5``); the strict score keeps decision changes only (eq. 6); Impact Coverage is the
+intersection over union of the critical region and the adversarial patch (eq. 7). The paper
+does not say how a saliency map becomes the critical factors ``c``, nor what ``x - c`` means
+for pixels, so both are parameters here:
+
+``selection`` (how ``c`` is chosen from a map; only pixels of positive saliency, i.e. evidence
+*for* the decision, can be critical)
+
+- ``"pixels"``: the ``fraction`` of the image's pixels with the highest saliency (ties broken by
+  pixel index, row-major), the default;
+- ``"segments"``: whole superpixels (SLIC, as LIME and KernelSHAP use them) ranked by their mean
+  saliency, taken in that order while the covered area gets nearer to ``fraction`` of the image;
+- ``"threshold"``: every pixel whose saliency is at least ``threshold`` times the map's maximum.
+
+``removal`` (what the pixels of ``c`` become)
+
+- ``"zero"``: 0, the literal reading of ``x - c`` (``c`` being the part of ``x`` inside the
+  region, subtracting it leaves zeros), the default;
+- ``"mean"``: the image's own mean colour;
+- ``"blur"``: a Gaussian-blurred copy of the image (sigma ``blur_sigma``, default side / 16);
+- a number: that constant grey value.
+
+All forward passes run in batches on the model's device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ParameterError, check_choice, check_fraction, check_positive_int
+from .metrics import register
+
+SELECTIONS = ("pixels", "segments", "threshold")
+REMOVALS = ("zero", "mean", "blur")
+TAU = 0.5  # the paper's choice: the network lost half of its confidence
+# Methods whose features are superpixels: their own critical factors are whole segments.
+SEGMENT_METHODS = ("lime", "kernel_shap")
+
+
+def selection_for(method: str, selection: str = "auto") -> str:
+    """``"auto"``: superpixels for LIME and KernelSHAP (their features), pixels otherwise."""
+    if selection == "auto":
+        return "segments" if method in SEGMENT_METHODS else "pixels"
+    check_choice("selection", selection, SELECTIONS)
+    return selection
+
+
+def _check_maps(maps: torch.Tensor) -> torch.Tensor:
+    maps = torch.as_tensor(maps)
+    if maps.ndim != 3:
+        raise ParameterError(f"maps must be (batch, H, W), got {tuple(maps.shape)}")
+    if not torch.isfinite(maps).all():
+        raise ParameterError("maps contain NaN or infinite values")
+    return maps
+
+
+def check_removal(removal) -> None:
+    if isinstance(removal, bool) or not (removal in REMOVALS or isinstance(removal, (int, float))):
+        raise ParameterError(f"removal={removal!r} is not accepted; choose one of "
+                             f"{', '.join(map(repr, REMOVALS))} or a number (a constant pixel value)")
+
+
+def segment_labels(images: torch.Tensor, n_segments: int = 50) -> torch.Tensor:
+    """SLIC superpixels of each image, (B, H, W) int64, as LIME and KernelSHAP compute them."""
+    from .explain import superpixels
+    check_positive_int("n_segments", n_segments, minimum=2)
+    return torch.stack([torch.from_numpy(superpixels(img, n_segments)).long() for img in images])
+
+
+def critical_region(maps: torch.Tensor, selection: str = "pixels", fraction: float = 0.1,
+                    threshold: float = 0.5, segments: torch.Tensor | None = None) -> torch.Tensor:
+    """The critical factors ``c`` of each map as a boolean mask (B, H, W) on the maps' device.
+
+    ``fraction`` is the share of the image's pixels the region should cover (``pixels``,
+    ``segments``); ``threshold`` the share of the map's maximum a pixel must reach
+    (``threshold``); ``segments`` the superpixel labels (B, H, W) for ``segments``. Pixels with
+    saliency <= 0 are never critical, so a region can be smaller than ``fraction`` (empty for a
+    map with nothing positive).
+    """
+    maps = _check_maps(maps)
+    check_choice("selection", selection, SELECTIONS)
+    check_fraction("fraction", fraction)
+    B, H, W = maps.shape
+    s = maps.detach().double()
+    positive = s > 0
+    if selection == "threshold":
+        check_fraction("threshold", threshold)
+        peak = s.flatten(1).amax(1).clamp(min=0).view(B, 1, 1)
+        return positive & (s >= threshold * peak)
+    budget = fraction * H * W
+    if selection == "pixels":
+        k = int(round(budget))
+        order = torch.argsort(s.flatten(1), dim=1, descending=True, stable=True)
+        top = torch.zeros(B, H * W, dtype=torch.bool, device=s.device)
+        top.scatter_(1, order[:, :k], True)
+        return top.view(B, H, W) & positive
+    if segments is None:
+        raise ParameterError("selection='segments' needs segments= the superpixel labels "
+                             "(B, H, W); xailib.impact.segment_labels(images) computes them")
+    seg = torch.as_tensor(segments).to(s.device).long()
+    if seg.shape != maps.shape:
+        raise ParameterError(f"segments must match maps {tuple(maps.shape)}, got {tuple(seg.shape)}")
+    out = torch.zeros(B, H, W, dtype=torch.bool, device=s.device)
+    for b in range(B):
+        flat = seg[b].flatten() - seg[b].min()
+        k = int(flat.max()) + 1
+        size = torch.bincount(flat, minlength=k).double()
+        mean = torch.zeros(k, dtype=torch.float64, device=s.device).index_add_(
+            0, flat, s[b].flatten()) / size.clamp(min=1)
+        order = torch.argsort(-mean, stable=True).tolist()
+        chosen, area = [], 0.0
+        for j in order:
+            if size[j] == 0 or mean[j] <= 0:
+                break
+            # take the next segment while that brings the area nearer to the budget
+            if chosen and abs(area + size[j].item() - budget) >= abs(area - budget):
+                break
+            chosen.append(j)
+            area += size[j].item()
+        if chosen:
+            keep = torch.zeros(k, dtype=torch.bool, device=s.device)
+            keep[chosen] = True
+            out[b] = (keep[flat] & positive[b].flatten()).view(H, W)
+    return out
+
+
+def _blur(x: torch.Tensor, sigma: float | None) -> torch.Tensor:
+    from torchvision.transforms.functional import gaussian_blur
+    sigma = float(sigma) if sigma is not None else x.shape[-1] / 16
+    if sigma <= 0:
+        raise ParameterError(f"blur_sigma={sigma!r} must be positive")
+    kernel = 2 * int(np.ceil(2 * sigma)) + 1
+    kernel = min(kernel, 2 * (min(x.shape[-2:]) // 2) - 1)  # gaussian_blur needs kernel < side
+    return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
+
+
+def remove(images: torch.Tensor, regions: torch.Tensor, removal="zero",
+           blur_sigma: float | None = None) -> torch.Tensor:
+    """``x - c``: the images with the pixels of ``regions`` (B, H, W) replaced per ``removal``."""
+    check_removal(removal)
+    regions = torch.as_tensor(regions)
+    if regions.shape != (images.shape[0], *images.shape[-2:]):
+        raise ParameterError(f"regions must be (batch, H, W) matching images "
+                             f"{tuple(images.shape)}, got {tuple(regions.shape)}")
+    m = regions.to(images.device).bool()[:, None]
+    if removal == "zero":
+        fill = torch.zeros_like(images)
+    elif removal == "mean":
+        fill = images.mean((2, 3), keepdim=True).expand_as(images)
+    elif removal == "blur":
+        fill = _blur(images, blur_sigma)
+    else:
+        fill = torch.full_like(images, float(removal))
+    return torch.where(m, fill, images)
+
+
+@dataclass
+class ImpactOutcome:
+    """Per image: the decision before and after removal and the two impact conditions."""
+
+    decision: torch.Tensor        # y, (B,) long
+    confidence: torch.Tensor      # z = p(y | x)
+    new_decision: torch.Tensor    # y' = argmax N(x')
+    new_confidence: torch.Tensor  # z' = p(y | x'), the confidence in the original decision
+    probs: torch.Tensor           # p(. | x), (B, classes)
+    new_probs: torch.Tensor       # p(. | x'), (B, classes)
+    tau: float
+
+    @property
+    def decision_changed(self) -> torch.Tensor:        # eq. 6's condition
+        return self.new_decision != self.decision
+
+    @property
+    def confidence_halved(self) -> torch.Tensor:       # eq. 5's second condition
+        return self.new_confidence <= self.tau * self.confidence
+
+    @property
+    def impact(self) -> torch.Tensor:                  # eq. 5's condition
+        return self.decision_changed | self.confidence_halved
+
+
+@torch.no_grad()
+def _probs(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    dev = next(model.parameters()).device
+    return torch.cat([torch.softmax(model(x[i:i + batch_size].to(dev, torch.float32)).double(), 1)
+                      for i in range(0, len(x), batch_size)])
+
+
+@torch.no_grad()
+def impact_outcome(model: nn.Module, images: torch.Tensor, regions: torch.Tensor, targets=None,
+                   removal="zero", tau: float = TAU, blur_sigma: float | None = None,
+                   batch_size: int = 256) -> ImpactOutcome:
+    """Run the network on ``x`` and on ``x - c`` (``regions`` = c) and compare (eq. 1-6).
+
+    The decision ``y`` is the network's own (argmax on ``x``); ``targets``, when given, must be
+    that decision for every image (the class the explanation was made for), else it is an error.
+    """
+    check_fraction("tau", tau)
+    check_positive_int("batch_size", batch_size)
+    dev = next(model.parameters()).device
+    x = images.to(dev, torch.float32)
+    p = _probs(model, x, batch_size)
+    y = p.argmax(1)
+    if targets is not None:
+        t = torch.as_tensor(targets, dtype=torch.long, device=dev).expand(len(x))
+        if (t != y).any():
+            bad = (t != y).nonzero()[:, 0].tolist()
+            raise ParameterError(f"the Impact Score scores the network's own decision, but targets "
+                                 f"differ from the predicted class for image(s) {bad[:5]}; explain "
+                                 "and score the predicted class")
+    x2 = remove(x, regions.to(dev), removal, blur_sigma)
+    p2 = _probs(model, x2, batch_size)
+    ar = torch.arange(len(x), device=dev)
+    return ImpactOutcome(y.cpu(), p[ar, y].cpu(), p2.argmax(1).cpu(), p2[ar, y].cpu(), p.cpu(),
+                         p2.cpu(), float(tau))
+
+
+def coverage(regions: torch.Tensor, patch_masks: torch.Tensor) -> torch.Tensor:
+    """Impact Coverage per image (eq. 7): |a ∩ c| / |a ∪ c| of critical region c and patch a."""
+    c = torch.as_tensor(regions).bool()
+    a = torch.as_tensor(patch_masks).bool().to(c.device)
+    if a.shape != c.shape or a.ndim != 3:
+        raise ParameterError(f"patch_masks must be (batch, H, W) matching the regions "
+                             f"{tuple(c.shape)}, got {tuple(a.shape)}")
+    if not a.flatten(1).any(1).all():
+        raise ParameterError("every patch mask must cover at least one pixel")
+    inter = (a & c).flatten(1).sum(1).double()
+    union = (a | c).flatten(1).sum(1).double()
+    return (inter / union).cpu()
+
+
+# --------------------------------------------------------------------------------------------
+# The three scores in the registry: score(model, images, targets, maps, "impact", ...)
+# --------------------------------------------------------------------------------------------
+
+_SELECT = dict(selection="pixels", fraction=0.1, threshold=0.5, segments=None, n_segments=50,
+               regions=None)
+
+
+def _regions(images, maps, selection, fraction, threshold, segments, n_segments, regions):
+    if regions is not None:
+        regions = torch.as_tensor(regions).bool()
+        if regions.shape != maps.shape:
+            raise ParameterError(f"regions must match maps {tuple(maps.shape)}, got "
+                                 f"{tuple(regions.shape)}")
+        return regions
+    if selection == "segments" and segments is None:
+        segments = segment_labels(images, n_segments)
+    return critical_region(maps, selection, fraction, threshold, segments)
+
+
+def _outcome(model, images, targets, maps, tau, removal, blur_sigma, batch_size, **select):
+    if model is None:
+        raise ParameterError("the Impact Score needs the model (it runs the network on x - c)")
+    c = _regions(images, maps, **select)
+    return impact_outcome(model, images, c, targets, removal, tau, blur_sigma, batch_size)
+
+
+@register("impact", higher_is_better=True, reference="lin2019", tau=TAU, removal="zero",
+          blur_sigma=None, batch_size=256, **_SELECT)
+def _impact(model, images, targets, maps, **params):
+    """Eq. 5 per image: 1 if removing the critical region changes the decision or at least
+    halves the confidence in it (tau = 0.5), else 0. The mean over images is I."""
+    return _outcome(model, images, targets, maps, **params).impact.double()
+
+
+@register("impact_strict", higher_is_better=True, reference="lin2019", tau=TAU, removal="zero",
+          blur_sigma=None, batch_size=256, **_SELECT)
+def _impact_strict(model, images, targets, maps, **params):
+    """Eq. 6 per image: 1 if removing the critical region changes the decision. The mean is
+    I_strict (``tau`` is accepted for symmetry with ``impact`` and has no effect)."""
+    return _outcome(model, images, targets, maps, **params).decision_changed.double()
+
+
+@register("impact_coverage", higher_is_better=True, reference="lin2019", required=("patch_masks",),
+          patch_masks=None, **_SELECT)
+def _impact_coverage(model, images, targets, maps, patch_masks, **select):
+    """Eq. 7 per image: intersection over union of the critical region and the patch's pixels
+    ``patch_masks`` (B, H, W) bool. The mean over images is I_coverage."""
+    return coverage(_regions(images, maps, **select), patch_masks)
+
+
+# --------------------------------------------------------------------------------------------
+# Uncertainty: paired bootstrap over images
+# --------------------------------------------------------------------------------------------
+
+def bootstrap(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95):
+    """Paired percentile bootstrap of column means: ``values`` (n_images, k) -> (mean, low, high,
+    replicates (n_boot, k)). The same resampled images serve every column, so differences and
+    rankings between columns can be read off the replicates."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim == 1:
+        v = v[:, None]
+    check_positive_int("n_boot", n_boot)
+    check_fraction("level", level)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(v), size=(n_boot, len(v)))
+    reps = v[idx].mean(1)
+    a = (1 - level) / 2
+    return v.mean(0), np.quantile(reps, a, axis=0), np.quantile(reps, 1 - a, axis=0), reps
