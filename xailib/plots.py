@@ -41,29 +41,39 @@ def _display_map(ax, s: np.ndarray):
     return ax.imshow(s, cmap="magma", vmin=lo, vmax=hi if hi > lo else lo + 1, interpolation="nearest")
 
 
-def saliency_gallery(images: torch.Tensor, maps: dict, row_titles=None, masks=None,
-                     cell: float = 1.45):
-    """Rows: images; columns: the image, then one saliency map per method (``maps[name]``)."""
-    names = list(maps)
+def _image_grid(images, names, draw, row_titles=None, cell: float = 1.45, row_height=None,
+                first_title: str = "image", label_size: int = 8, draw_first=None):
+    """Rows: images; first column the image, then one panel per name drawn by
+    ``draw(ax, row, name)``. The scaffolding shared by the galleries below."""
     n = len(images)
-    fig, axes = plt.subplots(n, len(names) + 1, figsize=(cell * (len(names) + 1), cell * n + 0.4),
-                             squeeze=False)
+    h = (row_height or cell) * n + (0.3 if row_height else 0.4)
+    fig, axes = plt.subplots(n, len(names) + 1, figsize=(cell * (len(names) + 1), h), squeeze=False)
     for r in range(n):
         axes[r, 0].imshow(_hwc(images[r]), interpolation="nearest")
+        if draw_first is not None:
+            draw_first(axes[r, 0], r)
         if row_titles is not None:
-            axes[r, 0].set_ylabel(row_titles[r], fontsize=8)
+            axes[r, 0].set_ylabel(row_titles[r], fontsize=label_size)
         for c, name in enumerate(names, start=1):
-            _display_map(axes[r, c], maps[name][r].detach().cpu().float().numpy())
-            if masks is not None:
-                axes[r, c].contour(masks[r].cpu().numpy(), [0.5], colors="lime", linewidths=0.6)
+            draw(axes[r, c], r, name)
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])
-    axes[0, 0].set_title("image", fontsize=8)
+    axes[0, 0].set_title(first_title, fontsize=8)
     for c, name in enumerate(names, start=1):
         axes[0, c].set_title(name.replace("_", " "), fontsize=8)
     fig.tight_layout(pad=0.3)
     return fig
+
+
+def saliency_gallery(images: torch.Tensor, maps: dict, row_titles=None, masks=None,
+                     cell: float = 1.45):
+    """Rows: images; columns: the image, then one saliency map per method (``maps[name]``)."""
+    def draw(ax, r, name):
+        _display_map(ax, maps[name][r].detach().cpu().float().numpy())
+        if masks is not None:
+            ax.contour(masks[r].cpu().numpy(), [0.5], colors="lime", linewidths=0.6)
+    return _image_grid(images, list(maps), draw, row_titles, cell)
 
 
 def bar_chart(table, column: str, xlabel: str, log: bool = False):
@@ -126,60 +136,32 @@ def impact_examples(images, removed: dict, regions: dict, outcomes: dict, class_
     """The paper's Fig. 3: rows are images; columns the image, then for each method the image
     without its critical region (outlined in yellow), captioned with the decision and the
     confidence in it before -> after. Red captions: the removal had impact (eq. 5)."""
-    names = list(removed)
-    n = len(images)
-    fig, axes = plt.subplots(n, len(names) + 1, figsize=(cell * (len(names) + 1), (cell + 0.45) * n + 0.3),
-                             squeeze=False)
-    for r in range(n):
-        axes[r, 0].imshow(_hwc(images[r]), interpolation="nearest")
-        if row_titles is not None:
-            axes[r, 0].set_ylabel(row_titles[r], fontsize=8)
-        for c, name in enumerate(names, start=1):
-            ax, out = axes[r, c], outcomes[name]
-            ax.imshow(_hwc(removed[name][r]), interpolation="nearest")
-            ax.contour(regions[name][r].cpu().numpy().astype(float), [0.5], colors="yellow",
-                       linewidths=0.4, alpha=0.7)
-            y, y2 = int(out.decision[r]), int(out.new_decision[r])
-            text = f"{float(out.confidence[r]):.2f} → {float(out.new_confidence[r]):.2f}"
-            if y2 != y:
-                text += f"\nnow: {class_names[y2]}"
-            ax.set_xlabel(text, fontsize=7, color="tab:red" if bool(out.impact[r]) else "black")
-        for ax in axes[r]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[0, 0].set_title("image", fontsize=8)
-    for c, name in enumerate(names, start=1):
-        axes[0, c].set_title(name.replace("_", " "), fontsize=8)
-    fig.tight_layout(pad=0.3)
-    return fig
+    def draw(ax, r, name):
+        out = outcomes[name]
+        ax.imshow(_hwc(removed[name][r]), interpolation="nearest")
+        ax.contour(regions[name][r].cpu().numpy().astype(float), [0.5], colors="yellow",
+                   linewidths=0.4, alpha=0.7)
+        y, y2 = int(out.decision[r]), int(out.new_decision[r])
+        text = f"{float(out.confidence[r]):.2f} → {float(out.new_confidence[r]):.2f}"
+        if y2 != y:
+            text += f"\nnow: {class_names[y2]}"
+        ax.set_xlabel(text, fontsize=7, color="tab:red" if bool(out.impact[r]) else "black")
+    return _image_grid(images, list(removed), draw, row_titles, cell, row_height=cell + 0.45)
 
 
 def patch_regions(images, patch_masks, regions: dict, row_titles=None, cell: float = 1.45):
     """The paper's Fig. 4: rows are patched images; columns the image, then each method's
     critical region (bright; the rest dimmed) with the patch's outline in yellow."""
-    names = list(regions)
-    n = len(images)
-    fig, axes = plt.subplots(n, len(names) + 1, figsize=(cell * (len(names) + 1), cell * n + 0.4),
-                             squeeze=False)
-    for r in range(n):
-        img = _hwc(images[r])
-        outline = patch_masks[r].cpu().numpy().astype(float)
-        axes[r, 0].imshow(img, interpolation="nearest")
-        axes[r, 0].contour(outline, [0.5], colors="yellow", linewidths=0.7)
-        if row_titles is not None:
-            axes[r, 0].set_ylabel(row_titles[r], fontsize=7)
-        for c, name in enumerate(names, start=1):
-            keep = regions[name][r].cpu().numpy()[..., None]
-            axes[r, c].imshow(np.where(keep, img, 0.25 * img), interpolation="nearest")
-            axes[r, c].contour(outline, [0.5], colors="yellow", linewidths=0.7)
-        for ax in axes[r]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[0, 0].set_title("patched image", fontsize=8)
-    for c, name in enumerate(names, start=1):
-        axes[0, c].set_title(name.replace("_", " "), fontsize=8)
-    fig.tight_layout(pad=0.3)
-    return fig
+    def outline(r):
+        return patch_masks[r].cpu().numpy().astype(float)
+
+    def draw(ax, r, name):
+        img, keep = _hwc(images[r]), regions[name][r].cpu().numpy()[..., None]
+        ax.imshow(np.where(keep, img, 0.25 * img), interpolation="nearest")
+        ax.contour(outline(r), [0.5], colors="yellow", linewidths=0.7)
+    return _image_grid(images, list(regions), draw, row_titles, cell, first_title="patched image",
+                       label_size=7, draw_first=lambda ax, r: ax.contour(
+                           outline(r), [0.5], colors="yellow", linewidths=0.7))
 
 
 def score_heatmap(table, title: str = "", fmt: str = "{:.0f}", scale: float = 100.0, cmap="viridis"):
