@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest "$@"
+# XAILIB_PUBLISH=0: re-executed notebooks must not rewrite the committed tables in results/.
+XAILIB_PUBLISH=0 exec .venv/bin/python -m pytest "$@"

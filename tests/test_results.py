@@ -58,6 +58,8 @@ def test_tables_publish_only_for_the_published_parameters(tmp_path, monkeypatch)
     assert (other.dir / "tables" / "t.csv").read_text() == ",acc\nx,1\ny,0.5\n"
     monkeypatch.setenv("XAILIB_PUBLISH", "1")
     assert ResultStore("nb", {"n": 3}, root=tmp_path / "cache", publish_root=pub, verbose=False).publish
+    monkeypatch.setenv("XAILIB_PUBLISH", "0")
+    assert not ResultStore("nb", {"n": 1}, root=tmp_path / "cache", publish_root=pub, verbose=False).publish
 
 
 def test_a_change_of_code_gets_a_fresh_store(tmp_path, monkeypatch):

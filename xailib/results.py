@@ -8,7 +8,8 @@ missing batch and loses nothing. Tables go through :meth:`ResultStore.save_table
 the store, and for the published run also into ``results/<notebook>/`` in the repository, where
 they are committed so that runs can be diffed. The published run is the one whose parameters
 equal ``results/<notebook>/params.json`` (the book's build sets ``XAILIB_PUBLISH=1`` to
-(re)write it); a re-run with your own parameters never overwrites the committed tables.
+(re)write it, the tests set ``XAILIB_PUBLISH=0`` so they never touch it); a re-run with your
+own parameters never overwrites the committed tables.
 """
 from __future__ import annotations
 
@@ -62,10 +63,11 @@ class ResultStore:
         self.dir = Path(root or cache_dir() / "results") / notebook / self.key
         self.publish_dir = Path(publish_root or REPO / "results") / notebook
         atomic_write_text(self.dir / "params.json", _canonical(self.params) + "\n")
-        if publish is None:
+        if publish is None:  # XAILIB_PUBLISH=1 forces publishing, =0 (the tests) forbids it
             published = self.publish_dir / "params.json"
-            publish = os.environ.get("XAILIB_PUBLISH") == "1" or (
-                published.exists() and json.loads(published.read_text()) == json.loads(_canonical(self.params)))
+            env = os.environ.get("XAILIB_PUBLISH")
+            publish = env == "1" or (env != "0" and published.exists() and json.loads(
+                published.read_text()) == json.loads(_canonical(self.params)))
         self.publish = publish
         if verbose:
             where = f"also published to {self.publish_dir}/" if publish else \
