@@ -6,6 +6,6 @@ benchmark networks), ``explain`` (one interface to explain), ``metrics`` (one in
 Score and Impact Coverage) and ``patches`` (adversarial patches) belong to their chapters. Chapter modules register their methods
 and metrics into the same registries when imported here.
 """
-from . import data, errors, explain, impact, metrics, models, patches, results, rise  # noqa: F401
+from . import data, errors, explain, impact, inference, metrics, models, patches, results, rise  # noqa: F401
 
 __version__ = "0.1.0"

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import inference
 from .errors import ParameterError, check_choice, check_positive_int, check_unknown_keys
 from .models import check_input_size
 
@@ -83,11 +84,14 @@ def _targets(targets, n: int, device) -> torch.Tensor:
 
 
 def explain(model: nn.Module, images: torch.Tensor, targets, method: str = "gradient", *,
-            batch_size: int | None = None, progress: bool = False, **params) -> torch.Tensor:
+            batch_size: int | None = None, progress: bool = False, fast=None,
+            **params) -> torch.Tensor:
     """Saliency maps (B, H, W) of ``method`` for ``model`` on ``images`` and ``targets``.
 
     ``params`` are the method's own parameters (see ``METHODS[method].defaults``); unknown
-    ones are an error. ``batch_size`` is how many images go to the method at once.
+    ones are an error. ``batch_size`` is how many images go to the method at once. ``fast``
+    (default: on, or ``XAILIB_FAST``) runs the method's no-grad model calls on the fast path of
+    :mod:`xailib.inference`; ``fast=False`` runs the model exactly as given.
     """
     check_choice("method", method, METHODS)
     m = METHODS[method]
@@ -102,7 +106,7 @@ def explain(model: nn.Module, images: torch.Tensor, targets, method: str = "grad
         check_input_size(model, images)
     bs = batch_size or m.batch_size
     check_positive_int("batch_size", bs)
-    dev = next(model.parameters()).device
+    dev = inference.model_device(model, fallback=images.device)
     out_dev = images.device
     x_all = images.to(dev, torch.float32)
     t_all = _targets(targets, len(images), dev)
@@ -115,9 +119,10 @@ def explain(model: nn.Module, images: torch.Tensor, targets, method: str = "grad
     was_training = model.training
     model.eval()
     try:
-        for i in chunks:
-            s = m.fn(model, x_all[i:i + bs], t_all[i:i + bs], **kw)
-            maps.append(s.detach().to(torch.float32))
+        with inference.options(fast=fast):
+            for i in chunks:
+                s = m.fn(model, x_all[i:i + bs], t_all[i:i + bs], **kw)
+                maps.append(s.detach().to(torch.float32))
     finally:
         model.train(was_training)
     out = torch.cat(maps)
@@ -130,7 +135,7 @@ class Attributer:
 
     def __init__(self, model: nn.Module, method: str, **params):
         check_choice("method", method, METHODS)
-        check_unknown_keys(f"method {method!r}", set(params) - {"batch_size", "progress"},
+        check_unknown_keys(f"method {method!r}", set(params) - {"batch_size", "progress", "fast"},
                            METHODS[method].defaults)
         self.model, self.method, self.params = model, method, params
         self.seconds = 0.0
@@ -301,7 +306,7 @@ def _occlusion(model, x, t, window, stride, baseline, windows_per_pass, reduce):
     side = x.shape[-1]
     w = window or max(2, round(side * 64 / 224))
     s = stride or max(1, round(side * 8 / 224))
-    a = Occlusion(model).attribute(x, target=t, sliding_window_shapes=(3, w, w), strides=(3, s, s),
+    a = Occlusion(lambda z: inference.forward(model, z)).attribute(x, target=t, sliding_window_shapes=(3, w, w), strides=(3, s, s),
                                    baselines=float(baseline),
                                    perturbations_per_eval=max(1, windows_per_pass // len(x)))
     return _reduce(a, reduce)
@@ -325,10 +330,8 @@ def _segment_means(img: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
     return (sums / counts)[:, flat].view_as(img)
 
 
-def _probabilities(model, batch: torch.Tensor, target: int, chunk: int) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([torch.softmax(model(batch[i:i + chunk]), 1)[:, target]
-                          for i in range(0, len(batch), chunk)])
+def _probabilities(model, batch: torch.Tensor, target: int) -> torch.Tensor:
+    return inference.probabilities(model, batch)[:, target]
 
 
 @register("lime", family="surrogate", library="lime", reference="ribeiro2016", batch_size=1,
@@ -345,9 +348,7 @@ def _lime(model, x, t, num_samples, n_segments, hide, seed, model_batch_size):
 
         def classifier_fn(batch):
             b = torch.from_numpy(batch).to(dev, torch.float32).permute(0, 3, 1, 2)
-            with torch.no_grad():
-                return torch.cat([torch.softmax(model(b[i:i + model_batch_size]), 1)
-                                  for i in range(0, len(b), model_batch_size)]).cpu().numpy()
+            return inference.probabilities(model, b).cpu().numpy()
 
         with mock.patch("lime.lime_image.tqdm", lambda it, **_: it):  # silence its per-image bar
             exp = LimeImageExplainer(random_state=seed).explain_instance(
@@ -375,8 +376,7 @@ def _kernel_shap(model, x, t, nsamples, n_segments, hide, seed, model_batch_size
 
         def f(z):
             keep = torch.from_numpy(np.asarray(z)).to(dev, torch.float32)[:, seg][:, None]
-            return _probabilities(model, img * keep + fill * (1 - keep), target,
-                                  model_batch_size).cpu().numpy()
+            return _probabilities(model, img * keep + fill * (1 - keep), target).cpu().numpy()
 
         with _seeded(seed):
             phi = shap.KernelExplainer(f, np.zeros((1, k))).shap_values(

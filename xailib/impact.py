@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import inference
 from .errors import ParameterError, check_choice, check_fraction, check_positive_int
 from .metrics import register
 
@@ -188,10 +189,9 @@ class ImpactOutcome:
         return self.decision_changed | self.confidence_halved
 
 
-@torch.no_grad()
 def _probs(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    dev = next(model.parameters()).device
-    return torch.cat([torch.softmax(model(x[i:i + batch_size].to(dev, torch.float32)).double(), 1)
+    """Softmax in float64 of the logits, ``batch_size`` images built at a time."""
+    return torch.cat([torch.softmax(inference.forward(model, x[i:i + batch_size]).double(), 1)
                       for i in range(0, len(x), batch_size)])
 
 
@@ -206,7 +206,7 @@ def impact_outcome(model: nn.Module, images: torch.Tensor, regions: torch.Tensor
     """
     check_fraction("tau", tau)
     check_positive_int("batch_size", batch_size)
-    dev = next(model.parameters()).device
+    dev = inference.model_device(model, fallback=images.device)
     x = images.to(dev, torch.float32)
     p = _probs(model, x, batch_size)
     y = p.argmax(1)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import inference
 from .errors import ParameterError, check_choice, check_unknown_keys
 
 
@@ -43,8 +44,11 @@ def register(name: str, *, higher_is_better: bool, reference: str, required: tup
 
 
 def score(model: nn.Module | None, images: torch.Tensor, targets, maps: torch.Tensor,
-          metric: str, **params) -> torch.Tensor:
-    """Per-image scores of ``maps`` under ``metric``; see ``METRICS[metric].defaults``."""
+          metric: str, *, fast=None, **params) -> torch.Tensor:
+    """Per-image scores of ``maps`` under ``metric``; see ``METRICS[metric].defaults``.
+
+    ``fast`` (default: on, or ``XAILIB_FAST``) runs the metric's model calls on the fast path
+    of :mod:`xailib.inference`; ``fast=False`` runs the model exactly as given."""
     check_choice("metric", metric, METRICS)
     m = METRICS[metric]
     check_unknown_keys(f"metric {metric!r}", params, m.defaults)
@@ -59,7 +63,8 @@ def score(model: nn.Module | None, images: torch.Tensor, targets, maps: torch.Te
         t = torch.as_tensor(targets, dtype=torch.long)
         if t.ndim == 0:
             t = t.expand(len(images))
-    out = m.fn(model, images, t, maps, **{**m.defaults, **params})
+    with inference.options(fast=fast):
+        out = m.fn(model, images, t, maps, **{**m.defaults, **params})
     return torch.as_tensor(out, dtype=torch.float64).cpu()
 
 
@@ -141,7 +146,7 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
     the fraction of pixels changed.
     """
     check_choice("mode", mode, ("deletion", "insertion"))
-    dev = next(model.parameters()).device
+    dev = inference.model_device(model, fallback=images.device)
     x = images.to(dev, torch.float32)
     B, C, H, W = x.shape
     HW = H * W
@@ -163,7 +168,7 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
         sl = slice(i, min(i + per, B))
         changed = (rank[sl, None, :] < counts[None, :, None]).view(-1, S + 1, 1, H, W)
         xs = torch.where(changed, end[sl, None], start[sl, None]).view(-1, C, H, W)
-        probs = torch.softmax(model(xs), 1)
+        probs = inference.probabilities(model, xs)
         curves[sl] = probs.view(-1, S + 1, probs.shape[1]).gather(
             2, t[sl, None, None].expand(-1, S + 1, 1))[..., 0]
     frac = counts.to(torch.float32) / HW

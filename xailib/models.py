@@ -259,8 +259,9 @@ def check_input_size(model: nn.Module, images: torch.Tensor) -> None:
 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Softmax probabilities, (N, classes), computed in batches on the model's device."""
-    dev = next(model.parameters()).device
-    out = [torch.softmax(model(images[i:i + batch_size].to(dev)), 1).cpu()
+    """Softmax probabilities, (N, classes), on the CPU; ``batch_size`` images are moved to the
+    model's device at a time and run on the fast path of :mod:`xailib.inference`."""
+    from . import inference
+    out = [inference.probabilities(model, images[i:i + batch_size]).cpu()
            for i in range(0, len(images), batch_size)]
     return torch.cat(out)

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import inference
 from .errors import MissingResourceError, ParameterError, check_choice, check_positive_int
 
 SHAPES = ("circle", "square")
@@ -194,7 +195,7 @@ def train_patch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, co
     lo, hi = config.scale_range
     if not 0 < lo <= hi <= 1:
         raise ParameterError(f"scale_range={config.scale_range!r} must satisfy 0 < low <= high <= 1")
-    dev = next(model.parameters()).device
+    dev = inference.model_device(model, fallback=images.device)
     pool = images[labels != config.target]
     if len(pool) == 0:
         raise ParameterError("no training image outside the target class")
@@ -248,13 +249,13 @@ def attack(model: nn.Module, images: torch.Tensor, patch: torch.Tensor, scale, s
     g = torch.Generator().manual_seed(seed)
     pl = random_placement(len(images), scale, tuple(images.shape[-2:]), g, shape, scale_mode,
                           max_angle)
-    dev = next(model.parameters()).device
+    dev = inference.model_device(model, fallback=images.device)
     outs, masks, probs = [], [], []
     for i in range(0, len(images), batch_size):
         sl = slice(i, i + batch_size)
         sub = Placement(pl.size[sl], pl.angle[sl], pl.cx[sl], pl.cy[sl])
         xp, m = apply_patch(images[sl].to(dev, torch.float32), patch.to(dev), sub, shape)
-        probs.append(torch.softmax(model(xp), 1).cpu())
+        probs.append(inference.probabilities(model, xp).cpu())
         outs.append(xp.cpu())
         masks.append(m.cpu())
     p = torch.cat(probs)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ParameterError, check_fraction, check_positive_int
+from . import inference
 from .explain import register
 
 
@@ -79,18 +80,18 @@ def rise_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor | No
     """RISE saliency of ``images`` (B, 3, H, W): (B, H, W) for ``targets`` (one class per image),
     or (B, classes, H, W) for every class when ``targets`` is None."""
     check_positive_int("model_batch_size", model_batch_size)
-    dev = next(model.parameters()).device
+    dev = inference.model_device(model, fallback=images.device)
     x = images.to(dev, torch.float32)
     base = input_fill(model, fill, dev)
     sampler = MaskSampler(n_masks, x.shape[-2:], cells, p, seed)
     B, HW = len(x), x.shape[-2] * x.shape[-1]
     sal = None
-    for start in range(0, n_masks, model_batch_size):
+    for start in range(0, n_masks, model_batch_size):     # masks drawn model_batch_size at a time
         stop = min(start + model_batch_size, n_masks)
         m = sampler.masks(start, stop, dev)                     # (k, H, W), shared by the batch
         m4 = m[:, None]
         for i in range(B):                                      # one large forward per image
-            probs = torch.softmax(model(base + (x[i:i + 1] - base) * m4), 1)  # (k, classes)
+            probs = inference.probabilities(model, base + (x[i:i + 1] - base) * m4)  # (k, classes)
             if sal is None:
                 classes = probs.shape[1]
                 sal = torch.zeros(B, classes if targets is None else 1, HW, device=dev)
