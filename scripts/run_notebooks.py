@@ -67,6 +67,8 @@ def write_page(record):
     for name, nb in record["notebooks"].items():
         params = ", ".join(f"`{k}={v!r}`" for k, v in nb["parameters"].items())
         lines.append(f"| {name} | {nb['seconds']:.0f} | {params} |")
+    for bench in sorted((ROOT / "results" / "bench").glob("*.md")):
+        lines += ["", f"## Speed ({bench.stem})", "", bench.read_text().strip()]
     PAGE.write_text("\n".join(lines) + "\n")
 
 

@@ -79,9 +79,13 @@ def _env_batch():
     return b
 
 
+_DEFAULTS: dict = {}
+
+
 def settings(fast=None, precision=None, batch_size=None) -> dict:
-    """The settings in force: explicit arguments, then :func:`options`, then the environment."""
-    ctx = _options.get()
+    """The settings in force: explicit arguments, then :func:`options`, then :func:`configure`,
+    then the environment (``XAILIB_FAST``, ``XAILIB_PRECISION``, ``XAILIB_BATCH_SIZE``)."""
+    ctx = {**_DEFAULTS, **_options.get()}
     fast = ctx.get("fast") if fast is None else fast
     fast = _env_fast() if fast is None else fast
     check_choice("fast", fast, FAST_MODES)
@@ -91,6 +95,19 @@ def settings(fast=None, precision=None, batch_size=None) -> dict:
     if batch_size is not None:
         check_positive_int("batch_size", batch_size)
     return dict(fast=fast, precision=precision, batch_size=batch_size)
+
+
+def configure(fast=None, precision=None, batch_size=None, device=None) -> None:
+    """Process-wide defaults, e.g. a notebook's parameters; checked at once against ``device``
+    (reduced precision needs a GPU), so a wrong value stops a run before any work."""
+    new = {k: v for k, v in dict(fast=fast, precision=precision, batch_size=batch_size).items()
+           if v is not None}
+    s = settings(**new)
+    if device is not None and s["precision"] != "float32" and torch.device(device).type != "cuda":
+        raise ParameterError(f"precision={s['precision']!r} is offered on a GPU only (device="
+                             f"{str(device)!r}); use precision='float32' on the CPU")
+    _DEFAULTS.clear()
+    _DEFAULTS.update(new)
 
 
 @contextlib.contextmanager
