@@ -91,7 +91,8 @@ def rise_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor | No
         m = sampler.masks(start, stop, dev)                     # (k, H, W), shared by the batch
         m4 = m[:, None]
         for i in range(B):                                      # one large forward per image
-            probs = inference.probabilities(model, base + (x[i:i + 1] - base) * m4)  # (k, classes)
+            masked = torch.addcmul(base, x[i:i + 1] - base, m4)   # base + (x - base) * m
+            probs = inference.probabilities(model, masked)       # (k, classes)
             if sal is None:
                 classes = probs.shape[1]
                 sal = torch.zeros(B, classes if targets is None else 1, HW, device=dev)
