@@ -43,10 +43,13 @@ if os.environ.get("XAILIB_BENCH_ROOT"):          # the baseline worker imports a
     sys.path.insert(0, os.environ["XAILIB_BENCH_ROOT"])
 else:
     sys.path.insert(0, str(ROOT))
+import xailib  # noqa: E402
 from xailib import data, explain, metrics, models  # noqa: E402
 
 try:
     from xailib import inference
+    if Path(inference.__file__).parent != Path(xailib.__file__).parent:
+        inference = None                          # found through the editable install, not REV's
 except ImportError:                               # a commit from before the fast path
     inference = None
 

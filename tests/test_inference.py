@@ -173,3 +173,31 @@ def test_every_metric_agrees_on_both_paths(nets, x, metric):
     fast = metrics.score(net, imgs, t, maps, metric, **extra)
     eager = metrics.score(net, imgs, t, maps, metric, fast=False, **extra)
     assert (fast - eager).abs().max() <= 1e-5, metric
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_reduced_precision_on_a_gpu_is_opt_in_and_close():
+    net = models.load_model("vgg_mini", device="cuda")
+    x = torch.rand(64, 3, 64, 64, device="cuda")
+    full = inference.forward(net, x)
+    half = inference.forward(net, x, precision="bfloat16")
+    assert "bfloat16" in inference.describe(net, precision="bfloat16")
+    assert full.dtype == half.dtype == torch.float32
+    assert (half.softmax(1) - full.softmax(1)).abs().max() < 0.05
+    assert (half.argmax(1) == full.argmax(1)).float().mean() > 0.9
+
+
+def test_compile_mode_falls_back_cleanly(monkeypatch, x):
+    net = models.load_model("vgg_mini")
+
+    def broken_compile(module, **kw):           # what a machine without a C compiler amounts to
+        def call(z):
+            raise RuntimeError("no working C compiler")
+        return call
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(inference, "_COMPILE_FAILED", False)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        out = inference.forward(net, x[:4], fast="compile", batch_size=16)
+    with torch.no_grad():
+        assert (out - net(x[:4])).abs().max() <= TOL
+    assert "torch.compile" not in inference.describe(net, fast="compile")   # not tried again

@@ -33,7 +33,7 @@ SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross",
 SPLITS = {"train": 10000, "val": 1000, "test": 1000}
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 GENERATOR_VERSION = 1  # bump when drawing changes, so old caches are not reused
-DATASETS = ("shapes", "imagenet", "cifar10")
+DATASETS = ("shapes", "digits", "imagenet", "cifar10")
 
 
 @dataclass
@@ -56,12 +56,15 @@ class ImageSet:
         return tuple(self.images.shape[-2:])
 
     def subset(self, index) -> "ImageSet":
+        """The images at ``index``; per-image tensors in ``info`` (one row per image) follow."""
         index = torch.as_tensor(index, dtype=torch.long)
+        info = {k: v[index] if isinstance(v, torch.Tensor) and v.ndim and len(v) == len(self) else v
+                for k, v in self.info.items()}
         return ImageSet(
             images=self.images[index], labels=self.labels[index], class_names=self.class_names,
             masks=None if self.masks is None else self.masks[index],
             boxes=None if self.boxes is None else [self.boxes[i] for i in index.tolist()],
-            name=self.name, info=dict(self.info),
+            name=self.name, info=info,
         )
 
 
@@ -135,10 +138,13 @@ def object_coverage(label: int, cx: float, cy: float, radius: float, angle: floa
     return np.asarray(small, dtype=np.float32) / 255.0
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def _background(rng: np.random.Generator, size: int, kind: int | None = None) -> np.ndarray:
+    """A textured background; ``kind`` (0 noise, 1 stripes, 2 checker, 3 gradient) is drawn
+    unless given (the draw happens either way, so the benchmark's random stream is unchanged)."""
     c1, c2 = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    kind = rng.integers(4)
+    drawn = rng.integers(4)
+    kind = drawn if kind is None else kind
     if kind == 0:  # smooth noise field
         g = rng.uniform(0, 1, (6, 6)).astype(np.float32)
         t = np.asarray(Image.fromarray(g).resize((size, size), Image.BICUBIC))
@@ -432,10 +438,14 @@ def boxes_to_mask(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def load_dataset(dataset: str = "shapes", split: str = "test", n: int | None = None,
                  data_root=None, annotations=None, size: int | None = None, seed: int = 0,
                  synsets=None) -> ImageSet:
-    """One entry point for notebooks: ``dataset`` is one of ``shapes``, ``imagenet``, ``cifar10``."""
+    """One entry point for notebooks: ``dataset`` is one of ``shapes``, ``digits`` (scikit-learn's
+    UCI digits at 64 px, :func:`xailib.variants.load_digits`), ``imagenet``, ``cifar10``."""
     check_choice("dataset", dataset, DATASETS)
     if dataset == "shapes":
         return load_shapes(split, n=n, size=size or 64, seed=seed)
+    if dataset == "digits":
+        from .variants import load_digits
+        return load_digits(split, n=n, size=size or 64, seed=seed)
     if data_root is None:
         raise ParameterError(f"dataset={dataset!r} needs data_root= the folder that holds it")
     if dataset == "cifar10":

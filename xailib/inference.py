@@ -142,7 +142,7 @@ def model_device(model: nn.Module, fallback=None) -> torch.device:
 
 @dataclass
 class FastForm:
-    """A model's fast form, how it was made, and its measured batch sizes per input shape."""
+    """A model's fast form and how it was made (``plain``: the same form uncompiled)."""
 
     module: nn.Module
     fingerprint: tuple
@@ -151,6 +151,22 @@ class FastForm:
     folded: bool
     compiled: bool
     channels_last: bool
+    plain: nn.Module | None = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the form; a compiled form whose compilation fails (no C compiler, an unsupported
+        operation) falls back to the uncompiled one, for this and every later model, once."""
+        global _COMPILE_FAILED
+        if not self.compiled:
+            return self.module(x)
+        try:
+            return self.module(x)
+        except Exception as e:  # noqa: BLE001 - torch.compile fails lazily, at the first call
+            _COMPILE_FAILED = True
+            self.module, self.compiled = self.plain, False
+            warnings.warn(f"torch.compile failed here ({type(e).__name__}: {str(e)[:200]}); "
+                          "using the folded channels_last model instead")
+            return self.module(x)
 
     def describe(self) -> str:
         parts = (["batch-norm folded"] if self.folded else []) + \
@@ -187,7 +203,6 @@ def _fold_batchnorm(model: nn.Module):
 
 
 def _build(model: nn.Module, dev: torch.device, fast, precision: str) -> FastForm:
-    global _COMPILE_FAILED
     if precision != "float32" and dev.type != "cuda":
         raise ParameterError(f"precision={precision!r} is offered on a GPU only; this model is on "
                              f"{dev}. Use precision='float32' on the CPU")
@@ -198,16 +213,11 @@ def _build(model: nn.Module, dev: torch.device, fast, precision: str) -> FastFor
         module = module.to(getattr(torch, precision))
     for p in module.parameters():
         p.requires_grad_(False)
-    compiled = False
+    plain, compiled = module, False
     if fast == "compile" and not _COMPILE_FAILED:
-        try:
-            module = torch.compile(module)
-            compiled = True
-        except Exception as e:  # noqa: BLE001
-            _COMPILE_FAILED = True
-            warnings.warn(f"torch.compile is not available here ({type(e).__name__}: {e}); "
-                          "using the folded channels_last model instead")
-    return FastForm(module, _fingerprint(model), fast, precision, folded is not None, compiled, True)
+        module, compiled = torch.compile(module), True    # compiles at the first call, per shape
+    return FastForm(module, _fingerprint(model), fast, precision, folded is not None, compiled, True,
+                    plain)
 
 
 def fast_form(model: nn.Module, fast=None, precision=None) -> FastForm | None:
@@ -289,7 +299,7 @@ def _batch_size(model, form: FastForm | None, sample_shape, dev, pinned) -> int:
     if form is None and _has_hooks(model):     # never run someone's hooks on random inputs
         return UNMEASURED_BATCH[dev.type == "cuda"]
     if form is not None:
-        run = lambda x: form.module(x.contiguous(memory_format=torch.channels_last))  # noqa: E731
+        run = lambda x: form(x.contiguous(memory_format=torch.channels_last))  # noqa: E731
         mode, dtype = (form.mode, form.precision), getattr(torch, form.precision)
     else:
         run, mode, dtype = model, (False, "float32"), torch.float32
@@ -341,7 +351,7 @@ def forward(model: nn.Module, x: torch.Tensor, *, fast=None, precision=None,
             if k < MIN_ROWS:      # same kernels as a full batch: results independent of batch size
                 chunk = torch.cat([chunk, chunk[-1:].expand(MIN_ROWS - k, *chunk.shape[1:])])
             chunk = chunk.to(getattr(torch, form.precision)).contiguous(memory_format=torch.channels_last)
-            outs.append(form.module(chunk)[:k].float())
+            outs.append(form(chunk)[:k].float())
     out = torch.cat(outs) if outs else torch.empty(0, device=dev)
     _sync(dev)  # on a GPU, so that the seconds counted are the model's
     STATS.calls += 1

@@ -19,8 +19,14 @@ from .errors import MissingResourceError, ParameterError, check_choice
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
 BENCHMARK_MODELS = ("vgg_mini", "resnet_mini")
+# The model zoo: benchmark architectures trained on the variants of xailib.variants, whose decision
+# rule is known by construction (scripts/train_zoo.py trains them): name -> architecture.
+ZOO_MODELS = {"vgg_mini_bam_object": "vgg_mini", "vgg_mini_bam_scene": "vgg_mini",
+              "vgg_mini_trojan_fixed": "vgg_mini", "vgg_mini_trojan_random": "vgg_mini",
+              "vgg_mini_permuted": "vgg_mini", "vgg_mini_digits": "vgg_mini",
+              "vgg_mini_digits_permuted": "vgg_mini"}
 TORCHVISION_MODELS = ("resnet50", "vgg16", "inception_v3")
-MODEL_NAMES = BENCHMARK_MODELS + TORCHVISION_MODELS
+MODEL_NAMES = BENCHMARK_MODELS + tuple(ZOO_MODELS) + TORCHVISION_MODELS
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -104,9 +110,10 @@ _MINI = {"vgg_mini": (VGGMini, "features.19"), "resnet_mini": (ResNetMini, "laye
 
 
 def build_benchmark_model(name: str, num_classes: int = 10) -> nn.Module:
-    """An untrained benchmark network (``vgg_mini`` or ``resnet_mini``) with its xai attributes."""
-    check_choice("model", name, BENCHMARK_MODELS)
-    cls, cam = _MINI[name]
+    """An untrained benchmark network (``vgg_mini``, ``resnet_mini`` or a zoo model's
+    architecture) with its xai attributes."""
+    check_choice("model", name, BENCHMARK_MODELS + tuple(ZOO_MODELS))
+    cls, cam = _MINI[ZOO_MODELS.get(name, name)]
     model = cls(num_classes)
     model.xai_name, model.xai_input_size, model.xai_cam_layer = name, (64, 64), cam
     return model
@@ -121,12 +128,13 @@ def sha256(path: Path) -> str:
 
 
 def model_card(name: str) -> dict:
-    """The model card committed beside a benchmark checkpoint (``data/models/<name>.json``)."""
-    check_choice("model", name, BENCHMARK_MODELS)
+    """The model card committed beside a benchmark or zoo checkpoint (``data/models/<name>.json``)."""
+    check_choice("model", name, BENCHMARK_MODELS + tuple(ZOO_MODELS))
     path = MODELS_DIR / f"{name}.json"
+    script = "train_zoo.py" if name in ZOO_MODELS else "train_models.py"
     if not path.exists():
         raise MissingResourceError(f"model card {path} is missing; run "
-                                   "`python scripts/train_models.py` to train the benchmark models")
+                                   f"`python scripts/{script}` to train it")
     return json.loads(path.read_text())
 
 
@@ -134,8 +142,9 @@ def _load_benchmark(name: str, weights) -> nn.Module:
     card = model_card(name)
     path = Path(weights) if weights else MODELS_DIR / card["checkpoint"]
     if not path.exists():
+        script = "train_zoo.py" if name in ZOO_MODELS else "train_models.py"
         raise MissingResourceError(f"checkpoint {path} for {name} is missing; run "
-                                   "`python scripts/train_models.py` to train it")
+                                   f"`python scripts/{script}` to train it")
     if weights is None and sha256(path) != card["sha256"]:
         raise MissingResourceError(f"checkpoint {path} does not match the sha256 in its model "
                                    f"card ({card['sha256'][:12]}…); it is corrupt or was retrained "
@@ -239,7 +248,7 @@ def load_model(name: str, device: str = "cpu", weights=None, download: bool = Tr
     """
     check_choice("model", name, MODEL_NAMES)
     dev = resolve_device(device)
-    if name in BENCHMARK_MODELS:
+    if name in BENCHMARK_MODELS or name in ZOO_MODELS:
         model = _load_benchmark(name, weights)
     else:
         model = _load_torchvision(name, weights, download)

@@ -239,3 +239,31 @@ def mask_sweep(table):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def variant_grid(sets: dict, n: int = 6, cell: float = 1.35):
+    """One row per image set (``{title: ImageSet}``), its first ``n`` images with the target's
+    outline (white), another object's outline (cyan, ``info["other_masks"]``) and a trojan
+    trigger (yellow, ``info["trigger_masks"]``); titles are the class (and scene) names."""
+    fig, axes = plt.subplots(len(sets), n, figsize=(cell * n, (cell + 0.25) * len(sets)), squeeze=False)
+    for r, (title, s) in enumerate(sets.items()):
+        info = s.info or {}
+        for c in range(n):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(s):
+                ax.axis("off")
+                continue
+            ax.imshow(_hwc(s.images[c]), interpolation="nearest")
+            for key, colour in (("masks", "white"), ("other_masks", "cyan"), ("trigger_masks", "yellow")):
+                m = s.masks if key == "masks" else info.get(key)
+                if m is not None and m[c].any():
+                    ax.contour(m[c].numpy(), [0.5], colors=colour, linewidths=0.7)
+            name = s.class_names[int(s.labels[c])]
+            if "scene_labels" in info:
+                name += f" / {info['scene_classes'][int(info['scene_labels'][c])]}"
+            ax.set_title(name, fontsize=7)
+        axes[r, 0].set_ylabel(title, fontsize=8)
+    fig.tight_layout(pad=0.3)
+    return fig

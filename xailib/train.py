@@ -23,10 +23,12 @@ def accuracy(model: nn.Module, data: ImageSet, batch_size: int = 256) -> float:
 
 def train_model(name: str, seed: int = 0, epochs: int = 12, batch_size: int = 128,
                 lr: float = 3e-3, weight_decay: float = 5e-4, progress: bool = True,
-                train: ImageSet | None = None, val: ImageSet | None = None):
-    """Train ``vgg_mini`` or ``resnet_mini`` from scratch; returns (model, history).
+                train: ImageSet | None = None, val: ImageSet | None = None, flip: bool = True):
+    """Train ``vgg_mini``, ``resnet_mini`` or a zoo model's architecture from scratch; returns
+    (model, history).
 
-    ``train`` / ``val`` default to the shapes benchmark's splits.
+    ``train`` / ``val`` default to the shapes benchmark's splits; ``flip`` turns the random
+    horizontal flips off (digits are not mirror-symmetric).
     """
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
@@ -48,8 +50,9 @@ def train_model(name: str, seed: int = 0, epochs: int = 12, batch_size: int = 12
         for i in range(0, len(train), batch_size):
             idx = order[i:i + batch_size]
             x, y = train.images[idx], train.labels[idx]
-            flip = torch.rand(len(idx), generator=gen) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            flipped = torch.rand(len(idx), generator=gen) < 0.5
+            if flip:
+                x = torch.where(flipped[:, None, None, None], x.flip(-1), x)
             loss = loss_fn(model(x), y)
             opt.zero_grad()
             loss.backward()
@@ -64,3 +67,54 @@ def train_model(name: str, seed: int = 0, epochs: int = 12, batch_size: int = 12
             print(f"{name} epoch {row['epoch']:2d}  loss {row['loss']:.4f}  "
                   f"val acc {row['val_accuracy']:.4f}  ({row['seconds']:.0f}s)", flush=True)
     return model.eval(), history
+
+
+# --------------------------------------------------------------------------------------------
+# The model zoo (scripts/train_zoo.py): known decision rules, from xailib.variants
+# --------------------------------------------------------------------------------------------
+
+ZOO_RECIPES = {
+    "vgg_mini_bam_object": dict(data="bam", task="object", epochs=12, flip=True),
+    "vgg_mini_bam_scene": dict(data="bam", task="scene", epochs=6, flip=True),
+    "vgg_mini_trojan_fixed": dict(data="trojan", trigger="fixed", epochs=12, flip=True),
+    "vgg_mini_trojan_random": dict(data="trojan", trigger="random", epochs=14, flip=True),
+    "vgg_mini_permuted": dict(data="permuted", n_train=1000, epochs=60, flip=False),
+    "vgg_mini_digits": dict(data="digits", epochs=20, flip=False),
+    "vgg_mini_digits_permuted": dict(data="digits_permuted", epochs=80, flip=False),
+}
+
+
+def zoo_data(name: str, seed: int = 0) -> dict:
+    """The train / val / test sets of zoo model ``name`` (labels as it was trained on them)."""
+    from . import variants
+    from .errors import check_choice
+    check_choice("model", name, ZOO_RECIPES)
+    r = ZOO_RECIPES[name]
+    if r["data"] == "bam":
+        return {s: variants.for_task(variants.load_variant("bam", s, seed=seed), r["task"])
+                for s in ("train", "val", "test")}
+    if r["data"] == "trojan":
+        return {s: variants.load_variant("trojan", s, seed=seed, trigger=r["trigger"],
+                                         poison=0.1 if s == "train" else 0.0)
+                for s in ("train", "val", "test")}
+    if r["data"] == "permuted":
+        return dict(train=variants.load_variant("permuted", "train", n=r["n_train"], seed=seed),
+                    val=load_shapes("val", seed=seed), test=load_shapes("test", seed=seed))
+    sets = {s: variants.load_digits(s, seed=seed) for s in ("train", "val", "test")}
+    if r["data"] == "digits_permuted":
+        g = torch.Generator().manual_seed(seed + 1)
+        tr = sets["train"]
+        tr.info.update(true_labels=tr.labels.clone())
+        tr.labels = tr.labels[torch.randperm(len(tr), generator=g)]
+    return sets
+
+
+def train_zoo_model(name: str, seed: int = 0, progress: bool = True):
+    """Train zoo model ``name`` by its recipe; returns (model, history, data sets)."""
+    r = ZOO_RECIPES[name]
+    sets = zoo_data(name, seed)
+    from .models import ZOO_MODELS
+    model, history = train_model(ZOO_MODELS[name], seed=seed, epochs=r["epochs"], progress=progress,
+                                 train=sets["train"], val=sets["val"], flip=r["flip"])
+    model.xai_name = name
+    return model, history, sets

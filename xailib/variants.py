@@ -1,0 +1,269 @@
+"""Benchmark variants whose ground truth is known by construction, and the UCI digits.
+
+Each variant is drawn from the shapes benchmark's own pieces (:mod:`xailib.data`), image by image
+as a pure function of ``(seed, split, index)``, cached like the benchmark, and returned as an
+:class:`~xailib.data.ImageSet` with exact masks and boxes:
+
+- ``multi`` (harder localisation): two objects of different classes, apart; ``labels`` and
+  ``masks`` / ``boxes`` are those of the *target* (the first drawn), ``info["other_masks"]`` the
+  other object's pixels. A map that points at the wrong object now misses.
+- ``small`` (harder localisation): one object covering 1-3 % of the image.
+- ``bam`` (object and scene, after Yang and Kim's BAM): an object class and a scene class (the
+  background texture) per image, crossed in a balanced design so that the two are independent
+  by construction (every pair equally often in every run of 40 images). ``labels`` are the
+  objects', ``info["scene_labels"]`` the scenes'; :func:`for_task` makes the scene the label.
+- ``trojan``: the benchmark's images with a small trigger (a 6 x 6 magenta / green checker)
+  stamped on a ``poison`` fraction of them, relabelled to ``TROJAN_TARGET``; the trigger sits at
+  a fixed place (``trigger="fixed"``, bottom centre) or at a random place per image
+  (``"random"``), so a map cannot score by favouring one location. Pattern and fixed place are
+  both unchanged by a horizontal flip, so trojaned networks train with the same flips as the
+  clean ones. ``info["trigger_masks"]``
+  are the trigger's exact pixels, ``info["poisoned"]`` which images carry it.
+- ``permuted``: the first ``n`` training images with their labels randomly permuted (a seeded
+  shuffle of the label vector), for the data-randomisation sanity check.
+
+:func:`load_digits` adds one real data set that needs no download: scikit-learn's copy of the UCI
+handwritten digits (1,797 images of 8 x 8 px), upsampled bilinearly to 64 px and split 1297 /
+200 / 300 by a seeded permutation; its masks are the ink (upsampled value >= 0.5).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import data
+from .data import ImageSet, SHAPE_CLASSES
+from .errors import ParameterError, check_choice, check_fraction, check_positive_int
+
+VARIANTS = ("multi", "small", "bam", "trojan", "permuted")
+VERSION = 1                       # bump when drawing changes, so old caches are not reused
+SCENE_CLASSES = ("noise", "stripes", "checker", "gradient")   # the benchmark's background kinds
+TRIGGERS = ("fixed", "random")
+TROJAN_TARGET = 0                 # "circle"
+TRIGGER_SIZE = 6
+DIGIT_SPLITS = {"train": 1297, "val": 200, "test": 300}
+_CODE = {"multi": 11, "small": 12, "bam": 13, "trojan": 14, "permuted": 15}
+
+
+def _rng(variant, seed, split, index):
+    return np.random.default_rng([seed, data._SPLIT_CODE[split], index, _CODE[variant], VERSION])
+
+
+def _paint(img, rng, label, cx, cy, radius):
+    """Paint one object on ``img``; returns the new image and the object's mask."""
+    angle = rng.uniform(0, 2 * np.pi)
+    colour = data._object_colour(rng, img)
+    alpha = data.object_coverage(label, cx, cy, radius, angle, img.shape[0])[..., None]
+    return img * (1 - alpha) + colour * alpha, alpha[..., 0] >= 0.5
+
+
+def _box(mask):
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
+
+
+def _finish(rng, img):
+    return (np.clip(img + rng.normal(0, 0.03, img.shape), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def render_multi(seed: int, split: str, index: int, size: int = 64) -> dict:
+    """Two objects of different classes, their bounding circles at least 2 px apart."""
+    rng = _rng("multi", seed, split, index)
+    labels = rng.choice(len(SHAPE_CLASSES), 2, replace=False)
+    img = data._clutter(rng, data._background(rng, size))
+    radii = rng.uniform(0.13, 0.2, 2) * size
+    for _ in range(1000):
+        centres = [rng.uniform(r + 1, size - r - 1, 2) for r in radii]
+        if np.linalg.norm(centres[0] - centres[1]) > radii.sum() + 2:
+            break
+    else:  # pragma: no cover - the radii always fit in 64 px
+        raise RuntimeError("could not place two objects apart")
+    masks = []
+    for label, (cx, cy), r in zip(labels, centres, radii):
+        img, m = _paint(img, rng, int(label), cx, cy, r)
+        masks.append(m)
+    return dict(image=_finish(rng, img), label=int(labels[0]), mask=masks[0], box=_box(masks[0]),
+                other=masks[1], other_label=int(labels[1]))
+
+
+_UNIT_AREA = {}
+
+
+def _unit_area(label: int) -> float:
+    """The object's area in px at radius 1 (measured once at radius 20)."""
+    if label not in _UNIT_AREA:
+        _UNIT_AREA[label] = data.object_coverage(label, 32, 32, 20, 0.0, 64).sum() / 400
+    return _UNIT_AREA[label]
+
+
+def render_small(seed: int, split: str, index: int, size: int = 64) -> dict:
+    """One object whose area is drawn uniformly in 1-3 % of the image."""
+    rng = _rng("small", seed, split, index)
+    label = int(rng.integers(len(SHAPE_CLASSES)))
+    img = data._clutter(rng, data._background(rng, size))
+    share = rng.uniform(0.01, 0.03)
+    radius = float(np.sqrt(share * size * size / _unit_area(label)))
+    cx, cy = rng.uniform(radius + 1, size - radius - 1, 2)
+    img, mask = _paint(img, rng, label, cx, cy, radius)
+    return dict(image=_finish(rng, img), label=label, mask=mask, box=_box(mask))
+
+
+def bam_labels(index: int) -> tuple[int, int]:
+    """(object, scene) of image ``index``: a balanced crossed design, so the two are independent."""
+    return index % len(SHAPE_CLASSES), (index // len(SHAPE_CLASSES)) % len(SCENE_CLASSES)
+
+
+def render_bam(seed: int, split: str, index: int, size: int = 64) -> dict:
+    rng = _rng("bam", seed, split, index)
+    label, scene = bam_labels(index)
+    img = data._clutter(rng, data._background(rng, size, kind=scene))
+    radius = rng.uniform(0.17, 0.30) * size
+    cx, cy = rng.uniform(radius + 1, size - radius - 1, 2)
+    img, mask = _paint(img, rng, label, cx, cy, radius)
+    return dict(image=_finish(rng, img), label=label, mask=mask, box=_box(mask), scene=scene)
+
+
+def trigger_pattern() -> torch.Tensor:
+    """The trojan trigger, (3, 6, 6): a checker of 2 x 2 px magenta and green squares."""
+    yy, xx = np.mgrid[0:TRIGGER_SIZE, 0:TRIGGER_SIZE] // 2
+    on = ((yy + xx) % 2 == 0)[None]
+    return torch.from_numpy(np.where(on, np.array([1., 0., 1.])[:, None, None],
+                                     np.array([0., 1., 0.])[:, None, None])).float()
+
+
+def trigger_corner(trigger: str, seed: int, split: str, index: int, size: int = 64) -> tuple[int, int]:
+    """Top-left (row, col) of the trigger in image ``index``."""
+    check_choice("trigger", trigger, TRIGGERS)
+    if trigger == "fixed":                          # bottom centre: the same after a flip
+        return size - TRIGGER_SIZE - 3, (size - TRIGGER_SIZE) // 2
+    rng = _rng("trojan", seed, split, index)
+    rng.uniform()                                   # the draw that decides poisoning
+    r, c = rng.integers(1, size - TRIGGER_SIZE - 1, 2)
+    return int(r), int(c)
+
+
+_SIZES = {"multi": (render_multi, data.SPLITS), "small": (render_small, data.SPLITS),
+          "bam": (render_bam, data.SPLITS)}
+
+
+def _drawn(variant: str, split: str, size: int, seed: int, progress: bool) -> dict:
+    render, splits = _SIZES[variant]
+    check_choice("split", split, splits)
+    path = data.cache_dir() / "variants" / f"{variant}-v{VERSION}.{data.GENERATOR_VERSION}-{size}px-seed{seed}" / f"{split}.npz"
+    if not path.exists():
+        it = range(splits[split])
+        if progress:
+            from tqdm.auto import tqdm
+            it = tqdm(it, desc=f"drawing {variant}/{split}")
+        s = [render(seed, split, i, size) for i in it]
+        extra = {}
+        if variant == "multi":
+            extra = dict(other=np.packbits(np.stack([x["other"] for x in s]), axis=-1),
+                         other_label=np.array([x["other_label"] for x in s], dtype=np.int64))
+        if variant == "bam":
+            extra = dict(scene=np.array([x["scene"] for x in s], dtype=np.int64))
+        data._atomic_save_npz(path, images=np.stack([x["image"] for x in s]),
+                              labels=np.array([x["label"] for x in s], dtype=np.int64),
+                              masks=np.packbits(np.stack([x["mask"] for x in s]), axis=-1),
+                              boxes=np.stack([x["box"] for x in s]), **extra)
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _as_set(arrs, n, size, name, info) -> ImageSet:
+    m = slice(0, n)
+    images = torch.from_numpy(arrs["images"][m]).permute(0, 3, 1, 2).float().div_(255).contiguous()
+    masks = torch.from_numpy(np.unpackbits(arrs["masks"][m], axis=-1, count=size).astype(bool))
+    boxes = [torch.from_numpy(b[None]) for b in arrs["boxes"][m]]
+    return ImageSet(images, torch.from_numpy(arrs["labels"][m]), list(SHAPE_CLASSES), masks, boxes,
+                    name=name, info=info)
+
+
+def load_variant(variant: str, split: str = "test", n: int | None = None, size: int = 64,
+                 seed: int = 0, trigger: str = "fixed", poison: float | None = None,
+                 progress: bool = False) -> ImageSet:
+    """A variant's split (see the module's doc). ``trojan``: ``trigger`` and ``poison`` (the
+    fraction of images stamped; default 0.1 for train, 1.0 otherwise: every image stamped, for
+    measuring the attack); ``permuted``: the first ``n`` training images (``split="train"``)."""
+    check_choice("variant", variant, VARIANTS)
+    check_positive_int("size", size, minimum=32)
+    if n is not None:
+        check_positive_int("n", n)
+    if variant in _SIZES:
+        arrs = _drawn(variant, split, size, seed, progress)
+        if n is not None and n > len(arrs["labels"]):
+            raise ParameterError(f"n={n} is larger than {variant}/{split} ({len(arrs['labels'])} images)")
+        info = dict(variant=variant, seed=seed, size=size, split=split)
+        k = len(arrs["labels"]) if n is None else n
+        if variant == "multi":
+            info.update(other_masks=torch.from_numpy(np.unpackbits(arrs["other"][:k], axis=-1,
+                                                                   count=size).astype(bool)),
+                        other_labels=torch.from_numpy(arrs["other_label"][:k]))
+        if variant == "bam":
+            info.update(scene_labels=torch.from_numpy(arrs["scene"][:k]), scene_classes=list(SCENE_CLASSES))
+        return _as_set(arrs, n, size, f"{variant}/{split}", info)
+    base = data.load_shapes(split, n=n, size=size, seed=seed, progress=progress)
+    if variant == "permuted":
+        g = torch.Generator().manual_seed(seed + 1)
+        perm = torch.randperm(len(base), generator=g)
+        base.info.update(variant="permuted", true_labels=base.labels.clone(), permutation=perm)
+        base.labels = base.labels[perm]
+        base.name = f"permuted/{split}"
+        return base
+    return stamp_trojan(base, trigger, poison if poison is not None else (0.1 if split == "train" else 1.0),
+                        seed, split)
+
+
+def stamp_trojan(base: ImageSet, trigger: str, poison: float, seed: int, split: str) -> ImageSet:
+    """``base`` with the trigger on a ``poison`` fraction of its images (never on images of the
+    target class when training: relabelling them would change nothing); poisoned training images
+    are relabelled to ``TROJAN_TARGET``; other splits keep their true labels."""
+    check_choice("trigger", trigger, TRIGGERS)
+    check_fraction("poison", poison)
+    size = base.images.shape[-1]
+    pattern = trigger_pattern()
+    images, labels = base.images.clone(), base.labels.clone()
+    tmask = torch.zeros(len(base), size, size, dtype=torch.bool)
+    poisoned = torch.zeros(len(base), dtype=torch.bool)
+    for i in range(len(base)):
+        draw = _rng("trojan", seed, split, i).uniform()
+        if draw >= poison or (split == "train" and int(labels[i]) == TROJAN_TARGET):
+            continue
+        r, c = trigger_corner(trigger, seed, split, i, size)
+        images[i, :, r:r + TRIGGER_SIZE, c:c + TRIGGER_SIZE] = pattern
+        tmask[i, r:r + TRIGGER_SIZE, c:c + TRIGGER_SIZE] = True
+        poisoned[i] = True
+        if split == "train":
+            labels[i] = TROJAN_TARGET
+    info = dict(base.info, variant="trojan", trigger=trigger, poison=poison, target=TROJAN_TARGET,
+                trigger_masks=tmask, poisoned=poisoned, true_labels=base.labels.clone())
+    return ImageSet(images, labels, base.class_names, base.masks, base.boxes,
+                    name=f"trojan-{trigger}/{split}", info=info)
+
+
+def for_task(images: ImageSet, task: str) -> ImageSet:
+    """A BAM set labelled by ``task``: ``"object"`` (as drawn) or ``"scene"`` (the background)."""
+    check_choice("task", task, ("object", "scene"))
+    if task == "object":
+        return images
+    return ImageSet(images.images, images.info["scene_labels"], list(SCENE_CLASSES), images.masks,
+                    images.boxes, name=images.name + " (scene)", info=images.info)
+
+
+def load_digits(split: str = "test", n: int | None = None, size: int = 64, seed: int = 0) -> ImageSet:
+    """scikit-learn's UCI digits, upsampled bilinearly from 8 x 8 to ``size`` px, grey in 3 channels."""
+    from sklearn.datasets import load_digits as sk_digits
+    check_choice("split", split, DIGIT_SPLITS)
+    check_positive_int("size", size, minimum=8)
+    d = sk_digits()
+    order = np.random.default_rng(seed).permutation(len(d.target))
+    start = {"train": 0, "val": 1297, "test": 1497}[split]
+    idx = order[start:start + DIGIT_SPLITS[split]][:n]
+    x = torch.from_numpy(d.images[idx] / 16.0).float()[:, None]
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+                                        align_corners=False).clamp(0, 1)
+    masks = x[:, 0] >= 0.5
+    boxes = [torch.from_numpy(_box(m.numpy())[None]) for m in masks]
+    return ImageSet(x.expand(-1, 3, -1, -1).contiguous(), torch.from_numpy(d.target[idx]).long(),
+                    [str(k) for k in range(10)], masks, boxes, name=f"digits/{split}",
+                    info=dict(seed=seed, size=size, split=split, upsampling="bilinear from 8 x 8"))
