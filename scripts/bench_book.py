@@ -6,8 +6,8 @@
 Each notebook of ``_toc.yml`` is executed by papermill into a temporary file (the committed
 notebooks and tables are not touched: ``XAILIB_PUBLISH=0``), first for the baseline commit (from a
 temporary ``git worktree``, importing that commit's ``xailib``), then for this tree, each with
-an empty results cache of its own and the benchmark data drawn beforehand (drawing is not
-timed). It prints seconds per chapter for both and the ratio, and compares the claims tables the
+an empty results cache of its own; the drawn benchmark (and its variants, where this machine
+has drawn them) is copied in beforehand, so drawing data is not timed. It prints seconds per chapter for both and the ratio, and compares the claims tables the
 two runs produced (``claims.csv`` of each chapter's run), so a speed-up that changed a verdict
 shows.
 """
@@ -23,38 +23,21 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def notebooks(root: Path) -> list[Path]:
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if str(node.get("file", "")).startswith("notebooks/"):
-                files.append(root / f"{node['file']}.ipynb")
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-    walk(toc)
-    return files
+sys.path.insert(0, str(ROOT / "scripts"))
+from run_notebooks import toc_notebooks  # noqa: E402
 
 
 def run_book(root: Path, cache: Path, out: Path) -> dict:
     """Execute every notebook of ``root`` with ``root``'s xailib; {notebook: seconds}."""
     env = {**os.environ, "PYTHONPATH": str(root), "XAILIB_CACHE": str(cache), "XAILIB_PUBLISH": "0"}
-    shapes = ROOT / ".cache" / "shapes"
-    if shapes.exists() and not (cache / "shapes").exists():
-        shutil.copytree(shapes, cache / "shapes")            # the drawn benchmark: not timed
+    for drawn in ("shapes", "variants"):                     # drawn data are not timed
+        if (ROOT / ".cache" / drawn).exists() and not (cache / drawn).exists():
+            shutil.copytree(ROOT / ".cache" / drawn, cache / drawn)
     subprocess.run([sys.executable, "-c", "from xailib.data import load_shapes; "
                     "[load_shapes(s) for s in ('test', 'val')]"], env=env, check=True, cwd=root)
     seconds = {}
-    for nb in notebooks(root):
+    for nb in toc_notebooks(root):
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "papermill", str(nb), str(out / nb.name),
                         "--cwd", str(nb.parent), "--no-progress-bar", "-k", "python3"],

@@ -30,14 +30,15 @@ PACKAGES = ["torch", "torchvision", "numpy", "captum", "lime", "shap", "scikit-i
             "matplotlib", "papermill", "nbval", "jupyter-book", "Sphinx"]
 
 
-def toc_notebooks():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+def toc_notebooks(root: Path = ROOT):
+    """The notebooks of ``root``'s ``_toc.yml``, in book order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
     files = []
 
     def walk(node):
         if isinstance(node, dict):
             if str(node.get("file", "")).startswith("notebooks/"):
-                files.append(ROOT / f"{node['file']}.ipynb")
+                files.append(root / f"{node['file']}.ipynb")
             for v in node.values():
                 walk(v)
         elif isinstance(node, list):

@@ -103,9 +103,9 @@ def test_untraceable_and_parameter_free_models():
 
         def forward(self, z):
             z = self.bn(self.conv(z))
-            return z.mean((2, 3)) if z.sum() > 0 else -z.mean((2, 3))
+            return z.mean((2, 3)) if torch.isfinite(z).all() else -z.mean((2, 3))
     net = Branchy().eval()
-    z = torch.rand(5, 3, 8, 8)
+    z = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert (inference.forward(net, z) - net(z)).abs().max() <= TOL
     assert "folded" not in inference.describe(net)
