@@ -2,6 +2,7 @@
 
     python scripts/bench_book.py --baseline cb9fcf9          # both, from empty result caches
     python scripts/bench_book.py --baseline cb9fcf9 --json results/bench/book_cpu.json
+    python scripts/bench_book.py --report results/bench/book_cpu.json   # its table again
 
 Each notebook of ``_toc.yml`` is executed by papermill into a temporary file (the committed
 notebooks and tables are not touched: ``XAILIB_PUBLISH=0``), first for the baseline commit (from a
@@ -60,9 +61,15 @@ def claims(cache: Path) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--baseline", required=True, help="a git revision to time against")
-    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--baseline", help="a git revision to time against")
+    ap.add_argument("--json", type=Path, default=None, help="write the result there (and its .md)")
+    ap.add_argument("--report", type=Path, default=None, help="rewrite the .md of a saved result")
     args = ap.parse_args()
+    if args.report:
+        args.report.with_suffix(".md").write_text(report(json.loads(args.report.read_text())))
+        return
+    if not args.baseline:
+        ap.error("--baseline REV is needed")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         wt = tmp / "baseline"
@@ -78,28 +85,37 @@ def main():
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)],
                            capture_output=True)
-    base, new = runs["baseline"]["seconds"], runs["this tree"]["seconds"]
-    print("\n| notebook | baseline (s) | this tree (s) | speed-up |\n| --- | ---: | ---: | ---: |")
-    for nb in new:
-        b = base.get(nb)
-        print(f"| {nb} | {b if b is not None else ''} | {new[nb]} | {b / new[nb]:.2f} |" if b else
-              f"| {nb} | | {new[nb]} | |")
-    tb, tn = sum(base.values()), sum(new[k] for k in base if k in new)
-    print(f"| all | {tb:.0f} | {tn:.0f} | {tb / tn:.2f} |")
     same, verdicts = {}, {}
     for nb, (text, verdict) in runs["this tree"]["claims"].items():
         old = runs["baseline"]["claims"].get(nb, (None, None))
         same[nb], verdicts[nb] = old[0] == text, old[1] == verdict
-    print("\nclaims tables identical to the baseline's: " +
-          ", ".join(f"{nb} {'yes' if ok else 'no'}" for nb, ok in same.items()))
-    print("verdicts identical to the baseline's: " +
-          ", ".join(f"{nb} {'yes' if ok else 'NO'}" for nb, ok in verdicts.items()))
+    result = dict(baseline=args.baseline, date=time.strftime("%Y-%m-%d"),
+                  seconds={k: v["seconds"] for k, v in runs.items()},
+                  claims_identical=same, verdicts_identical=verdicts)
+    print("\n" + report(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(dict(baseline=args.baseline,
-                                             seconds={k: v["seconds"] for k, v in runs.items()},
-                                             claims_identical=same, verdicts_identical=verdicts),
-                                        indent=1) + "\n")
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+        args.json.with_suffix(".md").write_text(report(result))
+
+
+def report(result: dict) -> str:
+    """The Markdown table of a run (what the build record shows)."""
+    base, new = result["seconds"]["baseline"], result["seconds"]["this tree"]
+    rev = result["baseline"]
+    lines = [f"The whole book at its default parameters, from empty result caches, this tree against "
+             f"commit `{rev}` in one run (`python scripts/bench_book.py --baseline {rev}`"
+             + (f", {result['date']}" if result.get("date") else "") + "):", "",
+             "| notebook | baseline (s) | this tree (s) | speed-up |", "| --- | ---: | ---: | ---: |"]
+    for nb in new:
+        b = base.get(nb)
+        lines.append(f"| {nb} | {b} | {new[nb]} | {b / new[nb]:.2f} |" if b else f"| {nb} | | {new[nb]} | |")
+    tb, tn = sum(base.values()), sum(new[k] for k in base if k in new)
+    lines.append(f"| all | {tb:.0f} | {tn:.0f} | {tb / tn:.2f} |")
+    yes = lambda d: ", ".join(f"{nb} {'yes' if ok else 'no'}" for nb, ok in d.items())  # noqa: E731
+    lines += ["", f"Claims tables identical to the baseline's: {yes(result['claims_identical'])}.",
+              f"Verdicts identical to the baseline's: {yes(result['verdicts_identical'])}."]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
