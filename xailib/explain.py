@@ -306,7 +306,8 @@ def _occlusion(model, x, t, window, stride, baseline, windows_per_pass, reduce):
     side = x.shape[-1]
     w = window or max(2, round(side * 64 / 224))
     s = stride or max(1, round(side * 8 / 224))
-    a = Occlusion(lambda z: inference.forward(model, z)).attribute(x, target=t, sliding_window_shapes=(3, w, w), strides=(3, s, s),
+    forward = lambda z: inference.forward(model, z)  # noqa: E731 - the fast path, batched by it
+    a = Occlusion(forward).attribute(x, target=t, sliding_window_shapes=(3, w, w), strides=(3, s, s),
                                    baselines=float(baseline),
                                    perturbations_per_eval=max(1, windows_per_pass // len(x)))
     return _reduce(a, reduce)
@@ -328,10 +329,6 @@ def _segment_means(img: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
     sums = torch.zeros(3, k, device=img.device).index_add_(1, flat, img.flatten(1))
     counts = torch.bincount(flat, minlength=k).clamp(min=1)
     return (sums / counts)[:, flat].view_as(img)
-
-
-def _probabilities(model, batch: torch.Tensor, target: int) -> torch.Tensor:
-    return inference.probabilities(model, batch)[:, target]
 
 
 @register("lime", family="surrogate", library="lime", reference="ribeiro2016", batch_size=1,
@@ -363,8 +360,8 @@ def _lime(model, x, t, num_samples, n_segments, hide, seed, model_batch_size):
 
 
 @register("kernel_shap", family="surrogate", library="shap", reference="lundberg2017", batch_size=1,
-          nsamples=1000, n_segments=50, hide="mean", seed=0, model_batch_size=250)
-def _kernel_shap(model, x, t, nsamples, n_segments, hide, seed, model_batch_size):
+          nsamples=1000, n_segments=50, hide="mean", seed=0)
+def _kernel_shap(model, x, t, nsamples, n_segments, hide, seed):
     """KernelSHAP (the ``shap`` package) on SLIC superpixels: Shapley values of the target's
     probability, with absent superpixels filled as in LIME (mean colour or a constant)."""
     import shap
@@ -376,7 +373,8 @@ def _kernel_shap(model, x, t, nsamples, n_segments, hide, seed, model_batch_size
 
         def f(z):
             keep = torch.from_numpy(np.asarray(z)).to(dev, torch.float32)[:, seg][:, None]
-            return _probabilities(model, img * keep + fill * (1 - keep), target).cpu().numpy()
+            masked = img * keep + fill * (1 - keep)
+            return inference.probabilities(model, masked)[:, target].cpu().numpy()
 
         with _seeded(seed):
             phi = shap.KernelExplainer(f, np.zeros((1, k))).shap_values(

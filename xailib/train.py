@@ -30,8 +30,16 @@ def train_model(name: str, seed: int = 0, epochs: int = 12, batch_size: int = 12
     ``train`` / ``val`` default to the shapes benchmark's splits; ``flip`` turns the random
     horizontal flips off (digits are not mirror-symmetric).
     """
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)    # for this training only: restored on return
+    try:
+        return _train(name, seed, epochs, batch_size, lr, weight_decay, progress, train, val, flip)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _train(name, seed, epochs, batch_size, lr, weight_decay, progress, train, val, flip):
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
     if train is None:
         train = load_shapes("train", progress=progress)
     if val is None:
@@ -102,10 +110,7 @@ def zoo_data(name: str, seed: int = 0) -> dict:
                     val=load_shapes("val", seed=seed), test=load_shapes("test", seed=seed))
     sets = {s: variants.load_digits(s, seed=seed) for s in ("train", "val", "test")}
     if r["data"] == "digits_permuted":
-        g = torch.Generator().manual_seed(seed + 1)
-        tr = sets["train"]
-        tr.info.update(true_labels=tr.labels.clone())
-        tr.labels = tr.labels[torch.randperm(len(tr), generator=g)]
+        variants.permute_labels(sets["train"], seed)
     return sets
 
 

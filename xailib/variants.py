@@ -204,14 +204,19 @@ def load_variant(variant: str, split: str = "test", n: int | None = None, size: 
         return _as_set(arrs, n, size, f"{variant}/{split}", info)
     base = data.load_shapes(split, n=n, size=size, seed=seed, progress=progress)
     if variant == "permuted":
-        g = torch.Generator().manual_seed(seed + 1)
-        perm = torch.randperm(len(base), generator=g)
-        base.info.update(variant="permuted", true_labels=base.labels.clone(), permutation=perm)
-        base.labels = base.labels[perm]
-        base.name = f"permuted/{split}"
-        return base
+        return permute_labels(base, seed)
     return stamp_trojan(base, trigger, poison if poison is not None else (0.1 if split == "train" else 1.0),
                         seed, split)
+
+
+def permute_labels(images: ImageSet, seed: int = 0) -> ImageSet:
+    """``images`` with its label vector shuffled by a seeded permutation (in place, and returned);
+    the true labels and the permutation are kept in ``info``."""
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + 1))
+    images.info.update(variant="permuted", true_labels=images.labels.clone(), permutation=perm)
+    images.labels = images.labels[perm]
+    images.name = images.name.replace("shapes/", "permuted/")
+    return images
 
 
 def stamp_trojan(base: ImageSet, trigger: str, poison: float, seed: int, split: str) -> ImageSet:
