@@ -177,3 +177,32 @@ def test_maps_stay_on_the_gpu_and_match_the_cpu(untrained):
     cpu = explain.explain(model.cpu(), ds.images, ds.labels, "integrated_gradients", n_steps=8)
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-3, atol=1e-5)
+
+
+class ReluSum(nn.Module):
+    """Logits [sum(v * relu(x)), 0] with a fixed +-1 pattern v."""
+
+    def __init__(self, v):
+        super().__init__()
+        self.register_buffer("v", v)
+        self.relu = nn.ReLU()                  # a module: captum overrides modules, not torch.relu
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        out = (self.v * self.relu(x)).flatten(1).sum(1)
+        return torch.stack([out, torch.zeros_like(out)], 1)
+
+
+def test_deconvolution_passes_gradients_through_relu_backwards():
+    """Deconvolution (Zeiler and Fergus) applies the ReLU to the gradient on the way back and ignores
+    the forward mask: for sum(v * relu(x)) it gives relu(v) everywhere, where the gradient gives
+    v * [x > 0]."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 6, 6, generator=g)
+    v = torch.where(torch.rand(1, 3, 6, 6, generator=g) > 0.5, 1.0, -1.0)
+    model = ReluSum(v)
+    dec = explain.explain(model, x, 0, "deconvolution", reduce="sum")
+    torch.testing.assert_close(dec, torch.relu(v).sum(1).expand(2, 6, 6))
+    grad = explain.explain(model, x, 0, "gradient", reduce="sum")
+    torch.testing.assert_close(grad, (v * (x > 0)).sum(1))
+    assert explain.METHODS["deconvolution"].family == "backprop"

@@ -184,3 +184,36 @@ def test_segment_labels_are_the_superpixels_lime_scored():
         part = top[seg == k]
         assert part.all() or not part.any()
     assert 0.05 < top.float().mean() < 0.15
+
+
+def test_grid_controls_are_matched_and_a_blind_model_scores_nothing():
+    import numpy as np
+    model = RegionModel(gain=8.0, rest=(4.0,))
+    x = _ones(4)
+    decisive = REGION.float().expand(4, H, W) + 0.01 * torch.arange(H * W).view(H, W) / (H * W)
+    elsewhere = (~REGION).float().expand(4, H, W).contiguous()
+    seg = torch.arange(H * W).view(1, H, W).div(8, rounding_mode="floor").expand(4, H, W)   # rows as segments
+    g = impact.grid(model, x, 0, {"decisive": decisive, "elsewhere": elsewhere}, removals=("zero",),
+                    fractions=(0.25,), segments=seg, n_random=16, seed=0)
+    assert set(g.method) == {"decisive", "elsewhere", impact.CONTROL}
+    # own = pixels for a pixel method: the same outcome
+    own = g[(g.method == "decisive") & (g.granularity == "own")].impact.to_numpy()
+    pix = g[(g.method == "decisive") & (g.granularity == "pixels")].impact.to_numpy()
+    assert np.array_equal(own, pix) and own.tolist() == [1, 1, 1, 1]   # removing 16 of the 16 region pixels
+    assert g[(g.method == "elsewhere") & (g.granularity == "pixels")].impact.tolist() == [0, 0, 0, 0]
+    ctrl = g[g.method == impact.CONTROL]
+    assert ((ctrl.impact >= 0) & (ctrl.impact <= 1)).all()
+    assert set(ctrl.granularity) == {"pixels", "segments"}
+    # every row carries the control of its own selection
+    for _, r in g[g.method != impact.CONTROL].iterrows():
+        c = ctrl[(ctrl.selection == r.selection) & (ctrl.image == r.image)].impact.item()
+        assert r.control == c
+    # a model that ignores its input never changes its decision: nothing is impactful
+    blind = RegionModel(gain=0.0, rest=(-1.0,))
+    g0 = impact.grid(blind, x, 0, {"decisive": decisive}, removals=("zero", "blur"), fractions=(0.1, 0.5),
+                     segments=seg, n_random=4)
+    assert g0.impact.sum() == 0 and g0.control.sum() == 0
+    assert impact.random_maps(3, (H, W), 2, seed=5).shape == (2, 3, H, W)
+    torch.testing.assert_close(impact.random_maps(3, (H, W), 2, seed=5), impact.random_maps(3, (H, W), 2, seed=5))
+    with pytest.raises(ParameterError):
+        impact.grid(model, x, 0, {"d": decisive}, granularities=("blobs",))

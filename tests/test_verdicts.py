@@ -86,3 +86,59 @@ def test_bad_input():
         v.judge(v.paired([0.1, 0.2, 0.3]), kind="alike")
     with pytest.raises(ParameterError, match="kind"):
         v.judge(v.paired([0.1, 0.2, 0.3]), kind="worse")
+
+
+def test_independent_samples_known_answers():
+    a, b = np.ones(20), np.zeros(20)
+    c = v.independent(a, b)
+    assert c.mean == 1 and c.low == 1 and c.high == 1 and c.p < 0.001
+    same = v.independent(np.r_[np.ones(10), np.zeros(10)], np.r_[np.ones(10), np.zeros(10)])
+    assert same.mean == 0 and same.p > 0.5
+    with pytest.raises(ParameterError):
+        v.independent([], [1.0])
+
+
+def test_proportion_of_clustered_values_is_wider():
+    vals = np.r_[np.ones(15), np.zeros(5)]
+    p, lo, hi = v.proportion_of(vals)
+    assert (p, lo, hi) == pytest.approx(v.proportion(15, 20))
+    same_units = np.repeat(np.arange(5), 4)                 # 5 clean images seen 4 times each
+    pc, loc, hic = v.proportion_of(vals, same_units)
+    assert pc == p and loc < lo and hic >= hi
+    assert v.proportion_of(np.ones(16))[1] > 0.79           # does not collapse at 100 %
+    with pytest.raises(ParameterError):
+        v.proportion_of([0.5, 1.0])
+
+
+def test_claims_table_applies_holm_and_states_n_to_decide():
+    rng = np.random.default_rng(3)
+    claims = [v.Claim("A beats B", "net", v.paired(0.5 + rng.normal(0, 0.1, 40)), effect=0.1),
+              v.Claim("C beats D", "net", v.paired(rng.normal(0, 1, 10)), effect=0.1),
+              v.Claim("E beats F", "net", v.paired(-0.5 + rng.normal(0, 0.1, 40)), group="many")]
+    t = v.claims_table(claims)
+    assert list(t.verdict) == [v.HOLDS, v.OPEN, v.FAILS]
+    ps = [c.comparison.p for c in claims]
+    assert np.allclose(t["p (Holm)"], [float(f"{x:.3g}") for x in v.holm(ps)])
+    need = v.n_needed(0.1, claims[1].comparison.sd)
+    assert t["n to decide"].iloc[1] == need and need > 10
+    text = v.findings(t)
+    assert "**A beats B**, net: **holds**" in text and f"about {need} images" in text
+    assert "**many**, net: of 1 methods, 1 does not hold" in text
+
+
+def test_rank_intervals_contain_their_point_rank():
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    reps = pd.DataFrame({"a": rng.normal(1.0, 0.01, 500), "b": rng.normal(0.0, 0.01, 500),
+                         "c": np.r_[np.full(490, 0.5), np.full(10, -30.0)]})   # skewed: mean below b's
+    ranks = reps.rank(axis=1, ascending=False)
+    assert ranks["c"].quantile(0.975) == 2                  # the plain interval would miss the point rank 3
+    r = v.rank_intervals(reps)
+    assert list(r["rank"]) == [1, 2, 3]
+    assert ((r["low"] <= r["rank"]) & (r["rank"] <= r["high"])).all()
+    assert r.loc["c", "high"] == 3 and r.loc["c", "low"] == 2
+
+
+def test_degenerate_settings():
+    assert v.degenerate(0.5) and v.degenerate(1.0)
+    assert not v.degenerate(0.49) and not v.degenerate(float("nan"))

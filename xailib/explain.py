@@ -215,6 +215,15 @@ def _guided_backprop(model, x, t, reduce):
     return _reduce(GuidedBackprop(model).attribute(x, target=t), reduce)
 
 
+@register("deconvolution", family="backprop", library="captum", reference="zeiler2014",
+          reduce="max_abs")
+def _deconvolution(model, x, t, reduce):
+    """Deconvolution (Zeiler and Fergus): gradients with ReLUs applied on the way back, not forward
+    (the RISE paper's "Deconv" column)."""
+    from captum.attr import Deconvolution
+    return _reduce(Deconvolution(model).attribute(x, target=t), reduce)
+
+
 @register("deeplift", family="backprop", library="captum", reference="shrikumar2017",
           baseline=0.0, reduce="sum")
 def _deeplift(model, x, t, baseline, reduce):

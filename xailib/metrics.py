@@ -58,6 +58,10 @@ def score(model: nn.Module | None, images: torch.Tensor, targets, maps: torch.Te
     if maps.ndim != 3 or maps.shape[0] != images.shape[0] or maps.shape[1:] != images.shape[-2:]:
         raise ParameterError(f"maps must be (batch, H, W) matching images {tuple(images.shape)}, "
                              f"got {tuple(maps.shape)}")
+    if torch.is_floating_point(maps) and not torch.isfinite(maps).all():
+        bad = (~torch.isfinite(maps)).flatten(1).any(1).nonzero()[:, 0].tolist()
+        raise ParameterError(f"maps contain NaN or infinite values (images {bad[:10]}"
+                             f"{' ...' if len(bad) > 10 else ''}); a metric cannot rank such pixels")
     t = None  # metrics that only compare maps with ground truth take no targets
     if targets is not None:
         t = torch.as_tensor(targets, dtype=torch.long)
@@ -112,32 +116,40 @@ def _fill(model, fill, device):
     return input_fill(model, fill, device)
 
 
-def blur(x: torch.Tensor, kernel: int | None = None, sigma: float | None = None) -> torch.Tensor:
-    """Gaussian blur (torchvision). With neither argument: the authors' 11 x 11 kernel with
-    sigma 5 at 224 px, scaled to the image side; with ``sigma`` only: a kernel of +-3 sigma."""
-    from torchvision.transforms.functional import gaussian_blur
-    side = x.shape[-1]
+def blur_kernel(side: int, kernel: int | None = None, sigma: float | None = None) -> tuple[int, float]:
+    """(kernel, sigma) that :func:`blur` uses at this image side (see there)."""
     if sigma is None:
         sigma = 5.0 * side / 224
-        kernel = kernel or max(3, 2 * round(11 * side / 224 / 2) + 1)
+        kernel = kernel or max(3, 2 * round((11 * side / 224 - 1) / 2) + 1)   # the odd size nearest 11 * side / 224
     if sigma <= 0:
         raise ParameterError(f"blur_sigma={sigma!r} must be > 0")
     kernel = kernel or min(2 * math.ceil(3 * sigma) + 1, 2 * ((side - 1) // 2) + 1)
     if kernel % 2 == 0 or kernel < 1:
         raise ParameterError(f"blur_kernel={kernel} must be an odd positive integer")
-    return gaussian_blur(x, [kernel, kernel], [float(sigma), float(sigma)])
+    return int(kernel), float(sigma)
+
+
+def blur(x: torch.Tensor, kernel: int | None = None, sigma: float | None = None) -> torch.Tensor:
+    """Gaussian blur (torchvision). With neither argument: the authors' 11 x 11 kernel with
+    sigma 5 at 224 px, scaled to the image side (``blur_kernel`` says what that makes); with
+    ``sigma`` only: a kernel of +-3 sigma."""
+    from torchvision.transforms.functional import gaussian_blur
+    kernel, sigma = blur_kernel(x.shape[-1], kernel, sigma)
+    return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
 
 
 @torch.no_grad()
 def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.Tensor,
                   mode: str = "deletion", n_steps: int | None = None, fill="mean",
                   blur_kernel: int | None = None, blur_sigma: float | None = None,
-                  batch_size: int = 512):
+                  batch_size: int = 512, canvas: str = "blur"):
     """Probability of the target class as pixels are changed in order of decreasing saliency.
 
     ``deletion`` replaces the most salient pixels by ``fill`` (``"mean"``: 0 in the model's
     normalised input, the data set's mean colour, as in the authors' code); ``insertion`` starts
-    from a blurred copy and restores the most salient pixels. ``n_steps`` steps of equal size
+    from a blurred copy (``canvas="blur"``, the paper's) or from the constant ``fill`` image
+    (``canvas="constant"``, the alternative the paper argues against) and restores the most
+    salient pixels. ``n_steps`` steps of equal size
     (default: the image side, i.e. 224 steps of 224 pixels at 224 x 224 as in the authors'
     code). Ties in saliency are broken by pixel index (row-major). All steps of a group of images
     go through the model in one batch of at most ``batch_size`` rows (at least one image's).
@@ -146,6 +158,7 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
     the fraction of pixels changed.
     """
     check_choice("mode", mode, ("deletion", "insertion"))
+    check_choice("canvas", canvas, ("blur", "constant"))
     dev = inference.model_device(model, fallback=images.device)
     x = images.to(dev, torch.float32)
     B, C, H, W = x.shape
@@ -161,7 +174,9 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
     if mode == "deletion":
         start, end = x, _fill(model, fill, dev).expand_as(x)
     else:
-        start, end = blur(x, blur_kernel, blur_sigma), x
+        start = (blur(x, blur_kernel, blur_sigma) if canvas == "blur"
+                 else _fill(model, fill, dev).expand_as(x))
+        end = x
     curves = torch.empty(B, S + 1, device=dev)
     per = max(1, batch_size // (S + 1))
     for i in range(0, B, per):
@@ -184,27 +199,39 @@ def _deletion(model, images, targets, maps, n_steps, fill, batch_size):
 
 
 @register("insertion", higher_is_better=True, reference="petsiuk2018",
-          n_steps=None, blur_kernel=None, blur_sigma=None, batch_size=512)
-def _insertion(model, images, targets, maps, n_steps, blur_kernel, blur_sigma, batch_size):
+          n_steps=None, blur_kernel=None, blur_sigma=None, batch_size=512, canvas="blur", fill="mean")
+def _insertion(model, images, targets, maps, n_steps, blur_kernel, blur_sigma, batch_size, canvas, fill):
     """Area under the target probability as the most salient pixels are restored into a
-    blurred copy (higher is better)."""
-    return causal_curves(model, images, targets, maps, "insertion", n_steps,
-                         blur_kernel=blur_kernel, blur_sigma=blur_sigma, batch_size=batch_size)[2]
+    blurred copy (``canvas="constant"``: into the ``fill`` image) (higher is better)."""
+    return causal_curves(model, images, targets, maps, "insertion", n_steps, fill,
+                         blur_kernel=blur_kernel, blur_sigma=blur_sigma, batch_size=batch_size,
+                         canvas=canvas)[2]
 
 
 # --------------------------------------------------------------------------------------------
 # Pointing game (Zhang et al. 2018, as used by Petsiuk et al. 2018)
 # --------------------------------------------------------------------------------------------
 
-@register("pointing_game", higher_is_better=True, reference="zhang2018", required=("masks",),
-          masks=None, tolerance=None)
-def _pointing_game(model, images, targets, maps, masks, tolerance):
+@register("pointing_game", higher_is_better=True, reference="zhang2018",
+          masks=None, boxes=None, tolerance=None)
+def _pointing_game(model, images, targets, maps, masks, boxes, tolerance):
     """1 when the map's maximum lies on the object or within ``tolerance`` pixels of it, else 0.
 
-    ``tolerance`` defaults to the customary 15 px at 224 px, scaled to the image side. When the
-    maximum is shared by several pixels, the score is the fraction of them that hit (the
+    The object is given by its pixel ``masks`` (B, H, W) bool, or by its bounding ``boxes`` (one
+    (k, 4) ``[x0, y0, x1, y1)`` tensor per image, the annotation Zhang et al. and the RISE paper
+    use). ``tolerance`` defaults to Zhang et al.'s 15 px at 224 px, scaled to the image side.
+    When the maximum is shared by several pixels, the score is the fraction of them that hit (the
     expected outcome of picking one at random), so flat maps are not favoured by scan order.
     """
+    if (masks is None) == (boxes is None):
+        raise ParameterError("metric 'pointing_game' needs exactly one of masks= (pixel masks) "
+                             "or boxes= (bounding boxes)")
+    if boxes is not None:
+        if len(boxes) != len(maps):
+            raise ParameterError(f"boxes must give one (k, 4) tensor per image ({len(maps)}), got {len(boxes)}")
+        from .data import boxes_to_mask
+        masks = torch.stack([boxes_to_mask(torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4),
+                                           *maps.shape[-2:]) for b in boxes])
     masks = torch.as_tensor(masks).to(maps.device)
     if masks.shape != maps.shape:
         raise ParameterError(f"masks must match maps {tuple(maps.shape)}, got {tuple(masks.shape)}")

@@ -9,7 +9,9 @@ the store, and for the published run also into ``results/<notebook>/`` in the re
 they are committed so that runs can be diffed. The published run is the one whose parameters
 equal ``results/<notebook>/params.json`` (the book's build sets ``XAILIB_PUBLISH=1`` to
 (re)write it, the tests set ``XAILIB_PUBLISH=0`` so they never touch it); a re-run with your
-own parameters never overwrites the committed tables.
+own parameters never overwrites the committed tables. A chapter's larger run is published by its
+script alone (``scripts/larger_run.py`` sets ``XAILIB_LARGER_RUN=1``) into
+``results/<notebook>/larger_run/``, which :func:`larger_run` reads back.
 """
 from __future__ import annotations
 
@@ -63,6 +65,8 @@ class ResultStore:
         self.dir = Path(root or cache_dir() / "results") / notebook / self.key
         self.publish_dir = Path(publish_root or REPO / "results") / notebook
         atomic_write_text(self.dir / "params.json", _canonical(self.params) + "\n")
+        if publish is None and os.environ.get("XAILIB_LARGER_RUN") == "1":
+            self.publish_dir, publish = self.publish_dir / "larger_run", True
         if publish is None:  # XAILIB_PUBLISH=1 forces publishing, =0 (the tests) forbids it
             published = self.publish_dir / "params.json"
             env = os.environ.get("XAILIB_PUBLISH")
@@ -116,3 +120,14 @@ class ResultStore:
             atomic_write_text(self.publish_dir / "params.json",
                               json.dumps(json.loads(_canonical(self.params)), indent=1, sort_keys=True) + "\n")
         return path
+
+
+def larger_run(notebook: str, root: Path | None = None):
+    """The committed larger run of a chapter: ``(params, run record, {table name: path})``, or None
+    when the chapter has none. ``run`` holds the script's command and wall time."""
+    folder = Path(root or REPO / "results") / notebook / "larger_run"
+    if not (folder / "params.json").exists():
+        return None
+    params = json.loads((folder / "params.json").read_text())
+    run = json.loads((folder / "run.json").read_text()) if (folder / "run.json").exists() else {}
+    return params, run, {p.stem: p for p in sorted(folder.glob("*.csv"))}

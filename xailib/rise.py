@@ -32,13 +32,27 @@ from . import inference
 from .explain import register
 
 
+def find_normalization(model: nn.Module):
+    """The model's input normalisation: the first submodule (in registration order, the model
+    itself included) with ``mean`` and ``std`` tensors of one value per channel, or None."""
+    for module in model.modules():
+        mean, std = getattr(module, "mean", None), getattr(module, "std", None)
+        if isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor) and mean.numel() in (1, 3):
+            return module
+    return None
+
+
 def input_fill(model: nn.Module, fill, device) -> torch.Tensor:
-    """(1, 3, 1, 1) pixel value that is 0 in the model's input space (``"mean"``) or a constant."""
+    """(1, 3, 1, 1) pixel value that is 0 in the model's input space (``"mean"``: the mean of the
+    model's input normalisation, wherever it sits in the model) or a constant in [0, 1]."""
     if fill == "mean":
-        norm = getattr(model, "normalize", None)
-        mean = norm.mean if norm is not None and hasattr(norm, "mean") else torch.zeros(1, 3, 1, 1)
-        return mean.detach().to(device, torch.float32).view(1, -1, 1, 1)
-    if isinstance(fill, (int, float)):
+        norm = find_normalization(model) if model is not None else None
+        if norm is None:
+            raise ParameterError("fill='mean' needs the model's input normalisation (a submodule with "
+                                 "per-channel mean and std tensors) and this model has none; give "
+                                 "fill= a grey value in [0, 1] instead")
+        return norm.mean.detach().to(device, torch.float32).reshape(1, -1, 1, 1).expand(1, 3, 1, 1)
+    if isinstance(fill, (int, float)) and not isinstance(fill, bool):
         return torch.full((1, 3, 1, 1), float(fill), device=device)
     raise ParameterError(f"fill={fill!r} must be 'mean' or a number (a pixel value in [0, 1])")
 

@@ -47,6 +47,20 @@ def proportion(k: int, n: int, level: float = 0.95, method: str = "wilson") -> t
     return k / n, float(ci.low), float(ci.high)
 
 
+def proportion_of(values, clusters=None, level: float = 0.95) -> tuple[float, float, float]:
+    """(estimate, low, high) of the share of 1s in ``values`` (0 / 1 per image). Without
+    ``clusters`` a Wilson interval on k of n; with them (the same unit seen several times) the
+    Wilson interval is taken at the number of distinct units, the share unchanged, so repeated
+    units do not narrow it."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or len(v) == 0 or not np.isin(v, (0.0, 1.0)).all():
+        raise ParameterError("values must be 0 / 1 per image (1-D, not empty)")
+    n = len(v) if clusters is None else len(np.unique(np.asarray(clusters)))
+    p = float(v.mean())
+    _, lo, hi = proportion(int(round(p * n)), n, level)
+    return p, lo, hi
+
+
 def _clusters(n: int, clusters) -> list[np.ndarray]:
     if clusters is None:
         return [np.array([i]) for i in range(n)]
@@ -197,3 +211,117 @@ def judge_family(comparisons: dict, kinds: dict | None = None, margins: dict | N
     kinds, margins, effects = kinds or {}, margins or {}, effects or {}
     return {k: judge(comparisons[k], kinds.get(k, "better"), margins.get(k), effects.get(k),
                      p_adjusted=a, alpha=alpha) for k, a in zip(names, adj)}
+
+
+def independent(a, b, n_boot: int = 4000, seed: int = 0, level: float = 0.95) -> Comparison:
+    """mean(a) - mean(b) for two *independent* samples (different images: attack success at two
+    scales), with a percentile bootstrap interval (each sample resampled on its own) and the
+    two-sided p of a permutation test of the pooled values (scipy)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or b.ndim != 1 or len(a) == 0 or len(b) == 0:
+        raise ParameterError("a and b must be non-empty 1-D samples")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ParameterError("the values contain NaN or infinite entries")
+    rng = np.random.default_rng(seed)
+    reps = (a[rng.integers(0, len(a), (n_boot, len(a)))].mean(1)
+            - b[rng.integers(0, len(b), (n_boot, len(b)))].mean(1))
+    lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
+    if np.ptp(np.concatenate([a, b])) == 0:
+        p = 1.0
+    else:
+        p = float(stats.permutation_test((a, b), lambda x, y: x.mean() - y.mean(), n_resamples=n_boot,
+                                         random_state=seed, vectorized=False).pvalue)
+    sd = float(np.sqrt((a.var(ddof=1) if len(a) > 1 else 0) + (b.var(ddof=1) if len(b) > 1 else 0)))
+    mean = float(a.mean() - b.mean())
+    return Comparison(mean, float(lo), float(hi), p, sd, len(a) + len(b), len(a) + len(b), level, reps)
+
+
+# --------------------------------------------------------------------------------------------
+# A chapter's claims table
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Claim:
+    """One claim of a paper, tested here. ``comparison`` is of the claimed-better minus the other
+    (or of a value minus its reference); ``scale`` multiplies numbers for display (100: points)."""
+
+    claim: str
+    model: str
+    comparison: Comparison
+    kind: str = "better"
+    margin: float | None = None
+    effect: float | None = None      # the paper's own gap, for the n that would decide it
+    paper: str = ""
+    setting: str = ""
+    scale: float = 1.0
+    unit: str = ""
+    group: str = ""                  # claims of one statement over many methods, summarised together
+
+
+def claims_table(claims: list[Claim], alpha: float = 0.05) -> "pd.DataFrame":
+    """Judge a chapter's family of claims together (Holm over all of them) and tabulate each with
+    its rule, n, interval, adjusted p and, when not resolved, the n that would decide it."""
+    import pandas as pd
+    if not claims:
+        return pd.DataFrame(columns=["claim", "model", "verdict"])
+    adj = holm([c.comparison.p for c in claims])
+    rows = []
+    for c, p in zip(claims, adj):
+        v = judge(c.comparison, c.kind, c.margin, c.effect, p_adjusted=p, alpha=alpha)
+        k = c.comparison
+        f = (lambda x: f"{c.scale * x:+.3g}") if c.scale != 1 else (lambda x: f"{x:+.3f}")
+        units = f"{k.n}" if k.n_units == k.n else f"{k.n} ({k.n_units} clusters)"
+        rows.append({"claim": c.claim, "model": c.model, "setting": c.setting, "paper": c.paper, "group": c.group,
+                     "difference [95 % CI]": f"{f(k.mean)} [{f(k.low)}, {f(k.high)}]{c.unit}",
+                     "n": units, "p (Holm)": float(f"{p:.3g}"), "verdict": v.verdict,
+                     "rule": v.rule, "n to decide": v.n_to_decide if v.verdict == OPEN else None})
+    return pd.DataFrame(rows)
+
+
+def findings(table, n_label: str = "images") -> str:
+    """Markdown bullets generated from a claims table (so the prose never goes stale when the
+    chapter is re-run on other data): one per claim, and one per (group, model) that counts the
+    verdicts of a statement made for many methods at once."""
+    lines, seen = [], set()
+    for _, r in table.iterrows():
+        where = f" ({r['setting']})" if r.get("setting") else ""
+        group = r.get("group") or ""
+        if group:
+            if (group, r["model"]) in seen:
+                continue
+            seen.add((group, r["model"]))
+            sub = table[(table["group"] == group) & (table["model"] == r["model"])]
+            counts = sub["verdict"].value_counts()
+            parts = [f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, OPEN) if counts.get(v, 0)]
+            lines.append(f"- **{group}**, {r['model']}{where}: of {len(sub)} methods, " + ", ".join(parts)
+                         + " (each method's row is in the table).")
+            continue
+        text = (f"- **{r['claim']}**, {r['model']}{where}: **{r['verdict']}**; difference "
+                f"{r['difference [95 % CI]']}, n = {r['n']}, Holm-adjusted p = {r['p (Holm)']:.3g}")
+        need = r.get("n to decide")
+        if r["verdict"] == OPEN and need is not None and np.isfinite(need) and need > 0:
+            text += f"; about {int(need)} {n_label} would decide it"
+        lines.append(text + ".")
+    return "\n".join(lines)
+
+
+def rank_intervals(replicates, higher_is_better: bool = True, level: float = 0.95):
+    """Point ranks (of the full-sample means) and rank intervals from bootstrap replicates
+    (rows: replicates, columns: methods). The interval is widened, if need be, to contain the
+    point rank, so a table never shows a rank outside its own interval."""
+    import pandas as pd
+    reps = pd.DataFrame(replicates)
+    ranks = reps.rank(axis=1, ascending=not higher_is_better, method="average")
+    lo = ranks.quantile((1 - level) / 2)
+    hi = ranks.quantile((1 + level) / 2)
+    point = reps.mean().rank(ascending=not higher_is_better, method="average")
+    return pd.DataFrame({"rank": point, "low": np.minimum(lo, point), "high": np.maximum(hi, point)})
+
+
+DEGENERATE = 0.5
+
+
+def degenerate(control_rate: float, threshold: float = DEGENERATE) -> bool:
+    """A setting in which a *random* map reaches ``threshold`` (an Impact Score of 50 %) or more
+    measures the removal, not the explanation: no verdict may rest on it."""
+    return bool(np.isfinite(control_rate) and control_rate >= threshold)

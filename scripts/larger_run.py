@@ -1,0 +1,65 @@
+"""Make a chapter's committed larger run: the notebook executed by papermill with larger parameters,
+its tables published into ``results/<notebook>/larger_run/`` (and nowhere else), with the
+parameters, command and wall time recorded in ``run.json`` there.
+
+    python scripts/larger_run.py 02_rise            # one chapter
+    python scripts/larger_run.py --list             # the larger runs and their parameters
+
+The chapters read their verdicts from these tables when they exist, and show the default run
+beside them; ``tests/test_larger_runs.py`` recomputes a random slice of each and compares.
+Each run takes at most about an hour on 2 CPU cores (the wall time is recorded).
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import papermill as pm
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The parameters of each larger run (everything else at the notebook's defaults).
+LARGER = {
+    "02_rise": dict(n_images=200, n_masks={"vgg_mini": 4000, "resnet_mini": 8000}, rise_seeds=[0],
+                    pixel_masks=True, sweep_images=1, n_hard=0),
+    "03_impact_score": dict(n_images=200, method_params={"rise": {"n_masks": 2000}}),
+    "04_adversarial_patch": dict(n_explain=20),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("notebooks", nargs="*", help="chapter names (without .ipynb)")
+    ap.add_argument("--list", action="store_true", help="print the larger runs' parameters and stop")
+    args = ap.parse_args()
+    if args.list or not args.notebooks:
+        print(json.dumps(LARGER, indent=1))
+        return
+    for name in args.notebooks:
+        if name not in LARGER:
+            sys.exit(f"no larger run is defined for {name!r}; choose from {', '.join(LARGER)}")
+    os.environ["XAILIB_LARGER_RUN"] = "1"
+    os.environ.setdefault("PYTHONPATH", str(ROOT))
+    for name in args.notebooks:
+        folder = ROOT / "results" / name / "larger_run"
+        for old in folder.glob("*.csv"):
+            old.unlink()                       # no table of an earlier larger run survives
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(Path(tmp) / f"{name}.ipynb"),
+                                parameters=LARGER[name], cwd=str(ROOT / "notebooks"), progress_bar=True)
+        seconds = time.perf_counter() - t0
+        record = {"command": f"python scripts/larger_run.py {name}", "parameters": LARGER[name],
+                  "seconds": round(seconds, 1), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"}
+        (folder / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+        print(f"{name}: larger run published to {folder} in {seconds / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Bad input and unusual models in every metric: NaN / infinite maps, models without parameters,
+where the input normalisation sits; and the pieces the verdict issue added to the metrics
+(insertion's constant canvas, the pointing game on boxes, the blur kernel the chapters name)."""
+import pytest
+import torch
+from torch import nn
+
+from xailib import data, metrics, models
+from xailib.errors import ParameterError
+from xailib.rise import find_normalization, input_fill
+
+H = W = 8
+
+
+class RedMean(nn.Module):
+    """No parameters at all: probabilities [1 - q, q], q = mean of the red channel."""
+
+    def forward(self, x):
+        q = x[:, 0].flatten(1).mean(1).clamp(1e-7, 1 - 1e-7)
+        return torch.stack([torch.log1p(-q), torch.log(q)], 1)
+
+
+class Normalised(nn.Module):
+    """RedMean behind a normalisation layer nested two levels deep."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Identity(), nn.Sequential(models.Normalize((0.2, 0.4, 0.6), (1., 1., 1.))))
+        self.head = RedMean()
+
+    def forward(self, x):
+        return self.head(self.body(x) + 0.5)
+
+
+def _inputs(n=2):
+    torch.manual_seed(0)
+    x = torch.rand(n, 3, H, W)
+    masks = torch.zeros(n, H, W, dtype=torch.bool)
+    masks[:, 2:5, 2:5] = True
+    return x, masks
+
+
+def _params(name, masks, n):
+    return {"mask_energy": dict(masks=masks), "pointing_game": dict(masks=masks),
+            "deletion": dict(fill=0.0), "insertion": {}, "impact": {}, "impact_strict": {},
+            "impact_coverage": dict(patch_masks=masks)}.get(name, {})
+
+
+@pytest.mark.parametrize("name", sorted(metrics.METRICS))
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_every_metric_rejects_nan_and_infinite_maps(name, bad):
+    x, masks = _inputs()
+    maps = torch.rand(2, H, W)
+    maps[1, 3, 3] = bad
+    with pytest.raises(ParameterError, match="NaN or infinite"):
+        metrics.score(RedMean(), x, 1, maps, name, **_params(name, masks, 2))
+
+
+@pytest.mark.parametrize("name", sorted(metrics.METRICS))
+def test_every_metric_runs_a_model_without_parameters(name):
+    x, masks = _inputs()
+    targets = RedMean()(x).argmax(1)           # the Impact Score scores the model's own decision
+    out = metrics.score(RedMean(), x, targets, torch.rand(2, H, W), name, **_params(name, masks, 2))
+    assert out.shape == (2,) and torch.isfinite(out).all()
+
+
+def test_fill_mean_finds_the_normalisation_wherever_it_sits():
+    net = Normalised()
+    assert isinstance(find_normalization(net), models.Normalize)
+    torch.testing.assert_close(input_fill(net, "mean", "cpu").flatten(), torch.tensor([0.2, 0.4, 0.6]))
+    assert find_normalization(RedMean()) is None
+    with pytest.raises(ParameterError, match="has none"):
+        input_fill(RedMean(), "mean", "cpu")
+    with pytest.raises(ParameterError, match="has none"):                  # deletion's default fill
+        metrics.score(RedMean(), *_inputs()[:1], 1, torch.rand(2, H, W), "deletion")
+    # deletion with fill="mean" on the nested model equals deletion with the constant it found
+    x, _ = _inputs()
+    s = torch.rand(2, H, W)
+    a = metrics.score(net, x, 1, s, "deletion", n_steps=4)
+    b = metrics.causal_curves(net, x, 1, s, "deletion", n_steps=4, fill=0.2)[2]   # red channel mean 0.2
+    torch.testing.assert_close(a, b.double())
+
+
+def test_insertion_on_a_constant_canvas_by_hand():
+    x = torch.zeros(1, 3, 2, 2)
+    x[0, 0] = torch.tensor([[1.0, 0.5], [0.25, 0.0]])
+    # canvas of red 0: q after 0..4 insertions in the order 1, .5, .25, 0 = [0, 1, 1.5, 1.75, 1.75] / 4
+    auc = metrics.score(RedMean(), x, 1, x[:, 0], "insertion", n_steps=4, canvas="constant", fill=0.0)
+    q = torch.tensor([0, 1, 1.5, 1.75, 1.75]).clamp(min=1e-7) / 4
+    assert auc.item() == pytest.approx(torch.trapezoid(q, dx=0.25).item(), abs=1e-6)
+    with pytest.raises(ParameterError, match="canvas"):
+        metrics.score(RedMean(), x, 1, x[:, 0], "insertion", canvas="noise")
+
+
+def test_pointing_game_on_boxes_and_on_masks():
+    maps = torch.zeros(2, 10, 10)
+    maps[0, 1, 1] = 1.0          # inside the box's corner, outside the round object
+    maps[1, 5, 5] = 1.0          # on the object
+    yy, xx = torch.meshgrid(torch.arange(10) + 0.5, torch.arange(10) + 0.5, indexing="ij")
+    disc = ((yy - 5) ** 2 + (xx - 5) ** 2 <= 9).expand(2, 10, 10)
+    boxes = [torch.tensor([[1.0, 1.0, 9.0, 9.0]])] * 2
+    none = torch.zeros(2, 3, 10, 10)
+    assert metrics.score(None, none, None, maps, "pointing_game", boxes=boxes, tolerance=0).tolist() == [1, 1]
+    assert metrics.score(None, none, None, maps, "pointing_game", masks=disc, tolerance=0).tolist() == [0, 1]
+    with pytest.raises(ParameterError, match="exactly one"):
+        metrics.score(None, none, None, maps, "pointing_game")
+    with pytest.raises(ParameterError, match="exactly one"):
+        metrics.score(None, none, None, maps, "pointing_game", masks=disc, boxes=boxes)
+    with pytest.raises(ParameterError, match="one"):
+        metrics.score(None, none, None, maps, "pointing_game", boxes=boxes[:1])
+    # the benchmark's boxes: the box contains the object, so a box hit is never rarer than a mask hit
+    imgs = data.load_shapes("test", n=8)
+    rnd = torch.rand(8, 64, 64, generator=torch.Generator().manual_seed(1))
+    by_box = metrics.score(None, imgs.images, None, rnd, "pointing_game", boxes=imgs.boxes)
+    by_mask = metrics.score(None, imgs.images, None, rnd, "pointing_game", masks=imgs.masks)
+    assert (by_box >= by_mask).all()
+
+
+def test_blur_kernel_names_what_blur_does():
+    assert metrics.blur_kernel(224) == (11, 5.0)                 # the authors' kernel at 224 px
+    k, s = metrics.blur_kernel(64)
+    assert k == 3 and s == pytest.approx(5 * 64 / 224)           # 11 * 64 / 224 = 3.1: the nearest odd size
+    x = torch.rand(1, 3, 64, 64)
+    from torchvision.transforms.functional import gaussian_blur
+    torch.testing.assert_close(metrics.blur(x), gaussian_blur(x, [k, k], [s, s]))
+    assert metrics.blur_kernel(64, sigma=3.0) == (19, 3.0)
+    with pytest.raises(ParameterError):
+        metrics.blur_kernel(64, kernel=4, sigma=1.0)
