@@ -68,6 +68,19 @@ def write_page(record):
     for name, nb in record["notebooks"].items():
         params = ", ".join(f"`{k}={v!r}`" for k, v in nb["parameters"].items())
         lines.append(f"| {name} | {nb['seconds']:.0f} | {params} |")
+    larger = sorted((ROOT / "results").glob("*/larger_run/run.json"))
+    if larger:
+        lines += ["", "## Larger runs", "",
+                  "Each chapter's verdicts are read from its larger run, made by its own script and "
+                  "published to `results/<notebook>/larger_run/`; `tests/test_larger_runs.py` "
+                  "recomputes a random slice of each.", "",
+                  "| notebook | command | wall time (min) | finished | machine | parameters |",
+                  "| --- | --- | ---: | --- | --- | --- |"]
+        for path in larger:
+            run = json.loads(path.read_text())
+            params = ", ".join(f"`{k}={v!r}`" for k, v in run["parameters"].items())
+            lines.append(f"| {path.parent.parent.name} | `{run['command']}` | {run['seconds'] / 60:.1f} | "
+                         f"{run['finished']} | {run['machine']} | {params} |")
     for bench in sorted((ROOT / "results" / "bench").glob("*.md")):
         lines += ["", f"## Speed ({bench.stem})", "", bench.read_text().strip()]
     PAGE.write_text("\n".join(lines) + "\n")
