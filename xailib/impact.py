@@ -336,6 +336,9 @@ def grid(model: nn.Module, images: torch.Tensor, targets, maps: dict, *, removal
     if segments is None and ("segments" in granularities or any(m in SEGMENT_METHODS for m in maps)):
         segments = segment_labels(images)
     noise = random_maps(len(x), tuple(x.shape[-2:]), n_random, seed)
+    selections = {g_ for g_ in granularities if g_ != "own"}
+    if "own" in granularities:
+        selections |= {selection_for(m) for m in maps}
     rows = []
 
     def outcome(regions, rem):
@@ -343,21 +346,17 @@ def grid(model: nn.Module, images: torch.Tensor, targets, maps: dict, *, removal
 
     for rem in removals:
         for frac in fractions:
-            controls = {}
-            for sel in sorted({"pixels" if g_ == "pixels" else "segments" if g_ == "segments" else None
-                               for g_ in granularities} - {None} | {selection_for(m) for m in maps
-                                                                     if "own" in granularities}):
-                hits, strict, area = [], [], []
+            for sel in sorted(selections):       # one control per kind of cut in use
+                hit, strict, area = 0.0, 0.0, 0.0
                 for r in range(n_random):
                     c = critical_region(noise[r], sel, frac, segments=segments if sel == "segments" else None)
                     o = outcome(c, rem)
-                    hits.append(o.impact.double()); strict.append(o.decision_changed.double())
-                    area.append(c.float().mean((1, 2)).cpu())
-                controls[sel] = (torch.stack(hits).mean(0), torch.stack(strict).mean(0), torch.stack(area).mean(0))
+                    hit = hit + o.impact.double() / n_random
+                    strict = strict + o.decision_changed.double() / n_random
+                    area = area + c.double().mean((1, 2)).cpu() / n_random
                 rows.append(pd.DataFrame({"method": CONTROL, "removal": str(rem), "fraction": frac,
                                           "granularity": sel, "selection": sel, "image": np.arange(len(x)),
-                                          "impact": controls[sel][0].numpy(), "strict": controls[sel][1].numpy(),
-                                          "area": controls[sel][2].numpy()}))
+                                          "impact": hit.numpy(), "strict": strict.numpy(), "area": area.numpy()}))
             for meth, smap in maps.items():
                 done = {}
                 for gran in granularities:
