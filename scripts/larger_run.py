@@ -5,7 +5,8 @@ parameters, command and wall time recorded in ``run.json`` there.
     python scripts/larger_run.py 02_rise            # one chapter
     python scripts/larger_run.py --list             # the larger runs and their parameters
 
-The chapters read their verdicts from these tables when they exist, and show the default run
+The chapters judge their claims on these tables when they exist (the run's own claims and verdicts
+tables are not kept: the chapter recomputes them with the current rule), and show the default run
 beside them; ``tests/test_larger_runs.py`` recomputes a random slice of each and compares.
 Each run takes at most about an hour on 2 CPU cores (the wall time is recorded).
 """
@@ -54,6 +55,8 @@ def main():
             pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(Path(tmp) / f"{name}.ipynb"),
                                 parameters=LARGER[name], cwd=str(ROOT / "notebooks"), progress_bar=True)
         seconds = time.perf_counter() - t0
+        for judged in ("claims.csv", "verdicts.csv"):   # the chapter judges; a larger run supplies data
+            (folder / judged).unlink(missing_ok=True)
         record = {"command": f"python scripts/larger_run.py {name}", "parameters": LARGER[name],
                   "seconds": round(seconds, 1), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"}
