@@ -69,10 +69,12 @@ def test_fill_mean_finds_the_normalisation_wherever_it_sits():
     assert isinstance(find_normalization(net), models.Normalize)
     torch.testing.assert_close(input_fill(net, "mean", "cpu").flatten(), torch.tensor([0.2, 0.4, 0.6]))
     assert find_normalization(RedMean()) is None
-    with pytest.raises(ParameterError, match="has none"):
-        input_fill(RedMean(), "mean", "cpu")
-    with pytest.raises(ParameterError, match="has none"):                  # deletion's default fill
+    with pytest.warns(UserWarning, match="no input normalisation"):
+        assert input_fill(RedMean(), "mean", "cpu").abs().sum() == 0
+    with pytest.warns(UserWarning, match="no input normalisation"):       # deletion's default fill
         metrics.score(RedMean(), *_inputs()[:1], 1, torch.rand(2, H, W), "deletion")
+    with pytest.raises(ParameterError, match="fill="):
+        input_fill(RedMean(), True, "cpu")
     # deletion with fill="mean" on the nested model equals deletion with the constant it found
     x, _ = _inputs()
     s = torch.rand(2, H, W)
