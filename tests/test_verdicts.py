@@ -142,3 +142,13 @@ def test_rank_intervals_contain_their_point_rank():
 def test_degenerate_settings():
     assert v.degenerate(0.5) and v.degenerate(1.0)
     assert not v.degenerate(0.49) and not v.degenerate(float("nan"))
+
+
+def test_no_verdict_on_a_degenerate_setting():
+    rng = np.random.default_rng(3)
+    strong = v.paired(0.5 + rng.normal(0, 0.1, 40))
+    t = v.claims_table([v.Claim("A beats B", "net", strong, control=0.6),
+                        v.Claim("A beats B", "net2", strong, control=0.1)])
+    assert list(t.verdict) == [v.UNJUDGED, v.HOLDS]
+    assert "degenerate" in t.rule.iloc[0] and "60 %" in t.rule.iloc[0]
+    assert "no verdict (degenerate setting)" in v.findings(t)

@@ -34,6 +34,7 @@ from scipy import stats
 from .errors import ParameterError, check_choice, check_fraction, check_positive_int
 
 HOLDS, FAILS, OPEN = "holds", "does not hold", "not resolved"
+UNJUDGED = "no verdict (degenerate setting)"
 KINDS = ("better", "alike", "above", "below")
 
 
@@ -260,6 +261,7 @@ class Claim:
     scale: float = 1.0
     unit: str = ""
     group: str = ""                  # claims of one statement over many methods, summarised together
+    control: float | None = None     # a random map's score at this setting: at DEGENERATE or more, no verdict
 
 
 def claims_table(claims: list[Claim], alpha: float = 0.05) -> "pd.DataFrame":
@@ -272,6 +274,9 @@ def claims_table(claims: list[Claim], alpha: float = 0.05) -> "pd.DataFrame":
     rows = []
     for c, p in zip(claims, adj):
         v = judge(c.comparison, c.kind, c.margin, c.effect, p_adjusted=p, alpha=alpha)
+        if c.control is not None and degenerate(c.control):
+            v = Verdict(UNJUDGED, f"a random map scores {100 * c.control:.0f} % here: the setting is degenerate",
+                        c.comparison, p)
         k = c.comparison
         f = (lambda x: f"{c.scale * x:+.3g}") if c.scale != 1 else (lambda x: f"{x:+.3f}")
         units = f"{k.n}" if k.n_units == k.n else f"{k.n} ({k.n_units} clusters)"
