@@ -88,14 +88,64 @@ def test_bad_input():
         v.judge(v.paired([0.1, 0.2, 0.3]), kind="worse")
 
 
-def test_independent_samples_known_answers():
-    a, b = np.ones(20), np.zeros(20)
-    c = v.independent(a, b)
-    assert c.mean == 1 and c.low == 1 and c.high == 1 and c.p < 0.001
-    same = v.independent(np.r_[np.ones(10), np.zeros(10)], np.r_[np.ones(10), np.zeros(10)])
-    assert same.mean == 0 and same.p > 0.5
-    with pytest.raises(ParameterError):
-        v.independent([], [1.0])
+def test_paired_proportions_do_not_collapse_when_every_pair_agrees():
+    # 16 of 16 hits for both methods: the bootstrap interval is [0, 0]; Newcombe's is about
+    # +-(1 - Wilson's lower bound of 16 / 16) = +-0.194, and McNemar's exact p is 1
+    c = v.paired(np.ones(16), np.ones(16))
+    wilson_low = v.proportion(16, 16)[1]
+    assert (c.low, c.high) == pytest.approx((wilson_low - 1, 1 - wilson_low), abs=1e-6)
+    assert c.p == 1.0 and c.test == "exact McNemar test"
+    assert np.ptp(c.replicates) == 0                        # what the bootstrap alone would have said
+
+
+def test_mcnemar_and_newcombe_known_answers():
+    a = np.r_[np.ones(8), np.zeros(2), np.ones(5), np.zeros(5)]   # 8 pairs only a hits, 2 only b
+    b = np.r_[np.zeros(8), np.ones(2), np.ones(5), np.zeros(5)]
+    c = v.paired(a, b)
+    assert c.mean == pytest.approx(0.3)
+    assert c.p == pytest.approx(2 * (1 + 10 + 45) / 2 ** 10)     # two-sided binomial, 8 of 10 discordant
+    # the table (both 5, only a 8, only b 2, neither 5): phi's numerator 5*5 - 8*2 = 9 is not above
+    # n / 2 = 10, so the continuity-corrected phi is 0 and the interval is the plain square-and-add
+    la, ua = v.wilson(13 / 20, 20)
+    lb, ub = v.wilson(7 / 20, 20)
+    low = 0.3 - np.sqrt((13 / 20 - la) ** 2 + (ub - 7 / 20) ** 2)
+    high = 0.3 + np.sqrt((7 / 20 - lb) ** 2 + (ua - 13 / 20) ** 2)
+    assert (c.low, c.high) == pytest.approx((low, high))
+    swapped = v.paired(b, a)                                    # antisymmetric
+    assert (swapped.low, swapped.high) == pytest.approx((-c.high, -c.low))
+    assert v.judge(c).rule.startswith("exact McNemar test")
+
+
+def test_newcombe_interval_covers_at_its_level():
+    # correlated pairs (p_a = 0.8, p_b = 0.7): the 95 % interval covers the true 0.1 in 93-98 % of samples
+    rng = np.random.default_rng(0)
+    covered = 0
+    for _ in range(1000):
+        u = rng.random(30)
+        a = (u < 0.8).astype(float)
+        b = ((u < 0.65) | ((u >= 0.8) & (rng.random(30) < 0.25))).astype(float)   # P(b) = 0.65 + 0.2 * 0.25 = 0.7
+        c = v.paired(a, b, n_boot=10)
+        covered += c.low <= 0.1 <= c.high
+    assert 0.93 <= covered / 1000 <= 0.985
+
+
+def test_one_proportion_against_a_reference_is_exact():
+    c = v.paired(np.ones(10), 0.5)                          # 10 of 10 above 50 %: Wilson minus 0.5
+    assert c.high == pytest.approx(0.5) and c.low == pytest.approx(v.proportion(10, 10)[1] - 0.5)
+    assert c.p == pytest.approx(2 / 2 ** 10) and c.test == "exact binomial test"
+    clustered = v.paired(np.ones(10), 0.5, clusters=np.repeat(np.arange(5), 2))
+    assert clustered.n_units == 5 and clustered.low < c.low   # taken at the 5 distinct units
+    assert v.paired([0.2, 0.7, 1.0], 0.5).test == "paired sign-flip test"   # not 0 / 1: bootstrap as before
+
+
+def test_clustered_paired_proportions_are_wider():
+    a = np.r_[np.ones(30), np.zeros(10)]
+    b = np.r_[np.zeros(20), np.ones(10), np.zeros(10)]
+    ids = np.repeat(np.arange(10), 4)                       # 10 units seen 4 times each
+    plain, clustered = v.paired(a, b), v.paired(a, b, clusters=ids)
+    assert clustered.mean == plain.mean
+    assert clustered.high - clustered.low > 1.5 * (plain.high - plain.low)
+    assert clustered.test == "paired sign-flip test over clusters"
 
 
 def test_proportion_of_clustered_values_is_wider():
