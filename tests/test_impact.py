@@ -217,3 +217,22 @@ def test_grid_controls_are_matched_and_a_blind_model_scores_nothing():
     torch.testing.assert_close(impact.random_maps(3, (H, W), 2, seed=5), impact.random_maps(3, (H, W), 2, seed=5))
     with pytest.raises(ParameterError):
         impact.grid(model, x, 0, {"d": decisive}, granularities=("blobs",))
+
+
+def test_grid_wide_round_trips_and_keeps_every_own_row():
+    model = RegionModel(gain=8.0, rest=(4.0,))
+    x = _ones(4)
+    seg = torch.arange(H * W).view(1, H, W).div(8, rounding_mode="floor").expand(4, H, W)
+    maps = {"gradient": torch.rand(4, H, W, generator=torch.Generator().manual_seed(0)),
+            "lime": torch.rand(4, H, W, generator=torch.Generator().manual_seed(1))}
+    g = impact.grid(model, x, 0, maps, removals=("zero", "blur"), fractions=(0.1, 0.25), segments=seg, n_random=3)
+    wide = impact.grid_wide(g)
+    assert len(wide) == 2 * 2 * 2 * 4            # removal x fraction x selection x image
+    back = impact.grid_long(wide)
+    cols = ["method", "removal", "fraction", "granularity", "image"]
+    a = g[g.method != impact.CONTROL][cols + ["impact", "control"]].sort_values(cols).reset_index(drop=True)
+    b = back[cols + ["impact", "control"]].sort_values(cols).reset_index(drop=True)
+    assert a.equals(b.astype(a.dtypes.to_dict()))
+    own = back[(back.granularity == "own")]
+    assert set(own[own.method == "lime"].selection) == {"segments"}
+    assert set(own[own.method == "gradient"].selection) == {"pixels"}

@@ -22,8 +22,19 @@ def test_sign_flip_p_known_answers():
     assert v.sign_flip_p([1.0] * 5) == pytest.approx(2 / 32)
     assert v.sign_flip_p([1.0, -1.0]) == 1.0
     assert v.sign_flip_p([0.0, 0.0]) == 1.0
-    big = v.sign_flip_p(np.ones(40), n_perm=999)           # Monte Carlo: (0 + 1) / (999 + 1)
+    big = v.sign_flip_p(np.sqrt(np.arange(2, 42)), n_perm=999)   # Monte Carlo: (0 + 1) / (999 + 1)
     assert big == pytest.approx(1 / 1000)
+    # on a lattice the test is exact: +-1 values give the two-sided sign (binomial) test
+    from scipy import stats
+    s = np.r_[np.ones(30), -np.ones(12)]
+    assert v.sign_flip_p(s) == pytest.approx(stats.binomtest(30, 42).pvalue)
+    assert v.sign_flip_p(np.ones(40)) == pytest.approx(2 * 0.5 ** 40)
+    # 0 / 1 outcomes against shares of 8 random maps: exact, and what sampling sign patterns estimates
+    rng = np.random.default_rng(0)
+    d = (rng.random(60) < 0.55) - rng.integers(0, 9, 60) / 8
+    signs = rng.choice([-1.0, 1.0], size=(200_000, 60))
+    sampled = (np.abs(signs @ d) >= abs(d.sum()) * (1 - 1e-12)).mean()
+    assert v.sign_flip_p(d) == pytest.approx(sampled, abs=0.004)
 
 
 def test_holm_known_answer():

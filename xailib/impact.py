@@ -376,6 +376,29 @@ def grid(model: nn.Module, images: torch.Tensor, targets, maps: dict, *, removal
     return out.merge(ctrl, on=["removal", "fraction", "selection", "image"], how="left")
 
 
+def grid_wide(table):
+    """The per-image grid of :func:`grid` in its compact form, for publishing: one row per
+    (model, removal, fraction, selection, image), one column of 0 / 1 impacts per method and the
+    matched control's share in column ``CONTROL``. "own" rows repeat a "pixels" or "segments"
+    row, so they are dropped here and restored by :func:`grid_long`."""
+    t = table[table.granularity != "own"]
+    keys = [k for k in ("model", "removal", "fraction", "selection", "image") if k in t]
+    return t.pivot_table(index=keys, columns="method", values="impact", aggfunc="first").reset_index()
+
+
+def grid_long(wide):
+    """Back from :func:`grid_wide` to one row per (model, method, removal, fraction,
+    granularity, image) with ``impact`` and its matched ``control``; "own" rows included."""
+    import pandas as pd
+    keys = [k for k in ("model", "removal", "fraction", "selection", "image") if k in wide]
+    methods = [c for c in wide.columns if c not in keys and c != CONTROL]
+    long = wide.melt(id_vars=keys + [CONTROL], value_vars=methods, var_name="method", value_name="impact")
+    long = long.dropna(subset=["impact"]).rename(columns={CONTROL: "control"})
+    cut = long.assign(granularity=long.selection)
+    own = long[[selection_for(m) == s for m, s in zip(long.method, long.selection)]].assign(granularity="own")
+    return pd.concat([cut, own], ignore_index=True)
+
+
 # --------------------------------------------------------------------------------------------
 # Uncertainty: paired bootstrap over images
 # --------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Figures the chapters share: sample grids with ground truth, saliency galleries, bar charts."""
 from __future__ import annotations
 
+import matplotlib.colors as plt_colors
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -180,6 +181,38 @@ def score_heatmap(table, title: str = "", fmt: str = "{:.0f}", scale: float = 10
     fig.colorbar(im, ax=ax, fraction=0.04)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+VERDICT_COLOURS = {"holds": "#1b9e77", "does not hold": "#d95f02", "not resolved": "#d9d9d9",
+                   "no verdict (degenerate setting)": "#ffffff"}
+
+
+def verdict_grid(panels: dict, title: str = "", fmt: str = "{:+.0f}", scale: float = 100.0):
+    """Verdicts over a grid of settings, one panel per ``{name: (verdicts, gaps)}``: two tables of
+    the same shape (rows: methods, columns: settings), the cell coloured by its verdict and
+    labelled with its gap (times ``scale``); a degenerate cell is left white and marked "deg."."""
+    from matplotlib.patches import Patch
+    first = next(iter(panels.values()))[0]
+    fig, axes = plt.subplots(1, len(panels), sharey=True, squeeze=False,
+                             figsize=(0.62 * first.shape[1] * len(panels) + 2.8, 0.3 * first.shape[0] + 1.9))
+    for ax, (name, (verdict, gap)) in zip(axes[0], panels.items()):
+        colours = [[plt_colors.to_rgb(VERDICT_COLOURS.get(v, "#ffffff")) for v in row] for row in verdict.to_numpy()]
+        ax.imshow(colours, aspect="auto")
+        for i in range(verdict.shape[0]):
+            for j in range(verdict.shape[1]):
+                v, g = verdict.iat[i, j], gap.iat[i, j]
+                text = "deg." if v.startswith("no verdict") else ("" if not np.isfinite(g) else fmt.format(scale * g))
+                ax.text(j, i, text, ha="center", va="center", fontsize=6.5)
+        ax.set_xticks(range(verdict.shape[1]))
+        ax.set_xticklabels([str(c) for c in verdict.columns], rotation=40, ha="right", fontsize=7.5)
+        ax.set_yticks(range(verdict.shape[0]))
+        ax.set_yticklabels([str(i).replace("_", " ") for i in verdict.index], fontsize=7.5)
+        ax.set_title(name, fontsize=8.5)
+    fig.legend(handles=[Patch(facecolor=c, edgecolor="0.6", label=v) for v, c in VERDICT_COLOURS.items()],
+               loc="lower center", ncol=4, fontsize=7.5, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(title, fontsize=9.5)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 

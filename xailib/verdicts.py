@@ -116,9 +116,12 @@ def paired(a, b=0.0, clusters=None, n_boot: int = 4000, seed: int = 0, level: fl
         raise ParameterError("the values contain NaN or infinite entries")
     check_positive_int("n_boot", n_boot)
     check_fraction("level", level)
-    groups = _clusters(len(d), clusters)
-    sums = np.array([d[g].sum() for g in groups])
-    sizes = np.array([len(g) for g in groups], dtype=np.float64)
+    if clusters is None:
+        groups, sums, sizes = range(len(d)), d, np.ones(len(d))
+    else:
+        groups = _clusters(len(d), clusters)
+        sums = np.array([d[g].sum() for g in groups])
+        sizes = np.array([len(g) for g in groups], dtype=np.float64)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(groups), size=(n_boot, len(groups)))
     reps = sums[idx].sum(1) / sizes[idx].sum(1)
@@ -196,8 +199,10 @@ def _paired_binary(a, b, d, clusters, n_units, sd, level, reps, sums, n_perm, se
 def sign_flip_p(unit_sums, n_perm: int = 4000, seed: int = 0) -> float:
     """Two-sided p-value of the paired sign-flip (randomisation) test that the mean difference
     is 0: under that hypothesis each unit's sum of differences is as likely negative as positive.
-    Exact (every sign pattern) up to 16 units, else ``n_perm`` random patterns plus the observed
-    one. Unlike a bootstrap p it is valid for a handful of units (2 of 2 positive: p = 0.5)."""
+    Exact (every sign pattern) up to 16 units, or when the values sit on a lattice (counts, or
+    0 / 1 outcomes against shares of a few random maps: the null distribution is then a
+    convolution of binomials); otherwise ``n_perm`` random patterns plus the observed one.
+    Unlike a bootstrap p it is valid for a handful of units (2 of 2 positive: p = 0.5)."""
     s = np.asarray(unit_sums, dtype=np.float64)
     obs = abs(s.sum())
     if obs == 0:
@@ -205,9 +210,40 @@ def sign_flip_p(unit_sums, n_perm: int = 4000, seed: int = 0) -> float:
     if len(s) <= 16:
         signs = 1 - 2 * ((np.arange(2 ** len(s))[:, None] >> np.arange(len(s))) & 1)
         return float((np.abs(signs @ s) >= obs * (1 - 1e-12)).mean())
+    exact = _lattice_p(s)
+    if exact is not None:
+        return exact
+    # units with the same |value| are exchangeable: one binomial draw per distinct |value|
     rng = np.random.default_rng(seed)
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(n_perm, len(s)))
-    return float(((np.abs(signs @ s) >= obs * (1 - 1e-12)).sum() + 1) / (n_perm + 1))
+    values, counts = np.unique(np.abs(s), return_counts=True)
+    positive = rng.binomial(counts, 0.5, size=(n_perm, len(values)))
+    sums = (2 * positive - counts) @ values
+    return float(((np.abs(sums) >= obs * (1 - 1e-12)).sum() + 1) / (n_perm + 1))
+
+
+def _lattice_p(s: np.ndarray, max_support: int = 400_000) -> float | None:
+    """The exact sign-flip p when every |value| is a whole multiple of 1 / L for a small L (None
+    otherwise): the sum of w * (+-1) over units of integer weight w, distributed as the
+    convolution over distinct weights of w * (2 Binomial(count, 1/2) - count)."""
+    a = np.abs(s)
+    for L in (1, 2, 4, 8, 16, 32, 64, 3, 6, 12, 24, 5, 10, 20, 40, 100):
+        w = np.round(a * L)
+        if np.allclose(w, a * L, rtol=0, atol=1e-9):
+            break
+    else:
+        return None
+    w = w.astype(np.int64)
+    if 2 * int(w.sum()) + 1 > max_support:
+        return None
+    weights, counts = np.unique(w[w > 0], return_counts=True)
+    pmf = np.array([1.0])                            # over sums -total .. +total, step 1
+    for wt, c in zip(weights, counts):
+        step = np.zeros(2 * wt * c + 1)
+        step[::2 * wt] = stats.binom.pmf(np.arange(c + 1), c, 0.5)   # sum w * (2K - c), K ~ Bin(c, 1/2)
+        pmf = np.convolve(pmf, step)
+    total = (len(pmf) - 1) // 2
+    observed = round(abs(float((np.sign(s) * w).sum())))
+    return float(min(1.0, pmf[np.abs(np.arange(-total, total + 1)) >= observed].sum()))
 
 
 def holm(pvalues) -> np.ndarray:
