@@ -55,7 +55,7 @@ def main():
             pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(Path(tmp) / f"{name}.ipynb"),
                                 parameters=LARGER[name], cwd=str(ROOT / "notebooks"), progress_bar=True)
         seconds = time.perf_counter() - t0
-        for judged in ("claims.csv", "verdicts.csv"):   # the chapter judges; a larger run supplies data
+        for judged in ("claims.csv", "verdicts.csv", "grid_verdicts.csv"):   # the chapter judges; a larger run supplies data
             (folder / judged).unlink(missing_ok=True)
         record = {"command": f"python scripts/larger_run.py {name}", "parameters": LARGER[name],
                   "seconds": round(seconds, 1), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
