@@ -2,14 +2,15 @@
 # Command A: build the whole book from scratch on the embedded benchmark.
 #   set up .venv -> draw the benchmark data -> execute every notebook with papermill
 #   -> compile the HTML book into _build/html.
-# Options are passed to scripts/run_notebooks.py (e.g. --only 01_benchmark_and_methods).
+# Options are passed to scripts/run_notebooks.py --publish (e.g. --only 01_benchmark_and_methods);
+# a build publishes the default runs only, so it takes no -p overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "== drawing the shapes benchmark (cached in .cache/ after the first time)"
 .venv/bin/python -c "from xailib.data import load_shapes; [load_shapes(s, progress=True) for s in ('test', 'val')]"
 echo "== executing the notebooks with papermill"
-XAILIB_PUBLISH=1 .venv/bin/python scripts/run_notebooks.py "$@"
+.venv/bin/python scripts/run_notebooks.py --publish "$@"
 echo "== compiling the book"
 .venv/bin/jupyter-book build . --builder html
 echo

@@ -50,3 +50,47 @@ def test_bad_parameters_stop_with_a_clear_message(tmp_path, notebook, params, me
                             cwd=str(path.parent), kernel_name="python3", progress_bar=False)
     assert message in str(err.value)
     assert err.value.ename in ("ParameterError", "MissingResourceError")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_an_undeclared_parameter_stops_the_run_before_any_work(tmp_path, path, monkeypatch):
+    """A misspelled -p name used to run the whole chapter at its defaults; now the first cell
+    after papermill's injected one stops, names the closest declared parameter, and nothing is
+    written to the results cache or under results/."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XAILIB_CACHE", str(cache))
+    before = sorted(p.relative_to(ROOT) for p in (ROOT / "results").rglob("*") if p.is_file())
+    stamp = {p: p.stat().st_mtime_ns for p in (ROOT / "results").rglob("*") if p.is_file()}
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(path), str(tmp_path / "out.ipynb"), parameters={"n_imgs": 4},
+                            cwd=str(path.parent), kernel_name="python3", progress_bar=False)
+    assert err.value.ename == "ParameterError"
+    assert "unknown parameter 'n_imgs'" in err.value.evalue
+    close = "n_images" if "n_images" in pm.inspect_notebook(str(path)) else None
+    if close:
+        assert f"did you mean {close!r}" in err.value.evalue
+    out = json.loads((tmp_path / "out.ipynb").read_text())
+    injected = next(i for i, c in enumerate(out["cells"]) if "injected-parameters" in c["metadata"].get("tags", []))
+    first_code_after = next(i for i in range(injected + 1, len(out["cells"])) if out["cells"][i]["cell_type"] == "code")
+    failed = next(i for i, c in enumerate(out["cells"]) if c["cell_type"] == "code"
+                  and any(o.get("output_type") == "error" for o in c.get("outputs", [])))
+    assert failed == first_code_after
+    assert not (cache / "results").exists()
+    after = sorted(p.relative_to(ROOT) for p in (ROOT / "results").rglob("*") if p.is_file())
+    assert after == before and all(p.stat().st_mtime_ns == t for p, t in stamp.items())
+
+
+def test_the_runner_prints_the_one_sentence_that_matters(tmp_path):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "scripts/run_notebooks.py", "--only", "03_impact_score", "-p", "n_imgs", "4"],
+                       cwd=ROOT, capture_output=True, text=True, env={**__import__("os").environ,
+                                                                      "XAILIB_CACHE": str(tmp_path)})
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()
+    assert any(line.startswith("03_impact_score: cell ") and "ParameterError: unknown parameter 'n_imgs'" in line
+               for line in last), r.stderr
+    assert "Traceback" not in r.stderr
+    refused = subprocess.run([sys.executable, "scripts/run_notebooks.py", "--publish", "-p", "n_images", "4"],
+                             cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode != 0 and "never published" in refused.stderr

@@ -41,25 +41,32 @@ def test_results_are_keyed_by_parameters(tmp_path):
     assert json.loads((c.dir / "params.json").read_text()) == {"n": 2, "m": [1, 2]}
 
 
-def test_tables_publish_only_for_the_published_parameters(tmp_path, monkeypatch):
+def test_only_an_explicit_publish_writes_the_committed_tables(tmp_path, monkeypatch):
     monkeypatch.delenv("XAILIB_PUBLISH", raising=False)
+    monkeypatch.delenv("XAILIB_LARGER_RUN", raising=False)
     table = pd.DataFrame({"acc": [0.5, 0.25]}, index=["x", "y"])
     pub = tmp_path / "results"
     first = ResultStore("nb", {"n": 1}, root=tmp_path / "cache", publish=True, publish_root=pub, verbose=False)
     first.save_table("t", table)
     assert (pub / "nb" / "t.csv").read_text() == ",acc\nx,0.5\ny,0.25\n"
-    # same parameters: publishes again; other parameters: the committed table is left alone
-    same = ResultStore("nb", {"n": 1}, root=tmp_path / "cache", publish_root=pub, verbose=False)
-    assert same.publish
-    other = ResultStore("nb", {"n": 2}, root=tmp_path / "cache", publish_root=pub, verbose=False)
-    assert not other.publish
-    other.save_table("t", table * 2)
-    assert (pub / "nb" / "t.csv").read_text() == ",acc\nx,0.5\ny,0.25\n"
-    assert (other.dir / "tables" / "t.csv").read_text() == ",acc\nx,1\ny,0.5\n"
+    # a run with the published parameters (a default run, a device-only run) publishes nothing,
+    # and nor does any other run: only XAILIB_PUBLISH=1 (the book's build) does
+    for params in ({"n": 1}, {"n": 2}):
+        run = ResultStore("nb", params, root=tmp_path / "cache", publish_root=pub, verbose=False)
+        assert not run.publish
+        run.save_table("t", table * 2)
+        assert (pub / "nb" / "t.csv").read_text() == ",acc\nx,0.5\ny,0.25\n"
+        assert (run.dir / "tables" / "t.csv").read_text() == ",acc\nx,1\ny,0.5\n"
     monkeypatch.setenv("XAILIB_PUBLISH", "1")
     assert ResultStore("nb", {"n": 3}, root=tmp_path / "cache", publish_root=pub, verbose=False).publish
     monkeypatch.setenv("XAILIB_PUBLISH", "0")
     assert not ResultStore("nb", {"n": 1}, root=tmp_path / "cache", publish_root=pub, verbose=False).publish
+    monkeypatch.delenv("XAILIB_PUBLISH")
+    monkeypatch.setenv("XAILIB_LARGER_RUN", "1")            # a larger run: its own folder only
+    larger = ResultStore("nb", {"n": 4}, root=tmp_path / "cache", publish_root=pub, verbose=False)
+    larger.save_table("t", table)
+    assert larger.publish and (pub / "nb" / "larger_run" / "t.csv").exists()
+    assert (pub / "nb" / "t.csv").read_text() == ",acc\nx,0.5\ny,0.25\n"
 
 
 def test_a_change_of_code_gets_a_fresh_store(tmp_path, monkeypatch):

@@ -6,12 +6,13 @@ Long computations go through :meth:`ResultStore.batches`, which saves every fini
 with an atomic write (temporary file, then rename), so an interrupted run resumes at the first
 missing batch and loses nothing. Tables go through :meth:`ResultStore.save_table`: always into
 the store, and for the published run also into ``results/<notebook>/`` in the repository, where
-they are committed so that runs can be diffed. The published run is the one whose parameters
-equal ``results/<notebook>/params.json`` (the book's build sets ``XAILIB_PUBLISH=1`` to
-(re)write it, the tests set ``XAILIB_PUBLISH=0`` so they never touch it); a re-run with your
-own parameters never overwrites the committed tables. A chapter's larger run is published by its
-script alone (``scripts/larger_run.py`` sets ``XAILIB_LARGER_RUN=1``) into
-``results/<notebook>/larger_run/``, which :func:`larger_run` reads back.
+they are committed so that runs can be diffed. Publishing is explicit and nothing else
+writes under ``results/``: the book's build publishes its default runs
+(``scripts/run_notebooks.py --publish``, which ``scripts/build_book.sh`` calls, sets
+``XAILIB_PUBLISH=1``), and a chapter's larger run is published by its script alone
+(``scripts/larger_run.py`` sets ``XAILIB_LARGER_RUN=1``) into ``results/<notebook>/larger_run/``,
+which :func:`larger_run` reads back. Any other run, with the default parameters or not, writes
+only to the cache.
 """
 from __future__ import annotations
 
@@ -55,6 +56,16 @@ def atomic_torch_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository or the home folder when it lies inside them."""
+    for base, label in ((REPO, "."), (Path.home(), "~")):
+        try:
+            return f"{label}/{path.resolve().relative_to(base.resolve())}"
+        except ValueError:
+            pass
+    return str(path)
+
+
 class ResultStore:
     def __init__(self, notebook: str, params: dict, root: Path | None = None,
                  publish: bool | None = None, publish_root: Path | None = None,
@@ -67,16 +78,13 @@ class ResultStore:
         atomic_write_text(self.dir / "params.json", _canonical(self.params) + "\n")
         if publish is None and os.environ.get("XAILIB_LARGER_RUN") == "1":
             self.publish_dir, publish = self.publish_dir / "larger_run", True
-        if publish is None:  # XAILIB_PUBLISH=1 forces publishing, =0 (the tests) forbids it
-            published = self.publish_dir / "params.json"
-            env = os.environ.get("XAILIB_PUBLISH")
-            publish = env == "1" or (env != "0" and published.exists() and json.loads(
-                published.read_text()) == json.loads(_canonical(self.params)))
+        if publish is None:  # only the book's build (XAILIB_PUBLISH=1) publishes
+            publish = os.environ.get("XAILIB_PUBLISH") == "1"
         self.publish = publish
-        if verbose:
-            where = f"also published to {self.publish_dir}/" if publish else \
-                "not published (parameters differ from results/<notebook>/params.json)"
-            print(f"results: {self.dir}  [{where}]")
+        if verbose:   # relative paths: no machine's absolute cache path in a committed output
+            where = "published to results/" + self.notebook + ("/larger_run" if self.publish_dir.name == "larger_run" else "") \
+                if publish else "cache only; only the book's build publishes to results/"
+            print(f"results: {_shown(self.dir)}  [{where}]")
 
     # -- per-image results, saved batch by batch ------------------------------------------------
     def batches(self, name: str, n: int, batch_size: int, fn: Callable[[slice], torch.Tensor],
