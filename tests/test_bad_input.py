@@ -128,3 +128,30 @@ def test_blur_kernel_names_what_blur_does():
     assert metrics.blur_kernel(64, sigma=3.0) == (19, 3.0)
     with pytest.raises(ParameterError):
         metrics.blur_kernel(64, kernel=4, sigma=1.0)
+
+
+@pytest.mark.parametrize("method", ["rise", "occlusion", "gradient", "integrated_gradients"])
+def test_targets_out_of_range_are_named_in_every_method(method):
+    """-1 used to be read as the last class by rise and occlusion (Python indexing), and 2 on a
+    two-class model surfaced as captum's IndexError; both are now one sentence naming targets."""
+    from xailib import explain
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * H * W, 2))
+    x, _ = _inputs()
+    extra = {"n_masks": 8, "cells": 2} if method == "rise" else {"window": 4, "stride": 4} if method == "occlusion" else {}
+    with pytest.raises(ParameterError, match="class indices >= 0, got -1"):
+        explain.explain(model, x, -1, method, **extra)
+    with pytest.raises(ParameterError, match="below 2 .* got 2"):
+        explain.explain(model, x, [0, 2], method, **extra)
+    assert explain.explain(model, x, [0, 1], method, **extra).shape == (2, H, W)
+
+
+def test_targets_out_of_range_are_named_in_the_metrics():
+    x, masks = _inputs()
+    maps = torch.rand(2, H, W)
+    with pytest.raises(ParameterError, match="got -1"):
+        metrics.score(RedMean(), x, -1, maps, "deletion")
+    with pytest.raises(ParameterError, match="below 2"):
+        metrics.score(RedMean(), x, 5, maps, "insertion")
+    with pytest.raises(ParameterError, match="integer class indices"):
+        metrics.score(RedMean(), x, torch.tensor([0.0, 1.0]), maps, "deletion")
+    assert metrics.score(None, x, [0, 1], maps, "pointing_game", masks=masks).shape == (2,)

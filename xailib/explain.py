@@ -73,13 +73,38 @@ def _reduce(attr: torch.Tensor, how: str) -> torch.Tensor:
     return attr.abs().amax(1)
 
 
-def _targets(targets, n: int, device) -> torch.Tensor:
-    t = torch.as_tensor(targets, dtype=torch.long, device=device)
+def _targets(targets, n: int, device, model=None, example=None) -> torch.Tensor:
+    t = check_targets(targets, n, model, example)
+    return t.to(device)
+
+
+def check_targets(targets, n: int, model=None, example=None) -> torch.Tensor:
+    """``targets`` as one class index per image, each in [0, number of classes): the number of
+    classes from one forward pass of ``model`` on ``example[:1]`` when given. A negative index is
+    an error, not "counted from the end" as Python would read it."""
+    t = torch.as_tensor(targets)
+    if torch.is_floating_point(t) or t.dtype == torch.bool:
+        raise ParameterError(f"targets must be integer class indices, got {t.dtype}")
+    t = t.to(torch.long)
     if t.ndim == 0:
         t = t.expand(n)
     if t.shape != (n,):
         raise ParameterError(f"targets must be one class index or one per image ({n}), "
                              f"got shape {tuple(t.shape)}")
+    if n and int(t.min()) < 0:
+        raise ParameterError(f"targets must be class indices >= 0, got {int(t.min())} "
+                             "(a negative index is not read as counting from the last class)")
+    if n and model is not None and example is not None:
+        was_training = model.training
+        model.eval()                   # no batch-norm statistics move for this one look
+        try:
+            with torch.no_grad():
+                classes = model(example[:1]).shape[-1]
+        finally:
+            model.train(was_training)
+        if int(t.max()) >= classes:
+            raise ParameterError(f"targets must be class indices below {classes} (the model's number of "
+                                 f"classes), got {int(t.max())}")
     return t
 
 
@@ -109,7 +134,7 @@ def explain(model: nn.Module, images: torch.Tensor, targets, method: str = "grad
     dev = inference.model_device(model, fallback=images.device)
     out_dev = images.device
     x_all = images.to(dev, torch.float32)
-    t_all = _targets(targets, len(images), dev)
+    t_all = _targets(targets, len(images), dev, model, x_all)
     kw = {**m.defaults, **params}
     chunks = range(0, len(images), bs)
     if progress:

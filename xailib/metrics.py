@@ -64,9 +64,11 @@ def score(model: nn.Module | None, images: torch.Tensor, targets, maps: torch.Te
                              f"{' ...' if len(bad) > 10 else ''}); a metric cannot rank such pixels")
     t = None  # metrics that only compare maps with ground truth take no targets
     if targets is not None:
-        t = torch.as_tensor(targets, dtype=torch.long)
-        if t.ndim == 0:
-            t = t.expand(len(images))
+        from .explain import check_targets
+        example = None
+        if model is not None and len(images):
+            example = images[:1].to(inference.model_device(model, fallback=images.device), torch.float32)
+        t = check_targets(targets, len(images), model, example)
     with inference.options(fast=fast):
         out = m.fn(model, images, t, maps, **{**m.defaults, **params})
     return torch.as_tensor(out, dtype=torch.float64).cpu()
