@@ -75,3 +75,45 @@ def test_a_change_of_code_gets_a_fresh_store(tmp_path, monkeypatch):
     monkeypatch.setattr(r, "code_version", lambda: "other-code")
     b = ResultStore("nb", {"n": 1}, root=tmp_path, publish=False, verbose=False)
     assert a.dir != b.dir
+
+
+def test_a_truncated_cache_file_is_named_and_recomputed(tmp_path):
+    calls = []
+
+    def fn(sl):
+        calls.append(sl.start)
+        return torch.arange(sl.start, sl.stop, dtype=torch.float32)
+
+    store = ResultStore("nb", {"a": 1}, root=tmp_path, publish=False, verbose=False)
+    store.batches("maps", 6, 3, fn, progress=False)
+    path = store.dir / "maps" / "000003-000006.pt"
+    path.write_bytes(path.read_bytes()[:20])          # a kill in mid-write of a non-atomic copy
+    with pytest.warns(UserWarning, match="000003-000006.pt could not be read"):
+        out = store.batches("maps", 6, 3, fn, progress=False)
+    assert calls == [0, 3, 3]                          # only the corrupt batch again
+    torch.testing.assert_close(out, torch.arange(6, dtype=torch.float32))
+
+
+def _cell(source: str, name: str, calls=None):
+    """A function defined by a 'notebook cell': IPython keeps cell sources in linecache."""
+    import linecache
+    filename = f"/tmp/ipykernel_0/{name}.py"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    scope = {"torch": torch, "calls": calls if calls is not None else []}
+    exec(compile(source, filename, "exec"), scope)
+    return scope["fn"]
+
+
+def test_editing_the_computing_cell_invalidates_its_batches(tmp_path):
+    store = ResultStore("nb", {"a": 1}, root=tmp_path, publish=False, verbose=False)
+    calls = []
+    body = "def fn(sl):\n    calls.append(sl.start)\n    return {} * torch.ones(sl.stop - sl.start)\n"
+    v1 = _cell(body.format(1), "cell_a", calls)
+    torch.testing.assert_close(store.batches("maps", 4, 2, v1, progress=False), torch.ones(4))
+    assert calls == [0, 2]
+    rerun = _cell(body.format(1), "cell_b", calls)             # the same cell run again: loaded
+    torch.testing.assert_close(store.batches("maps", 4, 2, rerun, progress=False), torch.ones(4))
+    assert calls == [0, 2]
+    edited = _cell(body.format(2), "cell_c", calls)            # the computation edited: recomputed
+    torch.testing.assert_close(store.batches("maps", 4, 2, edited, progress=False), 2 * torch.ones(4))
+    assert calls == [0, 2, 0, 2]

@@ -66,6 +66,29 @@ def _shown(path: Path) -> str:
     return str(path)
 
 
+def code_key(fn) -> str:
+    """A hash of the code that computes a batch: the whole source file (or notebook cell: IPython
+    keeps each cell's source in ``linecache``) that defines ``fn``, so that editing a notebook's
+    computing cell does not reuse batches computed by its earlier version. Empty for callables
+    without Python source."""
+    import linecache
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return ""
+    text = "".join(linecache.getlines(code.co_filename)) or code.co_code.hex()
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _invalidate_if_code_changed(folder: Path, key: str) -> None:
+    """Drop a folder's cached batches when the code that computed them has changed."""
+    stamp = folder / "code.txt"
+    if stamp.exists() and stamp.read_text().strip() != key:
+        for old in folder.glob("*.pt"):
+            old.unlink()
+    if not stamp.exists() or stamp.read_text().strip() != key:
+        atomic_write_text(stamp, key + "\n")
+
+
 class ResultStore:
     def __init__(self, notebook: str, params: dict, root: Path | None = None,
                  publish: bool | None = None, publish_root: Path | None = None,
@@ -91,10 +114,13 @@ class ResultStore:
                 progress: bool = True) -> torch.Tensor:
         """``torch.cat([fn(slice) for each batch of range(n)])``, every batch saved as it finishes.
 
-        Batches already on disk are loaded, not recomputed. The seconds each batch took are
-        kept beside it; :meth:`seconds` adds them up.
+        Batches already on disk are loaded, not recomputed, unless the code that computes them
+        (:func:`code_key` of ``fn``) has changed since, or the file is unreadable (truncated by a
+        kill): then they are computed again. The seconds each batch took are kept beside it;
+        :meth:`seconds` adds them up.
         """
         folder = self.dir / name
+        _invalidate_if_code_changed(folder, code_key(fn))
         starts = list(range(0, n, batch_size))
         it = starts
         if progress:
@@ -104,8 +130,14 @@ class ResultStore:
         for i in it:
             path = folder / f"{i:06d}-{min(i + batch_size, n):06d}.pt"
             if path.exists():
-                parts.append(torch.load(path, weights_only=True)["value"])
-                continue
+                try:
+                    parts.append(torch.load(path, weights_only=True)["value"])
+                    continue
+                except Exception as e:        # truncated or corrupt: a corrupt batch is a missing batch
+                    import warnings
+                    warnings.warn(f"cached batch {_shown(path)} could not be read ({type(e).__name__}); "
+                                  "recomputing it", stacklevel=2)
+                    path.unlink(missing_ok=True)
             t0 = time.perf_counter()
             value = fn(slice(i, min(i + batch_size, n)))
             atomic_torch_save({"value": value.cpu(), "seconds": time.perf_counter() - t0}, path)
