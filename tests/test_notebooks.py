@@ -36,6 +36,8 @@ BAD = [("01_benchmark_and_methods", p, m) for p, m in BAD] + [
     ("02_rise", dict(p_keep=1.5), "p_keep=1.5 must be a number in [0.0, 1.0]"),
     ("02_rise", dict(methods=["gradient", "occlusion", "lime"]), "must include the paper's three comparisons"),
     ("02_rise", dict(n_hard=-1), "n_hard=-1 must be an integer >= 0"),
+    ("02_rise", dict(image_size=65), "images are 65x65 but model 'vgg_mini' expects 64x64"),
+    ("03_impact_score", dict(image_size=65), "images are 65x65 but model 'vgg_mini' expects 64x64"),
     ("03_impact_score", dict(removal="mean", grid_removals=["zero", "blur"]), "must be a cell of the grid"),
     ("03_impact_score", dict(selection="threshold"), "selection='threshold' is not accepted"),
     ("04_adversarial_patch", dict(n_random=0), "n_random=0 must be an integer >= 1"),
@@ -50,6 +52,13 @@ def test_bad_parameters_stop_with_a_clear_message(tmp_path, notebook, params, me
                             cwd=str(path.parent), kernel_name="python3", progress_bar=False)
     assert message in str(err.value)
     assert err.value.ename in ("ParameterError", "MissingResourceError")
+    if err.value.ename == "ParameterError":       # caught by the validation cell, before any work
+        out = json.loads((tmp_path / "out.ipynb").read_text())
+        code = [i for i, c in enumerate(out["cells"]) if c["cell_type"] == "code"
+                and "injected-parameters" not in c["metadata"].get("tags", [])
+                and "parameters" not in c["metadata"].get("tags", [])]
+        failed = next(i for i in code if any(o.get("output_type") == "error" for o in out["cells"][i].get("outputs", [])))
+        assert failed == code[0], "a bad parameter must stop the first cell after the parameters"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

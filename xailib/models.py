@@ -257,6 +257,20 @@ def load_model(name: str, device: str = "cpu", weights=None, download: bool = Tr
     return model.eval().to(dev)
 
 
+INPUT_SIZES = {**{n: 64 for n in BENCHMARK_MODELS + tuple(ZOO_MODELS)},
+               "resnet50": 224, "vgg16": 224, "inception_v3": 299}
+
+
+def check_image_size(name: str, image_size) -> None:
+    """Before any data is drawn or weights loaded: ``name`` is a known model and ``image_size``
+    is the side its images must have."""
+    check_choice("model_names", name, MODEL_NAMES)
+    want = INPUT_SIZES[name]
+    if image_size != want:
+        raise ParameterError(f"images are {image_size}x{image_size} but model {name!r} expects "
+                             f"{want}x{want}; set image_size={want} (or pick a matching model)")
+
+
 def check_input_size(model: nn.Module, images: torch.Tensor) -> None:
     """A clear error when images do not have the size the model was trained for."""
     want = tuple(model.xai_input_size)
