@@ -19,10 +19,10 @@ import os
 import platform
 import sys
 import time
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import nbformat
 import papermill as pm
 import yaml
 
@@ -58,35 +58,83 @@ def parse_value(text):
         return text
 
 
-def write_page(record):
+def machine() -> dict:
+    """Where a notebook ran: OS, CPU model and cores, the GPU if torch sees one, Python, packages."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"os": f"{platform.system()} {platform.machine()}", "cpu": cpu, "cpus": os.cpu_count(), "gpu": gpu,
+            "python": platform.python_version(), "packages": {p: metadata.version(p) for p in PACKAGES}}
+
+
+def stored_run(path: Path) -> dict:
+    """A notebook's own record of its last published run: papermill's metadata (duration, end
+    time, parameters given) with the declared defaults, and the machine run_notebooks stored."""
+    nb = json.loads(path.read_text())
+    pmeta = nb["metadata"].get("papermill", {})
+    declared = {k: parse_value(v["default"]) for k, v in pm.inspect_notebook(str(path)).items()}
+    return {"seconds": pmeta.get("duration"), "finished": pmeta.get("end_time"),
+            "parameters": {**declared, **pmeta.get("parameters", {})},
+            "machine": nb["metadata"].get("xailib_run", {})}
+
+
+def write_page(notebooks):
+    """book/build_record.md (and results/build_record.json) rewritten from every notebook's own
+    stored run, so a page never lists a run that is not the one the book shows."""
+    runs = {p.stem: stored_run(p) for p in notebooks}
+    RECORD.write_text(json.dumps(runs, indent=1, default=str) + "\n")
     lines = ["# How this book was built", "",
-             "Every chapter is a notebook executed by papermill with the parameters below; the "
-             "HTML shows the stored outputs of that run. `scripts/run_notebooks.py --publish` rewrites this "
-             "page each time it runs.", "",
-             f"- Built: {record['built']} on {record['machine']}",
-             f"- Python {record['python']}, {record['cpus']} CPU cores, device used by default: CPU",
-             "", "## Packages", "", "| package | version |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in record["packages"].items()]
-    lines += ["", "## Notebooks", "", "| notebook | run time (s) | parameters |", "| --- | ---: | --- |"]
-    for name, nb in record["notebooks"].items():
-        params = ", ".join(f"`{k}={v!r}`" for k, v in nb["parameters"].items())
-        lines.append(f"| {name} | {nb['seconds']:.0f} | {params} |")
+             "Every chapter is a notebook executed by papermill with its default parameters; the HTML "
+             "shows the stored outputs of that run. This page is generated from the notebooks' own "
+             "records of that run (`scripts/run_notebooks.py --publish` rewrites it): run time as "
+             "papermill measured it, from an empty results cache unless a row says otherwise, and "
+             "the machine and package versions the run used.", "",
+             "| notebook | run time (s) | finished (UTC) | machine |", "| --- | ---: | --- | --- |"]
+    for name, run in runs.items():
+        m = run["machine"]
+        where = f"{m.get('cpu', '?')}, {m.get('cpus', '?')} cores" + (f", {m['gpu']}" if m.get("gpu") else "") \
+            if m else "(not recorded)"
+        secs = f"{run['seconds']:.0f}" if run["seconds"] is not None else "?"
+        done = (run["finished"] or "?")[:16].replace("T", " ")
+        lines.append(f"| {name} | {secs} | {done} | {where} |")
+    versions = {}
+    for name, run in runs.items():
+        for pkg, v in run["machine"].get("packages", {}).items():
+            versions.setdefault(pkg, {}).setdefault(v, []).append(name)
+    lines += ["", "## Packages", "", "| package | version |", "| --- | --- |"]
+    for pkg, by in versions.items():
+        text = "; ".join(v if len(by) == 1 else f"{v} ({', '.join(n[:2] for n in names)})" for v, names in by.items())
+        lines.append(f"| {pkg} | {text} |")
+    pythons = sorted({run["machine"].get("python") for run in runs.values() if run["machine"]})
+    lines += ["", f"Python {', '.join(pythons) or '?'}.", "", "## Parameters of each run", ""]
+    for name, run in runs.items():
+        lines += [f"**{name}**: " + ", ".join(f"`{k}={v!r}`" for k, v in run["parameters"].items()), ""]
     larger = sorted((ROOT / "results").glob("*/larger_run/run.json"))
     if larger:
-        lines += ["", "## Larger runs", "",
+        lines += ["## Larger runs", "",
                   "Each chapter's verdicts are read from its larger run, made by its own script and "
                   "published to `results/<notebook>/larger_run/`; `tests/test_larger_runs.py` "
                   "recomputes a random slice of each.", "",
-                  "| notebook | command | wall time (min) | finished | machine | parameters |",
-                  "| --- | --- | ---: | --- | --- | --- |"]
+                  "| notebook | command | wall time (min) | finished | machine |",
+                  "| --- | --- | ---: | --- | --- |"]
+        params = []
         for path in larger:
             run = json.loads(path.read_text())
-            params = ", ".join(f"`{k}={v!r}`" for k, v in run["parameters"].items())
             lines.append(f"| {path.parent.parent.name} | `{run['command']}` | {run['seconds'] / 60:.1f} | "
-                         f"{run['finished']} | {run['machine']} | {params} |")
+                         f"{run['finished']} | {run['machine']} |")
+            params += [f"**{path.parent.parent.name}**, larger run: "
+                       + ", ".join(f"`{k}={v!r}`" for k, v in run["parameters"].items()), ""]
+        lines += [""] + params
     for bench in sorted((ROOT / "results" / "bench").glob("*.md")):
         lines += ["", f"## Speed ({bench.stem})", "", bench.read_text().strip()]
-    PAGE.write_text("\n".join(lines) + "\n")
+    PAGE.write_text("\n".join(lines).rstrip() + "\n")
 
 
 def main():
@@ -110,12 +158,11 @@ def main():
     overrides = {k: parse_value(v) for k, v in args.p}
     os.environ["XAILIB_PUBLISH"] = "1" if args.publish else "0"
     runs = Path(os.environ.get("XAILIB_CACHE") or ROOT / ".cache") / "runs"
-    record = json.loads(RECORD.read_text()) if RECORD.exists() else {"notebooks": {}}
+    where = machine() if args.publish else None
     for path in notebooks:
         out = path if args.publish else runs / path.name
         out.parent.mkdir(parents=True, exist_ok=True)
         print(f"-- {path.stem}" + ("" if args.publish else f" -> {out}"), flush=True)
-        declared = {k: parse_value(v["default"]) for k, v in pm.inspect_notebook(str(path)).items()}
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(str(path), str(out), parameters=overrides, cwd=str(path.parent),
@@ -123,20 +170,13 @@ def main():
         except pm.PapermillExecutionError as e:
             sys.exit(f"{path.stem}: cell {e.cell_index} (execution {e.exec_count}) stopped with "
                      f"{e.ename}: {e.evalue}\n(the executed notebook, with the full traceback: {out})")
-        seconds = time.perf_counter() - t0
-        print(f"   {seconds:.0f} s", flush=True)
-        record["notebooks"][path.stem] = {"seconds": round(seconds, 1),
-                                          "parameters": {**declared, **overrides}}
-    if not args.publish:
-        return
-    record.update(
-        built=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=f"{platform.system()} {platform.machine()}", python=platform.python_version(),
-        cpus=os.cpu_count(),
-        packages={p: metadata.version(p) for p in PACKAGES})
-    RECORD.parent.mkdir(exist_ok=True)
-    RECORD.write_text(json.dumps(record, indent=1) + "\n")
-    write_page(record)
+        print(f"   {time.perf_counter() - t0:.0f} s", flush=True)
+        if args.publish:     # the notebook keeps the record of its own run: machine and packages
+            nb = nbformat.read(out, as_version=4)
+            nb.metadata["xailib_run"] = where
+            nbformat.write(nb, out)
+    if args.publish:
+        write_page(toc_notebooks())
 
 
 if __name__ == "__main__":
