@@ -157,6 +157,8 @@ def main():
         notebooks = [known[n] for n in args.only]
     overrides = {k: parse_value(v) for k, v in args.p}
     os.environ["XAILIB_PUBLISH"] = "1" if args.publish else "0"
+    if args.publish:      # no progress-bar widgets (or their state) in the committed notebooks
+        os.environ["TQDM_DISABLE"] = "1"
     runs = Path(os.environ.get("XAILIB_CACHE") or ROOT / ".cache") / "runs"
     where = machine() if args.publish else None
     for path in notebooks:
@@ -174,6 +176,7 @@ def main():
         if args.publish:     # the notebook keeps the record of its own run: machine and packages
             nb = nbformat.read(out, as_version=4)
             nb.metadata["xailib_run"] = where
+            nb.metadata.pop("widgets", None)
             nbformat.write(nb, out)
     if args.publish:
         write_page(toc_notebooks())

@@ -20,6 +20,10 @@ def test_notebook_structure(path):
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, errors[:1]
     assert any("NBVAL_CHECK_OUTPUT" in "".join(c["source"]) for c in code), "checks a result cell"
+    # what a reader should never see: progress-bar widgets and their state, a machine's absolute paths
+    outputs = json.dumps([c.get("outputs", []) for c in code])
+    assert "widget-view+json" not in outputs and "widgets" not in nb["metadata"]
+    assert str(Path.home()) not in outputs and "/work/" not in outputs and "/tmp/" not in outputs
 
 
 BAD = [

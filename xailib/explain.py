@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 from unittest import mock
@@ -76,6 +77,13 @@ def _reduce(attr: torch.Tensor, how: str) -> torch.Tensor:
 def _targets(targets, n: int, device, model=None, example=None) -> torch.Tensor:
     t = check_targets(targets, n, model, example)
     return t.to(device)
+
+
+# captum's notices about what it does on purpose here (gradients required on the input copies it
+# is given; hooks set on ReLUs for the backprop rules and removed afterwards): expected, so silenced
+CAPTUM_NOTICES = ("Input Tensor 0 did not already require gradients",
+                  "Setting backward hooks on ReLU activations",
+                  "Setting forward, backward hooks and attributes on non-linear")
 
 
 def check_targets(targets, n: int, model=None, example=None) -> torch.Tensor:
@@ -144,7 +152,9 @@ def explain(model: nn.Module, images: torch.Tensor, targets, method: str = "grad
     was_training = model.training
     model.eval()
     try:
-        with inference.options(fast=fast):
+        with inference.options(fast=fast), warnings.catch_warnings():
+            for notice in CAPTUM_NOTICES:
+                warnings.filterwarnings("ignore", message=notice, category=UserWarning)
             for i in chunks:
                 s = m.fn(model, x_all[i:i + bs], t_all[i:i + bs], **kw)
                 maps.append(s.detach().to(torch.float32))
