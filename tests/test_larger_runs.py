@@ -4,7 +4,12 @@ The slice changes with ``XAILIB_REPLAY_SEED`` (default 0), so CI can sample othe
 
 Maps are recomputed in the same batch of images the run explained them in (the chapters' batch
 sizes, below): a gradient map of one image differs from the same image's map in another batch by
-about 1e-7 (other convolution kernels), which can reorder near-tied pixels in a deletion curve."""
+about 1e-7 (other convolution kernels), which can reorder near-tied pixels in a deletion curve.
+The same 1e-7 comes from the machine itself (its CPU's kernels, its thread count): RISE's map of
+test image 176 on vgg_mini gives a constant-canvas insertion AUC of 0.472804 with model batches
+of 64, 128 or 512 masks and 0.473010 with 256, on one thread of this machine. A near-tied pixel
+moved across a step boundary changes an AUC by one step's worth of probability, so the curve
+AUCs are compared to ``TOL_CURVE``; a real change of method or metric moves them far more."""
 import json
 import os
 from pathlib import Path
@@ -18,6 +23,7 @@ from xailib import data, explain, impact, metrics, models, patches, results
 
 SEED = int(os.environ.get("XAILIB_REPLAY_SEED", "0"))
 TOL = 1e-4
+TOL_CURVE = 2e-3          # deletion / insertion AUCs (see above)
 MAP_BATCH = {"02_rise": 4, "03_impact_score": 10}          # store.batches sizes of the chapters' maps
 
 
@@ -67,7 +73,7 @@ def replay_rise(params, per_image, n_images=2, methods=("gradient", "gradcam", "
                        metrics.causal_curves(net, x, t, s, "insertion", **kw, canvas="constant")[2].item()]
                 row = sub[(sub.method == meth) & (sub.image == img)].iloc[0]
                 want = [row.deletion, row.insertion, row.insertion_constant]
-                assert got == pytest.approx(want, abs=TOL), (mname, meth, img)
+                assert got == pytest.approx(want, abs=TOL_CURVE), (mname, meth, img)
                 checked += 1
     return checked
 
