@@ -58,6 +58,18 @@ def parse_value(text):
         return text
 
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def clean_outputs(nb) -> None:
+    """No progress bars in a committed notebook: tqdm draws them as widgets (tqdm.notebook ignores
+    TQDM_DISABLE), whose outputs and saved state would show as dead "0%" bars in the book."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET not in o.get("data", {})]
+
+
 def machine() -> dict:
     """Where a notebook ran: OS, CPU model and cores, the GPU if torch sees one, Python, packages."""
     cpu = platform.processor() or platform.machine()
@@ -157,8 +169,6 @@ def main():
         notebooks = [known[n] for n in args.only]
     overrides = {k: parse_value(v) for k, v in args.p}
     os.environ["XAILIB_PUBLISH"] = "1" if args.publish else "0"
-    if args.publish:      # no progress-bar widgets (or their state) in the committed notebooks
-        os.environ["TQDM_DISABLE"] = "1"
     runs = Path(os.environ.get("XAILIB_CACHE") or ROOT / ".cache") / "runs"
     where = machine() if args.publish else None
     for path in notebooks:
@@ -176,7 +186,9 @@ def main():
         if args.publish:     # the notebook keeps the record of its own run: machine and packages
             nb = nbformat.read(out, as_version=4)
             nb.metadata["xailib_run"] = where
-            nb.metadata.pop("widgets", None)
+            clean_outputs(nb)
+            for key in ("input_path", "output_path"):      # no machine's absolute path in the notebook
+                nb.metadata.get("papermill", {})[key] = str(path.relative_to(ROOT))
             nbformat.write(nb, out)
     if args.publish:
         write_page(toc_notebooks())

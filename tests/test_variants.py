@@ -135,9 +135,12 @@ def test_zoo_cards_meet_their_promises(name):
 
 
 def test_retraining_reproduces_the_committed_digits_model():
+    """The recipe in ZOO_RECIPES retrains the committed model to within one test image in a hundred.
+    Not bit for bit: seeded training on another CPU takes other float paths (measured: 1.0 test
+    accuracy on one of this book's machines, 0.9967 on the one that trained the committed model)."""
     name = "vgg_mini_digits"
     model, _, sets = train_zoo_model(name, progress=False)
     card = models.model_card(name)
-    assert round(accuracy(model, sets["test"]), 4) == card["test_accuracy"]
-    assert round(accuracy(model, sets["train"]), 4) == card["train_accuracy"]
+    assert abs(accuracy(model, sets["test"]) - card["test_accuracy"]) <= 0.01
+    assert abs(accuracy(model, sets["train"]) - card["train_accuracy"]) <= 0.01
     assert ZOO_RECIPES[name]["epochs"] == card["epochs"]

@@ -150,8 +150,9 @@ class ResultStore:
                    for p in sorted((self.dir / name).glob("*.pt")))
 
     # -- tables -----------------------------------------------------------------------------------
-    def save_table(self, name: str, table, float_format: str = "%.6g") -> Path:
-        """Write a pandas DataFrame as ``<name>.csv``; returns the path in the store."""
+    def save_table(self, name: str, table, float_format: str = "%.6g") -> None:
+        """Write a pandas DataFrame as ``<name>.csv`` (into the store, and into ``results/`` when
+        publishing). Returns nothing, so a chapter cell that ends with it shows no stray path."""
         text = table.to_csv(float_format=float_format)
         path = self.dir / "tables" / f"{name}.csv"
         atomic_write_text(path, text)
@@ -159,7 +160,6 @@ class ResultStore:
             atomic_write_text(self.publish_dir / f"{name}.csv", text)
             atomic_write_text(self.publish_dir / "params.json",
                               json.dumps(json.loads(_canonical(self.params)), indent=1, sort_keys=True) + "\n")
-        return path
 
 
 def larger_run(notebook: str, root: Path | None = None):
