@@ -25,6 +25,7 @@ def test_notebook_structure(path):
     assert "widget-view+json" not in outputs and "widgets" not in nb["metadata"]
     assert str(Path.home()) not in outputs and "/work/" not in outputs and "/tmp/" not in outputs
     assert "PosixPath(" not in outputs, "a stray path repr"
+    assert "<td>...</td>" not in outputs and "<th>...</th>" not in outputs, "a table shown with rows or columns cut"
     assert not str(nb["metadata"].get("papermill", {}).get("input_path", "")).startswith("/")
 
 
