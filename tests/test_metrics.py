@@ -56,11 +56,11 @@ def test_evaluator_and_errors():
 
 
 def test_list_and_dict_parameters_from_papermill_text():
-    from xailib.errors import as_dict, as_list
-    assert as_list("m", '["resnet50", "vgg16"]') == ["resnet50", "vgg16"]
-    assert as_list("m", "vgg_mini") == ["vgg_mini"] and as_list("m", ("a", "b")) == ["a", "b"]
-    assert as_dict("n", '{"resnet50": 8000}') == {"resnet50": 8000}
+    from xailib.params import DictOf, Int, ListOf, Text
+    assert ListOf(Text()).read("m", '["resnet50", "vgg16"]', {}) == ["resnet50", "vgg16"]
+    assert ListOf(Text()).read("m", "vgg_mini", {}) == ["vgg_mini"] and ListOf(Text()).read("m", ("a", "b"), {}) == ["a", "b"]
+    assert DictOf(Text(), Int()).read("n", '{"resnet50": 8000}', {}) == {"resnet50": 8000}
     with pytest.raises(ParameterError, match="is not a readable list"):
-        as_list("m", "[resnet50")
+        ListOf(Text()).read("m", "[resnet50", {})
     with pytest.raises(ParameterError, match="must be a dict"):
-        as_dict("n", 5)
+        DictOf(Text(), Int()).read("n", 5, {})

@@ -40,14 +40,18 @@ BAD = [
 
 BAD = [("01_benchmark_and_methods", p, m) for p, m in BAD] + [
     ("02_rise", dict(n_masks={"vgg_mini": 500}), "n_masks has no entry for model 'resnet_mini'"),
-    ("02_rise", dict(p_keep=1.5), "p_keep=1.5 must be a number in [0.0, 1.0]"),
+    ("02_rise", dict(p_keep=1.5), "p_keep=1.5 must be a number in [0, 1]"),
     ("02_rise", dict(methods=["gradient", "occlusion", "lime"]), "must include the paper's three comparisons"),
     ("02_rise", dict(n_hard=-1), "n_hard=-1 must be an integer >= 0"),
     ("02_rise", dict(image_size=65), "images are 65x65 but model 'vgg_mini' expects 64x64"),
     ("03_impact_score", dict(image_size=65), "images are 65x65 but model 'vgg_mini' expects 64x64"),
     ("03_impact_score", dict(removal="mean", grid_removals=["zero", "blur"]), "must be a cell of the grid"),
     ("03_impact_score", dict(selection="threshold"), "selection='threshold' is not accepted"),
+    ("03_impact_score", dict(method_params={"lime": {"num_sample": 10}}),
+     "unknown parameter(s) for method 'lime' in method_params: num_sample"),
     ("04_adversarial_patch", dict(n_random=0), "n_random=0 must be an integer >= 1"),
+    ("04_adversarial_patch", dict(tau=2, scales=[0.3, 1.5]),
+     "scales=1.5 must be a number in (0, 1]; tau=2 must be a number in [0, 1]"),   # every mistake at once
 ]
 
 

@@ -23,10 +23,82 @@ def test_undeclared_names_are_found_with_the_closest_declared_one():
 
 def test_the_parameter_table_reads_the_declaration():
     history = ["", CELL, "# Parameters\nn_images = 4\n", "x"]
-    t = params.table({"n_images": 4, "dataset": "shapes"}, history)
+    t = params.table(None, history)
     assert list(t.index) == ["dataset", "n_images", "model_names"]
     assert t.loc["n_images", "this run"] == "4" and t.loc["dataset", "this run"] == "(default)"
     assert t.loc["dataset", "default"] == '"shapes"'
     assert t.loc["dataset", "what it sets"].startswith('"shapes", or "a # b"')
     assert t.loc["n_images", "what it sets"] == "images per model"
     assert params.assigned_names("a, (b, c) = 1, (2, 3)\nd: int = 4\ne += 1\n") == ["a", "b", "c", "d", "e"]
+
+
+RULES_CELL = '''dataset = "shapes"
+n_images = 16             # images per model
+methods = "all"
+model_names = ["vgg_mini"]
+n_masks = 1000
+fraction = 0.1
+'''
+
+
+def _rules():
+    return {"dataset": params.Choice(("shapes", "imagenet")), "n_images": params.Int(),
+            "methods": params.ListOf(params.Choice(("a", "b", "c")), keywords={"all": ["a", "b", "c"]}),
+            "model_names": params.ListOf(params.Choice(("vgg_mini", "resnet_mini"))),
+            "n_masks": params.PerModel(params.Int()), "fraction": params.Number(0, 1, above=True)}
+
+
+def test_check_reads_every_value_with_its_rule_and_writes_back_what_to_use():
+    ns = dict(dataset="shapes", n_images=16, methods="all", model_names='["vgg_mini", "resnet_mini"]',
+              n_masks=500, fraction=0.1)
+    history = ["", RULES_CELL, "# Parameters\nmodel_names = '[\"vgg_mini\", \"resnet_mini\"]'\nn_masks = 500\n"]
+    values = params.check(_rules(), ns, history)
+    assert values["methods"] == ["a", "b", "c"]                        # the keyword expanded
+    assert values["model_names"] == ["vgg_mini", "resnet_mini"]        # papermill's text read back
+    assert values["n_masks"] == {"vgg_mini": 500, "resnet_mini": 500}  # one value for every model
+    assert ns["methods"] == ["a", "b", "c"] and ns["n_masks"] == values["n_masks"]
+    t = params.table(_rules(), history)
+    assert t.loc["n_masks", "this run"] == "500" and t.loc["n_images", "this run"] == "(default)"
+    assert t.loc["fraction", "accepts"] == "a number in (0, 1]"
+    assert t.loc["methods", "accepts"] == "'all', or a list, each one of 'a', 'b', 'c'"
+
+
+def test_check_names_every_bad_value_at_once_and_changes_nothing():
+    ns = dict(dataset="mnist", n_images=0, methods=["a", "z"], model_names=["vgg_mini"],
+              n_masks={"resnet_mini": 10}, fraction=0.0)
+    with pytest.raises(ParameterError) as err:
+        params.check(_rules(), ns, ["", RULES_CELL])
+    msg = str(err.value)
+    for part in ("dataset='mnist' is not accepted; choose one of: 'shapes', 'imagenet'",
+                 "n_images=0 must be an integer >= 1", "methods='z' is not accepted",
+                 "n_masks has no entry for model 'vgg_mini'", "fraction=0.0 must be a number in (0, 1]"):
+        assert part in msg
+    assert ns["methods"] == ["a", "z"]                 # nothing written back when anything is wrong
+    with pytest.raises(ParameterError, match="unknown parameter 'n_imgs'"):     # before any value
+        params.check(_rules(), dict(ns), ["", RULES_CELL, "# Parameters\nn_imgs = 3\n"])
+
+
+def test_rules_and_the_parameters_cell_must_name_the_same_parameters():
+    ns = dict(dataset="shapes", n_images=16, methods="all", model_names=["vgg_mini"], n_masks=1, fraction=0.1)
+    rules = _rules()
+    del rules["fraction"]
+    with pytest.raises(RuntimeError, match=r"no rule for \['fraction'\]"):
+        params.check(rules, ns, ["", RULES_CELL])
+    with pytest.raises(RuntimeError, match=r"no parameter for \['extra'\]"):
+        params.check({**_rules(), "extra": params.Int()}, ns, ["", RULES_CELL])
+
+
+@pytest.mark.parametrize("rule,good,bad", [
+    (params.Int(minimum=0), [0, 5], [-1, 1.5, True, "3"]),
+    (params.Number(0, 1), [0, 0.5, 1], [-0.1, 1.01, "0.5", False]),
+    (params.Flag(), [True, False], [1, "True"]),
+    (params.Maybe(params.Int()), [None, 3], [0]),
+    (params.DictOf(params.Choice("ab"), params.Int()), [{"a": 1}, "{'b': 2}"], [{"c": 1}, {"a": 0}, [1]]),
+    (params.ListOf(params.Int(), minimum=2), [[1, 2], "[3, 4]"], [[1], [1, 0], "[1, "]),
+])
+def test_each_rule_accepts_what_it_says_and_rejects_the_rest(rule, good, bad):
+    for v in good:
+        rule.read("x", v, {})
+    for v in bad:
+        with pytest.raises(ParameterError, match="x"):
+            rule.read("x", v, {})

@@ -40,34 +40,3 @@ def check_unknown_keys(what: str, given: Iterable[str], accepted: Iterable[str])
     if unknown:
         acc = ", ".join(sorted(accepted)) or "(none)"
         raise ParameterError(f"unknown parameter(s) for {what}: {', '.join(unknown)}; accepted: {acc}")
-
-
-def as_list(name: str, value) -> list:
-    """A list parameter given as a list, one item, or the text of a list (``papermill -p``
-    passes ``'["a", "b"]'`` as a string; ``-y "name: [a, b]"`` passes a list)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            import ast
-            try:
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                raise ParameterError(f"{name}={value!r} is not a readable list") from None
-        else:
-            value = [value]
-    if not isinstance(value, (list, tuple)):
-        raise ParameterError(f"{name}={value!r} must be a list")
-    return list(value)
-
-
-def as_dict(name: str, value) -> dict:
-    """A dict parameter given as a dict or as the text of one (see :func:`as_list`)."""
-    if isinstance(value, str) and value.strip().startswith("{"):
-        import ast
-        try:
-            value = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            raise ParameterError(f"{name}={value!r} is not a readable dict") from None
-    if not isinstance(value, dict):
-        raise ParameterError(f"{name}={value!r} must be a dict")
-    return value
