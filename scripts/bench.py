@@ -54,7 +54,7 @@ except ImportError:                               # a commit from before the fas
     inference = None
 
 MODELS = ("vgg_mini", "resnet_mini")
-METHOD_PARAMS = {"rise": dict(n_masks=1000)}
+METHOD_PARAMS = {"rise": dict(n_masks=1000), "neuromask": dict(iterations=100)}   # NeuroMask: per 100 iterations
 METRICS = ("deletion", "insertion", "impact", "impact_strict", "pointing_game", "mask_energy")
 
 

@@ -148,7 +148,8 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
     """Probability of the target class as pixels are changed in order of decreasing saliency.
 
     ``deletion`` replaces the most salient pixels by ``fill`` (``"mean"``: 0 in the model's
-    normalised input, the data set's mean colour, as in the authors' code); ``insertion`` starts
+    normalised input, the data set's mean colour, as in the authors' code; ``"blur"``: the same
+    pixels of a blurred copy, as insertion's canvas); ``insertion`` starts
     from a blurred copy (``canvas="blur"``, the paper's) or from the constant ``fill`` image
     (``canvas="constant"``, the alternative the paper argues against) and restores the most
     salient pixels. ``n_steps`` steps of equal size
@@ -174,7 +175,8 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(HW, device=dev).expand(B, HW).contiguous())
     if mode == "deletion":
-        start, end = x, _fill(model, fill, dev).expand_as(x)
+        end = blur(x, blur_kernel, blur_sigma) if fill == "blur" else _fill(model, fill, dev).expand_as(x)
+        start = x
     else:
         start = (blur(x, blur_kernel, blur_sigma) if canvas == "blur"
                  else _fill(model, fill, dev).expand_as(x))
@@ -193,11 +195,12 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
 
 
 @register("deletion", higher_is_better=False, reference="petsiuk2018",
-          n_steps=None, fill="mean", batch_size=512)
-def _deletion(model, images, targets, maps, n_steps, fill, batch_size):
-    """Area under the target probability as the most salient pixels are removed (lower is better)."""
-    return causal_curves(model, images, targets, maps, "deletion", n_steps, fill,
-                         batch_size=batch_size)[2]
+          n_steps=None, fill="mean", batch_size=512, blur_kernel=None, blur_sigma=None)
+def _deletion(model, images, targets, maps, n_steps, fill, batch_size, blur_kernel, blur_sigma):
+    """Area under the target probability as the most salient pixels are removed (lower is better);
+    ``fill="blur"`` removes them into a blurred copy (``blur_kernel`` / ``blur_sigma``)."""
+    return causal_curves(model, images, targets, maps, "deletion", n_steps, fill, blur_kernel=blur_kernel,
+                         blur_sigma=blur_sigma, batch_size=batch_size)[2]
 
 
 @register("insertion", higher_is_better=True, reference="petsiuk2018",
