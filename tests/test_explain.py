@@ -9,7 +9,8 @@ from xailib.errors import ParameterError
 
 FAST = {"lime": dict(num_samples=100), "kernel_shap": dict(nsamples=100),
         "integrated_gradients": dict(n_steps=8), "smoothgrad": dict(n_samples=4),
-        "expected_gradients": dict(n_samples=4), "rise": dict(n_masks=64)}
+        "expected_gradients": dict(n_samples=4), "rise": dict(n_masks=64),
+        "neuromask": dict(iterations=50), "extremal_perturbation": dict(iterations=20)}
 
 
 class Linear(nn.Module):

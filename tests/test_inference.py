@@ -144,7 +144,8 @@ def test_fast_module_for_third_party_code(nets, x):
 # Every registered method and metric gives the same answer on both paths (within tolerance).
 SMALL = {"lime": dict(num_samples=150), "kernel_shap": dict(nsamples=150), "rise": dict(n_masks=300),
          "integrated_gradients": dict(n_steps=8), "smoothgrad": dict(n_samples=4),
-         "expected_gradients": dict(n_samples=4)}
+         "expected_gradients": dict(n_samples=4), "neuromask": dict(iterations=100),
+         "extremal_perturbation": dict(iterations=30)}
 
 
 @pytest.mark.parametrize("method", explain.method_names())
