@@ -138,7 +138,7 @@ def methods_and_metrics(model_name, dev, n_images, quick):
     x, masks, ref = workload(dev, n_images)
     t = models.predict(model, x).argmax(1).to(dev)
     rows = []
-    for name in explain.method_names():
+    for name in explain.method_names(learned=True):
         params = dict(METHOD_PARAMS.get(name, {}))
         if "background" in explain.METHODS[name].required:
             params["background"] = ref

@@ -103,7 +103,7 @@ def test_kernel_shap_values_add_up_to_the_output_change():
     assert phi.item() == pytest.approx((p(x) - p(torch.zeros_like(x))).item(), abs=1e-4)
 
 
-@pytest.mark.parametrize("method", explain.method_names())
+@pytest.mark.parametrize("method", explain.method_names(learned=True))
 def test_every_method_shape_dtype_device_determinism(untrained, method):
     model, ds = untrained
     extra = dict(FAST.get(method, {}))

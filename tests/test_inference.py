@@ -148,7 +148,7 @@ SMALL = {"lime": dict(num_samples=150), "kernel_shap": dict(nsamples=150), "rise
          "extremal_perturbation": dict(iterations=30)}
 
 
-@pytest.mark.parametrize("method", explain.method_names())
+@pytest.mark.parametrize("method", explain.method_names(learned=True))
 def test_every_method_agrees_on_both_paths(nets, x, method):
     net = nets["resnet_mini"]
     imgs = x[:2]

@@ -120,7 +120,8 @@ def test_patience_stops_images_early_and_registry_call():
     assert (masks - full).abs().mean() < 0.05         # stopping early changes the masks little
     maps = explain.explain(model, x, [0, 1], "neuromask", iterations=20)
     assert maps.shape == (2, 12, 12) and maps.min() >= 0 and maps.max() <= 1
-    assert "neuromask" in explain.method_names()
+    assert "neuromask" in explain.method_names(learned=True)
+    assert "neuromask" not in explain.method_names()          # "all" in chapters 01-04 leaves it out
 
 
 def test_learning_progress_is_recorded():

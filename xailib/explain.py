@@ -45,22 +45,27 @@ class Method:
     defaults: dict = field(default_factory=dict)
     required: tuple = ()
     batch_size: int = 32  # images per call of fn (fn batches its own model calls further)
+    learned: bool = False  # optimises a mask per image (hundreds of passes with gradients)
 
 
 METHODS: dict[str, Method] = {}
 
 
 def register(name: str, *, family: str, library: str, reference: str, required: tuple = (),
-             batch_size: int = 32, **defaults):
-    """Decorator: add ``fn(model, x, targets, **params) -> (B, H, W)`` to the registry."""
+             batch_size: int = 32, learned: bool = False, **defaults):
+    """Decorator: add ``fn(model, x, targets, **params) -> (B, H, W)`` to the registry.
+    ``learned``: the method optimises a mask per image (NeuroMask, extremal perturbation)."""
     def deco(fn):
-        METHODS[name] = Method(name, fn, family, library, reference, defaults, required, batch_size)
+        METHODS[name] = Method(name, fn, family, library, reference, defaults, required, batch_size, learned)
         return fn
     return deco
 
 
-def method_names() -> list[str]:
-    return list(METHODS)
+def method_names(learned: bool = False) -> list[str]:
+    """The registered methods; the learned masks (each image an optimisation of hundreds of
+    forward and backward passes, chapter 05) only with ``learned=True``. A chapter's
+    ``methods="all"`` means the others: chapters 01-04 were built, and are budgeted, on them."""
+    return [name for name, m in METHODS.items() if learned or not m.learned]
 
 
 def _reduce(attr: torch.Tensor, how: str) -> torch.Tensor:

@@ -357,7 +357,8 @@ def common_rules() -> dict[str, Rule]:
 
 
 def methods_rule(keywords: dict | None = None) -> ListOf:
-    """A list of registered explanation methods, with "all" for every one of them."""
+    """A list of registered explanation methods, with "all" for every one of them but the
+    learned masks (:func:`xailib.explain.method_names`)."""
     from . import explain
     return ListOf(Choice(explain.METHODS, accepts="a method of xailib.explain's registry"),
                   keywords={"all": lambda ns: explain.method_names(), **(keywords or {})})

@@ -229,7 +229,7 @@ def learn(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, s: Setting, 
     return masks, {**terms, "stopped": stopped, "snapshots": snapshots}
 
 
-@register("neuromask", family="perturbation", library="xailib (written by hand)", reference="alzantot2019",
+@register("neuromask", family="perturbation", library="xailib (written by hand)", learned=True, reference="alzantot2019",
           batch_size=32, setting="authors", iterations=None, lr=None, lambda_p=None, lambda_sp=None,
           lambda_sm=None, tau=None, init=None, temperature=None, laplacian=None, patience=None, seed=0,
           progress=False)
