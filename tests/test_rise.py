@@ -124,6 +124,19 @@ def test_deletion_auc_by_hand():
         pytest.approx(0.5 * ((.4375 + .0625) / 2 + .0625 / 2), abs=1e-6)
 
 
+def test_deletion_into_a_blur_ends_at_the_blurred_image_and_equals_a_constant_fill_when_the_blur_is():
+    x, model = _two_by_two(), RedMean()
+    frac, curve, _ = metrics.causal_curves(model, x, 1, x[:, 0], "deletion", n_steps=4, fill="blur",
+                                           blur_kernel=3, blur_sigma=1.0)
+    blurred = torch.softmax(model(metrics.blur(x, 3, 1.0)), 1)[0, 1]
+    assert curve[0, 0].item() == pytest.approx(0.4375, abs=1e-6)        # nothing removed yet
+    assert curve[0, -1].item() == pytest.approx(blurred.item(), abs=1e-6)  # everything replaced
+    flat = torch.full_like(x, 0.3)                                        # a blur of a flat image is flat:
+    a = metrics.score(model, flat, 1, x[:, 0], "deletion", n_steps=4, fill="blur", blur_kernel=3, blur_sigma=1.0)
+    b = metrics.score(model, flat, 1, x[:, 0], "deletion", n_steps=4, fill=0.3)   # the same as filling 0.3
+    assert a.item() == pytest.approx(b.item(), abs=1e-6)
+
+
 def test_insertion_from_an_unblurred_start_is_flat():
     x, model = _two_by_two(), RedMean()
     auc = metrics.score(model, x, 1, x[:, 0], "insertion", n_steps=4, blur_kernel=1, blur_sigma=1.0)
