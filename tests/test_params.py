@@ -82,10 +82,13 @@ def test_rules_and_the_parameters_cell_must_name_the_same_parameters():
     ns = dict(dataset="shapes", n_images=16, methods="all", model_names=["vgg_mini"], n_masks=1, fraction=0.1)
     rules = _rules()
     del rules["fraction"]
-    with pytest.raises(RuntimeError, match=r"no rule for \['fraction'\]"):
-        params.check(rules, ns, ["", RULES_CELL])
-    with pytest.raises(RuntimeError, match=r"no parameter for \['extra'\]"):
-        params.check({**_rules(), "extra": params.Int()}, ns, ["", RULES_CELL])
+    for history in (["", RULES_CELL, "check(RULES)"],                  # run cell by cell (In[-1]: this cell)
+                    ["", "%matplotlib inline", RULES_CELL, "x = 1", "check(RULES)"]):   # a runner's own cells too
+        with pytest.raises(RuntimeError, match=r"no rule for \['fraction'\]"):
+            params.check(rules, dict(ns), history)
+        with pytest.raises(RuntimeError, match=r"no parameter for \['extra'\]"):
+            params.check({**_rules(), "extra": params.Int()}, dict(ns), history)
+        params.check(_rules(), dict(ns), history)                          # matching: no error
 
 
 @pytest.mark.parametrize("rule,good,bad", [

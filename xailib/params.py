@@ -112,11 +112,20 @@ def declared(source: str) -> list[dict]:
     return rows
 
 
-def parameters_cell(history: list[str]) -> str:
-    """The source of the ``parameters`` cell: the cell before papermill's injected one, or, when
-    nothing was injected, the first cell the kernel ran."""
+def parameters_cell(history: list[str], names=None) -> str | None:
+    """The source of the ``parameters`` cell: the cell before papermill's injected one. When
+    nothing was injected (``history[-1]`` is the running cell): the earlier cell that assigns
+    most of ``names``, the latest of equals (a runner such as nbval runs cells of its own
+    first), or without ``names`` the first cell the kernel ran; None when no cell assigns any."""
     i = _injected_index(history)
-    return history[i - 1] if i is not None else next((h for h in history if h.strip()), "")
+    if i is not None:
+        return history[i - 1]
+    earlier = [h for h in history[:-1] if h.strip()]
+    if names is None:
+        return earlier[0] if earlier else ""
+    overlap = [(len(set(names) & set(assigned_names(h))), k) for k, h in enumerate(earlier)]
+    best = max(overlap, default=(0, None))
+    return earlier[best[1]] if best[0] else None
 
 
 def table(rules: dict | None = None, history: list[str] | None = None, width: int = 48):
@@ -126,7 +135,7 @@ def table(rules: dict | None = None, history: list[str] | None = None, width: in
     history = _history(history) or []
     i = _injected_index(history)
     given = {r["name"]: r["default"] for r in declared(history[i])} if i is not None else {}
-    rows = declared(parameters_cell(history))
+    rows = declared(parameters_cell(history, rules) or "")
     short = lambda v: v if len(v) <= width else v[:width - 1] + "…"
     for r in rows:
         r["this run"] = short(given[r["name"]]) if r["name"] in given else "(default)"
@@ -303,7 +312,8 @@ def check(rules: dict[str, Rule], namespace: dict | None = None, history: list[s
         namespace = get_ipython().user_ns
     if history is not None:
         reject_unknown(history)
-        names = [r["name"] for r in declared(parameters_cell(history))]
+        cell = parameters_cell(history, rules)
+        names = [r["name"] for r in declared(cell)] if cell is not None else list(rules)
         unruled = [n for n in names if n not in rules]
         undeclared = [n for n in rules if n not in names]
         if unruled or undeclared:
