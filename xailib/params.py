@@ -20,7 +20,7 @@ import ast
 import difflib
 from typing import Callable, Iterable
 
-from .errors import ParameterError
+from .errors import ParameterError, check_choice, check_positive_int
 
 INJECTED = "# Parameters"        # the first line of the cell papermill inserts
 
@@ -178,8 +178,7 @@ class Int(Rule):
         self.minimum, self.accepts = minimum, f"an integer >= {minimum}"
 
     def read(self, name, value, ns):
-        if isinstance(value, bool) or not isinstance(value, int) or value < self.minimum:
-            raise ParameterError(f"{name}={value!r} must be an integer >= {self.minimum}")
+        check_positive_int(name, value, self.minimum)
         return value
 
 
@@ -222,9 +221,7 @@ class Choice(Rule):
         self.accepts = accepts or ("one of " + ", ".join(map(repr, values)))
 
     def read(self, name, value, ns):
-        values = list(self.values(ns) if callable(self.values) else self.values)
-        if value not in values:
-            raise ParameterError(f"{name}={value!r} is not accepted; choose one of: {', '.join(map(repr, values))}")
+        check_choice(name, value, self.values(ns) if callable(self.values) else self.values)
         return value
 
 
