@@ -46,26 +46,31 @@ class Method:
     required: tuple = ()
     batch_size: int = 32  # images per call of fn (fn batches its own model calls further)
     learned: bool = False  # optimises a mask per image (hundreds of passes with gradients)
+    control: bool = False  # a reference, not an explanation (the edge detector of the sanity checks)
 
 
 METHODS: dict[str, Method] = {}
 
 
 def register(name: str, *, family: str, library: str, reference: str, required: tuple = (),
-             batch_size: int = 32, learned: bool = False, **defaults):
+             batch_size: int = 32, learned: bool = False, control: bool = False, **defaults):
     """Decorator: add ``fn(model, x, targets, **params) -> (B, H, W)`` to the registry.
-    ``learned``: the method optimises a mask per image (NeuroMask, extremal perturbation)."""
+    ``learned``: the method optimises a mask per image (NeuroMask, extremal perturbation);
+    ``control``: a reference map that explains nothing (the sanity checks' edge detector)."""
     def deco(fn):
-        METHODS[name] = Method(name, fn, family, library, reference, defaults, required, batch_size, learned)
+        METHODS[name] = Method(name, fn, family, library, reference, defaults, required, batch_size,
+                               learned, control)
         return fn
     return deco
 
 
-def method_names(learned: bool = False) -> list[str]:
+def method_names(learned: bool = False, controls: bool = False) -> list[str]:
     """The registered methods; the learned masks (each image an optimisation of hundreds of
-    forward and backward passes, chapter 05) only with ``learned=True``. A chapter's
-    ``methods="all"`` means the others: chapters 01-04 were built, and are budgeted, on them."""
-    return [name for name, m in METHODS.items() if learned or not m.learned]
+    forward and backward passes, chapter 05) only with ``learned=True``, the controls (maps made
+    without the model) only with ``controls=True``. A chapter's ``methods="all"`` means the
+    others: chapters 01-04 were built, and are budgeted, on them."""
+    return [name for name, m in METHODS.items()
+            if (learned or not m.learned) and (controls or not m.control)]
 
 
 def _reduce(attr: torch.Tensor, how: str) -> torch.Tensor:

@@ -31,10 +31,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def code_version() -> str:
-    """Hash of xailib's source: results computed by other code are not reused."""
+    """Hash of xailib's source, subpackages included: results computed by other code are not reused."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        h.update(path.name.encode() + path.read_bytes())
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
     return h.hexdigest()[:12]
 
 

@@ -6,4 +6,4 @@ defined in :mod:`xailib.explain` (captum, lime and shap wrappers) and :mod:`xail
 chapters from NeuroMask on add theirs here, and the older ones move here as they are touched.
 """
 from ..explain import METHODS, method_names, register  # noqa: F401
-from . import neuromask, perturbation  # noqa: F401  (register "neuromask", "extremal_perturbation")
+from . import controls, neuromask, perturbation  # noqa: F401  (register "edge", "neuromask", "extremal_perturbation")

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import inference
-from .errors import ParameterError, check_choice, check_unknown_keys
+from .. import inference
+from ..errors import ParameterError, check_choice, check_unknown_keys
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def score(model: nn.Module | None, images: torch.Tensor, targets, maps: torch.Te
                              f"{' ...' if len(bad) > 10 else ''}); a metric cannot rank such pixels")
     t = None  # metrics that only compare maps with ground truth take no targets
     if targets is not None:
-        from .explain import check_targets
+        from ..explain import check_targets
         example = None
         if model is not None and len(images):
             example = images[:1].to(inference.model_device(model, fallback=images.device), torch.float32)
@@ -114,7 +114,7 @@ def _mask_energy(model, images, targets, maps, masks):
 # --------------------------------------------------------------------------------------------
 
 def _fill(model, fill, device):
-    from .rise import input_fill
+    from ..rise import input_fill
     return input_fill(model, fill, device)
 
 
@@ -234,7 +234,7 @@ def _pointing_game(model, images, targets, maps, masks, boxes, tolerance):
     if boxes is not None:
         if len(boxes) != len(maps):
             raise ParameterError(f"boxes must give one (k, 4) tensor per image ({len(maps)}), got {len(boxes)}")
-        from .data import boxes_to_mask
+        from ..data import boxes_to_mask
         masks = torch.stack([boxes_to_mask(torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4),
                                            *maps.shape[-2:]) for b in boxes])
     masks = torch.as_tensor(masks).to(maps.device)

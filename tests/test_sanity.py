@@ -1,0 +1,189 @@
+"""Sanity checks (Adebayo et al. 2018): layer order, randomisation, similarity measures, verdicts."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from xailib import data, explain, models, sanity, verdicts
+from xailib.errors import ParameterError
+from xailib.metrics import randomisation as rnd
+from xailib.metrics import similarity as sim
+from xailib.results import ResultStore
+
+
+class Reversed(nn.Module):
+    """Declares its layers in the opposite order to the one data flows through them."""
+
+    def __init__(self):
+        super().__init__()
+        self.last = nn.Linear(8, 3)
+        self.norm = nn.BatchNorm1d(8)
+        self.first = nn.Linear(12, 8)
+
+    def forward(self, x):
+        return self.last(torch.relu(self.norm(self.first(x.flatten(1)))))
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return models.load_model("resnet_mini")
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return data.load_shapes("test", n=8)
+
+
+def test_layers_follow_the_forward_pass_not_the_declaration():
+    got = rnd.layers(Reversed(), torch.rand(2, 12))
+    assert [l.name for l in got] == ["first", "last"]
+    assert got[0].norms == ("norm",)                 # the normalisation belongs to the layer before it
+
+
+def test_the_cascade_on_a_resnet_starts_at_the_output_and_ends_at_the_stem(resnet, shapes):
+    order = [l.name for l in rnd.layers(resnet, shapes.images)]
+    assert order[0] == "stem.0" and order[-1] == "fc"
+    # the shortcut convolution runs after the block's second convolution (its call, not its declaration)
+    assert order.index("layer2.shortcut.0") == order.index("layer2.conv2") + 1
+    steps = rnd.plan(resnet, shapes.images, "cascading")
+    assert [s.layer for s in steps] == order[::-1]   # a bottom-up cascade would start at stem.0
+    assert steps[0].layer == "fc" and steps[-1].layer == "stem.0"
+    assert [s.index for s in steps] == list(range(1, len(order) + 1))
+
+
+def _changed(a: nn.Module, b: nn.Module) -> set:
+    sa, sb = a.state_dict(), b.state_dict()
+    return {k.rsplit(".", 1)[0] for k in sa if not torch.equal(sa[k], sb[k])}
+
+
+@pytest.mark.parametrize("mode", rnd.MODES)
+def test_randomisation_changes_only_the_chosen_layers(resnet, shapes, mode):
+    before = {k: v.clone() for k, v in resnet.state_dict().items()}
+    all_layers = rnd.layers(resnet, shapes.images)
+    net = rnd.randomise(resnet, ["layer2.conv1"], all_layers, mode=mode, batchnorm="reset")
+    assert _changed(resnet, net) == {"layer2.conv1", "layer2.bn1"}
+    after = resnet.state_dict()                       # the model passed in is untouched
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_cascade_keeps_earlier_steps_and_independent_steps_draw_the_same_values(resnet, shapes):
+    casc = rnd.plan(resnet, shapes.images, "cascading", seed=3)
+    ind = rnd.plan(resnet, shapes.images, "independent", seed=3)
+    two, one = casc[1].build(), ind[1].build()
+    assert _changed(resnet, two) == {"fc", "layer3.shortcut.0", "layer3.shortcut.1"}
+    assert _changed(resnet, one) == {"layer3.shortcut.0", "layer3.shortcut.1"}
+    torch.testing.assert_close(two.layer3.shortcut[0].weight, one.layer3.shortcut[0].weight, rtol=0, atol=0)
+    other = rnd.plan(resnet, shapes.images, "independent", seed=4)[1].build()
+    assert not torch.equal(other.layer3.shortcut[0].weight, one.layer3.shortcut[0].weight)
+
+
+def test_the_modes_do_what_they_say(resnet, shapes):
+    all_layers = rnd.layers(resnet, shapes.images)
+    w = resnet.layer2.conv1.weight
+    shuffled = rnd.randomise(resnet, ["layer2.conv1"], all_layers, mode="shuffle").layer2.conv1.weight
+    torch.testing.assert_close(shuffled.flatten().sort().values, w.flatten().sort().values, rtol=0, atol=0)
+    assert not torch.equal(shuffled, w)
+    fc = rnd.randomise(resnet, ["fc"], all_layers, mode="normal", std=0.1).fc
+    assert fc.weight.abs().max() <= 0.2 and torch.equal(fc.bias, torch.zeros_like(fc.bias))
+    assert 0.07 < fc.weight.std() < 0.1                # a normal cut at two standard deviations
+    for bn, stats_kept in (("affine", True), ("reset", False)):
+        norm = rnd.randomise(resnet, ["layer2.conv1"], all_layers, batchnorm=bn).layer2.bn1
+        assert torch.equal(norm.weight, torch.ones_like(norm.weight)) and torch.equal(norm.bias, torch.zeros_like(norm.bias))
+        assert torch.equal(norm.running_mean, resnet.layer2.bn1.running_mean) == stats_kept
+    kept = rnd.randomise(resnet, ["layer2.conv1"], all_layers, batchnorm="keep").layer2.bn1
+    assert torch.equal(kept.weight, resnet.layer2.bn1.weight)
+
+
+def test_bad_randomisation_input_is_named(resnet, shapes):
+    all_layers = rnd.layers(resnet, shapes.images)
+    with pytest.raises(ParameterError, match="no weight layer named 'conv9'"):
+        rnd.randomise(resnet, ["conv9"], all_layers)
+    with pytest.raises(ParameterError, match="mode"):
+        rnd.randomise(resnet, ["fc"], all_layers, mode="zeros")
+    with pytest.raises(ParameterError, match="std"):
+        rnd.randomise(resnet, ["fc"], all_layers, mode="normal", std=-1)
+    with pytest.raises(ParameterError, match="test"):
+        rnd.plan(resnet, shapes.images, "bottom_up")
+    with pytest.raises(ParameterError, match="no layer with parameters"):
+        rnd.layers(nn.ReLU(), torch.rand(1, 3))
+
+
+@pytest.mark.parametrize("measure", sim.MEASURES)
+def test_a_map_is_identical_to_itself_and_unrelated_to_independent_noise(measure):
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(16, 64, 64, generator=g), torch.randn(16, 64, 64, generator=g)
+    np.testing.assert_allclose(sim.similarity(a, a, measure), 1.0, atol=1e-9)
+    # HOG features of any two noise images share the pixel grid's orientation profile (about 0.09
+    # here): HOG's "unrelated" is not 0, one reason every curve of the chapter has its own floor
+    assert abs(sim.similarity(a, b, measure).mean()) < (0.15 if measure.startswith("hog") else 0.05)
+
+
+def test_similarity_known_answers():
+    x = torch.arange(64.0).view(1, 8, 8)
+    assert sim.similarity(x, -x, "spearman")[0] == pytest.approx(-1.0)
+    assert sim.similarity(x, -x, "spearman_abs")[0] == pytest.approx(1.0)       # same magnitudes
+    assert sim.similarity(x, 3 * x + 2, "spearman")[0] == pytest.approx(1.0)    # ranks, not values
+    assert sim.similarity(x, torch.zeros_like(x), "spearman_abs")[0] == 0.0      # no rank order: 0, not NaN
+    both = sim.similarities(x, x ** 2, ["hog", "hog_spearman", "ssim"])
+    assert both["hog"][0] == pytest.approx(sim.similarity(x, x ** 2, "hog")[0])
+    assert list(both) == ["hog", "hog_spearman", "ssim"]
+
+
+def test_bad_similarity_input_is_named():
+    with pytest.raises(ParameterError, match="measure"):
+        sim.similarity(torch.rand(2, 8, 8), torch.rand(2, 8, 8), "pearson")
+    with pytest.raises(ParameterError, match="differ in shape"):
+        sim.similarity(torch.rand(2, 8, 8), torch.rand(3, 8, 8))
+    with pytest.raises(ParameterError, match="NaN"):
+        sim.similarity(torch.full((1, 8, 8), float("nan")), torch.rand(1, 8, 8))
+
+
+def test_the_edge_detector_fails_the_test_and_the_gradient_passes(tmp_path):
+    net = models.load_model("vgg_mini")
+    ds = data.load_shapes("test", n=8)
+    store = ResultStore("test_sanity", {"t": 1}, root=tmp_path, publish=False, verbose=False)
+    maps = sanity.Maps(store, ds.images, ds.labels, {})
+    per_image, kept = sanity.model_tests(maps, "vgg_mini", net, ["gradient", "edge"], tests=("cascading",),
+                                         keep=2, progress=False)
+    table = verdicts.claims_table(sanity.claims(per_image, tests=("cascading",)))
+    got = dict(zip(table.claim, table.verdict))
+    assert got["edge: changes when every layer is randomised"] == verdicts.FAILS
+    assert got["gradient: changes when every layer is randomised"] == verdicts.HOLDS
+    # the unchanged model's self-similarity is no step of a test, so it enters no average
+    steps = per_image[per_image.test == "cascading"].step
+    assert steps.min() == 1 and steps.max() == len(rnd.layers(net, ds.images))
+    assert set(per_image.test) == {"ceiling", "cascading", "floor"}
+    assert (per_image[per_image.method == "edge"].spearman_abs == 1.0).all()
+    assert kept[0, "gradient"].shape == (2, 64, 64)
+    # resumable: a second call reads every map from the store (same numbers)
+    again, _ = sanity.model_tests(maps, "vgg_mini", net, ["gradient", "edge"], tests=("cascading",), progress=False)
+    pd.testing.assert_frame_equal(per_image, again)
+
+
+def test_smoothed_maps_without_noise_are_the_plain_maps(tmp_path):
+    net = models.load_model("vgg_mini")
+    ds = data.load_shapes("test", n=3)
+    store = ResultStore("test_sanity", {"t": 2}, root=tmp_path, publish=False, verbose=False)
+    maps = sanity.Maps(store, ds.images, ds.labels, {})
+    smooth = maps.smoothed("s", net, "gradient", n_samples=3, noise=0.0, seed=0)
+    torch.testing.assert_close(smooth, explain.explain(net, ds.images, ds.labels, "gradient"), rtol=1e-5, atol=1e-9)
+
+
+def test_summary_intervals_and_agreement():
+    rows = pd.DataFrame({"model": "m", "test": "cascading", "step": 1, "layer": "fc", "method": "gradient",
+                         "image": range(6), "spearman_abs": [0.1, 0.2, 0.3, 0.1, 0.2, 0.3]})
+    s = sanity.summary(rows).iloc[0]
+    assert s["mean"] == pytest.approx(0.2) and 0.1 <= s["low"] < 0.2 < s["high"] <= 0.3
+    table = pd.DataFrame({"paper": ["changes (x)", "largely unchanged (y)", "not in the papers' panel"],
+                          "verdict": [verdicts.HOLDS, verdicts.HOLDS, verdicts.FAILS]})
+    assert list(sanity.agreement(table)) == ["agrees", "disagrees", "—"]
+
+
+def test_controls_are_left_out_of_all_unless_asked():
+    assert "edge" not in explain.method_names(learned=True)
+    assert "edge" in explain.method_names(controls=True)
+    x = torch.zeros(1, 3, 16, 16)
+    x[..., 8:] = 1.0
+    e = explain.explain(nn.Sequential(nn.Flatten(), nn.Linear(768, 2)), x, 0, "edge")[0]
+    assert e[:, 7:9].min() > 0 and e[:, :6].max() == 0 and e[:, 10:].max() == 0   # the edge, and only it

@@ -1,0 +1,267 @@
+"""The sanity checks chapter's work: randomised models, their maps, similarities and verdicts.
+
+Adebayo et al. (2018) test whether a saliency map depends on what it claims to explain:
+
+- **model parameter randomisation**: the same images explained by the trained network and by
+  copies of it whose layers are randomised, cascading from the output layer down or one layer
+  at a time (:mod:`xailib.metrics.randomisation`);
+- **data randomisation**: a network trained on the true labels against the same architecture
+  trained to memorise randomly permuted labels (the model zoo's ``*_permuted`` networks).
+
+Each randomised map is compared with the original map, image by image, with the measures of
+:mod:`xailib.metrics.similarity`. Two references frame every curve:
+
+- the **noise floor**: the similarity between the maps of two differently seeded random networks
+  (what "unrelated" looks like for this method on these images; it is *not* 0 for a method
+  whose maps follow the input);
+- the **ceiling**: the similarity between two runs of the method on the unchanged model with two
+  seeds (1 for a deterministic method; below 1 for SmoothGrad, RISE, LIME, ...).
+
+The unchanged model's own similarity (1 by definition) is never a step of a curve and never
+enters an average: Quantus's model-parameter randomisation test averaged it in with the
+randomised layers in its early versions, which pulls every method's mean towards 1.
+
+**The verdict** (the book's shared rule, :mod:`xailib.verdicts`): a method passes a test when its
+similarity after the randomisation (all layers, or the permuted labels) is significantly *below*
+``threshold`` (default 0.5 on the Spearman rank correlation of absolute values, Adebayo et al.'s
+main measure: a map that keeps half of its rank order has not "changed substantially"), and
+fails when it is significantly above it. The same rule under the other measures, the other
+randomisation modes and the smoothed variant of Hedström et al. (2023) shows how far the
+verdicts move with these choices.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from . import explain, verdicts
+from .errors import ParameterError
+from .metrics import randomisation as rnd
+from .metrics import similarity as sim
+
+THRESHOLD = 0.5
+PLANNING_EFFECT = 0.2   # a distance from the threshold to plan for, when a verdict is not resolved
+TESTS = ("cascading", "independent")
+
+# What the papers found, per method (cascading model randomisation on Inception-v3 and data
+# randomisation on MNIST in Adebayo et al. 2018; the thesis's summary of it).
+CHANGES, UNCHANGED = "changes", "largely unchanged"
+PAPER = {
+    "gradient": (CHANGES, "Adebayo et al.: sensitive to model and labels"),
+    "smoothgrad": (CHANGES, "Adebayo et al.: sensitive to model and labels"),
+    "gradcam": (CHANGES, "Adebayo et al.: sensitive to model and labels"),
+    "guided_backprop": (UNCHANGED, "Adebayo et al.: invariant to higher-layer randomisation"),
+    "guided_gradcam": (UNCHANGED, "Adebayo et al.: invariant to higher-layer randomisation"),
+    "gradient_x_input": (UNCHANGED, "thesis: 'unexpected insensitivity'; Adebayo et al.: dominated by the input"),
+    "integrated_gradients": (UNCHANGED, "Adebayo et al.: visually dominated by the input"),
+    "edge": (UNCHANGED, "uses neither model nor labels (by construction)"),
+}
+
+
+def seeded(method: str) -> bool:
+    """Whether the method draws random numbers (it takes a ``seed``)."""
+    return "seed" in explain.METHODS[method].defaults
+
+
+class _Lazy:
+    """A model built on first use (a randomised copy is made only when some map needs it)."""
+
+    def __init__(self, build):
+        self.build, self.net = build, None
+
+    def __call__(self) -> nn.Module:
+        if self.net is None:
+            self.net = self.build()
+        return self.net
+
+
+def _again(maps, name, model, method, original):
+    """The method's map on the unchanged model with the next seed (itself if it draws no random numbers)."""
+    if not seeded(method):
+        return original
+    seed = maps.method_params.get(method, {}).get("seed", explain.METHODS[method].defaults["seed"])
+    return maps(f"maps/{name}/seed+1", model, method, seed=seed + 1)
+
+
+class Maps:
+    """Maps of one image set under many models, cached in a :class:`~xailib.results.ResultStore`
+    batch by batch (an interrupted run resumes), each model built only when a batch is missing."""
+
+    def __init__(self, store, images: torch.Tensor, targets: torch.Tensor, method_params: dict,
+                 batch_size: int = 16):
+        self.store, self.images, self.targets = store, images, targets
+        self.method_params, self.batch_size = method_params, batch_size
+
+    def __call__(self, key: str, build, method: str, **extra) -> torch.Tensor:
+        params = {**self.method_params.get(method, {}), **extra}
+
+        def run(sl):
+            net = build if isinstance(build, nn.Module) else build()
+            return explain.explain(net, self.images[sl], self.targets[sl], method, **params)
+        return self.store.batches(f"{key}/{method}", len(self.images), self.batch_size, run, progress=False)
+
+    def smoothed(self, key: str, net: nn.Module, method: str, n_samples: int, noise: float,
+                 seed: int) -> torch.Tensor:
+        """Hedström et al.'s (2023) smoothed map: the mean of the maps of ``n_samples`` copies of
+        each image with Gaussian noise of standard deviation ``noise`` (in [0, 1] pixel units)
+        added, the same noise for every model (seeded per image)."""
+        params = self.method_params.get(method, {})
+
+        def run(sl):
+            x = self.images[sl]
+            g = torch.Generator().manual_seed(seed * 7919 + sl.start)
+            eps = torch.randn((n_samples, *x.shape), generator=g).to(x.device) * noise
+            noisy = (x[None] + eps).flatten(0, 1)
+            t = self.targets[sl].repeat(n_samples)
+            s = explain.explain(net, noisy, t, method, **params)
+            return s.view(n_samples, len(x), *s.shape[-2:]).mean(0)
+        return self.store.batches(f"{key}/{method}", len(self.images), self.batch_size, run, progress=False)
+
+
+def compare(reference: torch.Tensor, maps: torch.Tensor, measures, **labels) -> pd.DataFrame:
+    """One row per image: ``labels`` and the similarity of ``maps`` to ``reference`` per measure."""
+    values = sim.similarities(reference, maps, measures)
+    out = pd.DataFrame(values)
+    out.insert(0, "image", np.arange(len(out)))
+    for i, (k, v) in enumerate(labels.items()):
+        out.insert(i, k, v)
+    return out
+
+
+def model_tests(maps: Maps, name: str, model: nn.Module, methods, *, tests=TESTS, mode: str = "reset",
+                batchnorm: str = "affine", std: float = 0.1, seed: int = 0, measures=sim.MEASURES,
+                keep: int = 0, progress: bool = True):
+    """Model-parameter randomisation of ``model`` for every method: the per-image similarity
+    table (tests, floor, ceiling) and, for the figures, the maps of the first ``keep`` images
+    at every cascade step ``{(step, method): maps}`` (step 0: the trained model)."""
+    example = maps.images[:1]
+    kw = dict(mode=mode, batchnorm=batchnorm, std=std, seed=seed)
+    tag = f"{name}/{mode}-{batchnorm}-{std:g}-{seed}"
+    states = [(t, s) for t in tests for s in rnd.plan(model, example, t, **kw)]
+    n_layers = len(rnd.layers(model, example))
+    rows, kept, original = [], {}, {}
+    for method in methods:
+        original[method] = o = maps(f"maps/{name}/original", model, method)
+        kept[0, method] = o[:keep]
+        rows.append(compare(o, _again(maps, name, model, method, o), measures, model=name, test="ceiling",
+                            step=0, layer="", method=method))
+    if progress:
+        from tqdm.auto import tqdm
+        states = tqdm(states, desc=f"{name}: randomised models", leave=False)
+    for test, step in states:
+        net = _Lazy(step.build)                # one copy per state, made only if a batch is missing
+        for method in methods:
+            s = maps(f"maps/{tag}/{test}/{step.index:02d}", net, method)
+            rows.append(compare(original[method], s, measures, model=name, test=test, step=step.index,
+                                layer=step.layer, method=method))
+            if test == "cascading":
+                kept[step.index, method] = s[:keep]
+        if test == "cascading" and step.index == n_layers:   # fully random (seed) against seed + 1: the floor
+            other = _Lazy(lambda: rnd.random_network(model, example, **{**kw, "seed": seed + 1}))
+            for method in methods:
+                a = maps(f"maps/{tag}/{test}/{step.index:02d}", net, method)
+                rows.append(compare(a, maps(f"maps/{tag}/floor", other, method), measures, model=name,
+                                    test="floor", step=0, layer="", method=method))
+    return pd.concat(rows, ignore_index=True), kept
+
+
+def data_test(maps: Maps, name: str, model: nn.Module, permuted: nn.Module, methods, *, mode: str = "reset",
+              batchnorm: str = "affine", std: float = 0.1, seed: int = 0, measures=sim.MEASURES,
+              keep: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Data randomisation: ``model`` (true labels) against ``permuted`` (the same architecture
+    trained on permuted labels), with the floor and ceiling as in :func:`model_tests`."""
+    example = maps.images[:1]
+    kw = dict(mode=mode, batchnorm=batchnorm, std=std)
+    tag = f"{name}/{mode}-{batchnorm}-{std:g}-{seed}"
+    n_layers = len(rnd.layers(model, example))
+    rows, kept = [], {}
+    random_a = _Lazy(lambda: rnd.random_network(model, example, **kw, seed=seed))
+    random_b = _Lazy(lambda: rnd.random_network(model, example, **kw, seed=seed + 1))
+    for method in methods:
+        o = maps(f"maps/{name}/original", model, method)
+        p = maps(f"maps/{name}/permuted", permuted, method)
+        kept["trained", method], kept["permuted labels", method] = o[:keep], p[:keep]
+        rows.append(compare(o, p, measures, model=name, test="data", step=1, layer="labels permuted", method=method))
+        rows.append(compare(o, _again(maps, name, model, method, o), measures, model=name, test="ceiling", step=0, layer="", method=method))
+        # the same keys as model_tests' fully random network and floor: computed once for both
+        a = maps(f"maps/{tag}/cascading/{n_layers:02d}", random_a, method)
+        b = maps(f"maps/{tag}/floor", random_b, method)
+        rows.append(compare(a, b, measures, model=name, test="floor", step=0, layer="", method=method))
+    return pd.concat(rows, ignore_index=True), kept
+
+
+def smooth_test(maps: Maps, name: str, model: nn.Module, methods, *, n_samples: int, noise: float,
+                mode: str = "reset", batchnorm: str = "affine", std: float = 0.1, seed: int = 0,
+                measures=sim.MEASURES) -> pd.DataFrame:
+    """Hedström et al.'s smoothed test (sMPRT), at the cascade's end: the smoothed maps of the
+    trained and the fully randomised network compared (test ``"smooth"``)."""
+    example = maps.images[:1]
+    net = rnd.random_network(model, example, mode=mode, batchnorm=batchnorm, std=std, seed=seed)
+    tag = f"{name}/{mode}-{batchnorm}-{std:g}-{seed}/smooth-{n_samples}-{noise:g}"
+    n_layers = len(rnd.layers(model, example))
+    rows = []
+    for method in methods:
+        o = maps.smoothed(f"maps/{name}/smooth-{n_samples}-{noise:g}", model, method, n_samples, noise, seed)
+        r = maps.smoothed(f"maps/{tag}", net, method, n_samples, noise, seed)
+        rows.append(compare(o, r, measures, model=name, test="smooth", step=n_layers, layer="all", method=method))
+    return pd.concat(rows, ignore_index=True)
+
+
+def summary(per_image: pd.DataFrame, measure: str = "spearman_abs", level: float = 0.95,
+            n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Mean similarity and its bootstrap interval over images, per (model, test, step, method)."""
+    if measure not in per_image.columns:
+        raise ParameterError(f"measure {measure!r} is not in the table (it has {list(per_image.columns)})")
+    rows = []
+    keys = ["model", "test", "step", "layer", "method"]
+    rng = np.random.default_rng(seed)
+    for key, g in per_image.groupby(keys, sort=False):
+        v = g[measure].to_numpy(dtype=float)
+        boot = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(1)    # percentile bootstrap over images
+        lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2]) if len(v) > 1 else (np.nan, np.nan)
+        rows.append({**dict(zip(keys, key)), "mean": float(v.mean()), "low": float(lo), "high": float(hi),
+                     "n": len(v)})
+    return pd.DataFrame(rows)
+
+
+def final_step(per_image: pd.DataFrame, test: str) -> pd.DataFrame:
+    """The rows of each model's last step of ``test`` (all layers randomised; the labels permuted)."""
+    rows = per_image[per_image.test == test]
+    last = rows.groupby("model")["step"].transform("max")
+    return rows[rows.step == last]
+
+
+def claims(per_image: pd.DataFrame, measure: str = "spearman_abs", threshold: float = THRESHOLD,
+           tests=("cascading", "data"), n_boot: int = 2000, seed: int = 0) -> list:
+    """One claim per (test, model, method): "the map changes" = its similarity to the original
+    after the randomisation is below ``threshold`` (Holm-corrected together by
+    :func:`xailib.verdicts.claims_table`)."""
+    what = {"cascading": "changes when every layer is randomised",
+            "independent": "changes when every layer is randomised",
+            "data": "changes when the labels are permuted",
+            "smooth": "changes when every layer is randomised (smoothed maps)"}
+    out = []
+    for test in tests:
+        last = final_step(per_image, test)
+        for (model, method), g in last.groupby(["model", "method"], sort=False):
+            v = g.sort_values("image")[measure].to_numpy(dtype=float)
+            finding, source = PAPER.get(method, ("", "not in the papers' panel"))
+            out.append(verdicts.Claim(
+                f"{method}: {what[test]}", model,
+                verdicts.paired(v, threshold, n_boot=n_boot, seed=seed, binary=False), kind="below",
+                effect=PLANNING_EFFECT, paper=(f"{finding} ({source})" if finding else source),
+                setting=f"{test}, {sim.LABELS[measure]} below {threshold:g}", group=test))
+    return out
+
+
+def agreement(table: pd.DataFrame) -> pd.Series:
+    """Per claims-table row: does the verdict agree with the paper's finding?"""
+    def one(r):
+        expected = CHANGES if r["paper"].startswith(CHANGES) else UNCHANGED if r["paper"].startswith(UNCHANGED) else None
+        if expected is None or r["verdict"] not in (verdicts.HOLDS, verdicts.FAILS):
+            return "—"
+        ours = CHANGES if r["verdict"] == verdicts.HOLDS else UNCHANGED
+        return "agrees" if ours == expected else "disagrees"
+    return table.apply(one, axis=1)
