@@ -32,6 +32,11 @@ LARGER = {
     "03_impact_score": dict(n_images=200, method_params={"rise": {"n_masks": 2000}}),
     "04_adversarial_patch": dict(n_explain=20),
     "05_neuromask": dict(n_images=100, sweep_images=8),
+    # every registered method (the learned masks and the edge detector included) through the
+    # cascade and the data test; the rule comparison and the smoothed test on the chapter's
+    # default list (its panel but RISE); the independent test stays the default run's
+    "06_sanity_checks": dict(n_images=16, methods="all", tests=["cascading"], smooth_samples=8,
+                             method_params={"rise": {"n_masks": 1000}}),
 }
 
 

@@ -211,3 +211,43 @@ def test_neuromask_larger_run_replays():
     per = pd.read_csv(tables["per_image"])
     assert set(per.method) >= {"neuromask", "extremal_perturbation", "random", *params["panel"]}
     assert replay_neuromask(params, per) > 0
+
+
+def replay_sanity(params, per_image, n_rows=2, methods=("gradient", "gradcam", "guided_backprop", "edge")):
+    """Randomised networks rebuilt from the run's rule and seed, a few maps recomputed in the batch
+    the run made them in (the chapter's ``sanity.Maps`` batches of 16), and their similarity to the
+    trained model's map against the run's per-image value."""
+    from xailib.metrics import randomisation as rnd
+    from xailib.metrics import similarity as sim
+    rng = np.random.default_rng(SEED)
+    pool = data.load_dataset(params["dataset"], "test", size=params["image_size"], seed=params["seed"])
+    nets = {m: models.load_model(m) for m in params["model_names"]}
+    correct = torch.ones(len(pool), dtype=torch.bool)
+    for net in nets.values():
+        correct &= models.predict(net, pool.images).argmax(1) == pool.labels
+    index = torch.nonzero(correct)[:params["n_images"], 0]          # the chapter's images, in order
+    rows = per_image[(per_image.test == "cascading") & per_image.method.isin(methods)]
+    checked = 0
+    for r in rows.iloc[rng.choice(len(rows), size=min(n_rows, len(rows)), replace=False)].itertuples():
+        net = nets[r.model]
+        step = rnd.plan(net, pool.images[:1], "cascading", mode=params["mode"], batchnorm=params["batchnorm"],
+                        std=params["std"], seed=params["seed"])[r.step - 1]
+        b = _batch(r.image, 16, len(index))
+        x, t = pool.images[index[b]], pool.labels[index[b]]
+        kw = params["method_params"].get(r.method, {})
+        original = explain.explain(net, x, t, r.method, **kw)[r.image - b.start][None]
+        randomised = explain.explain(step.build(), x, t, r.method, **kw)[r.image - b.start][None]
+        assert sim.similarity(original, randomised, params["measure"])[0] == pytest.approx(
+            getattr(r, params["measure"]), abs=TOL), (r.model, r.method, r.step, r.image)
+        checked += 1
+    return checked
+
+
+def test_sanity_checks_larger_run_replays():
+    params, tables = _load("06_sanity_checks")
+    assert params["n_images"] >= 16
+    per = pd.read_csv(tables["per_image"])
+    assert {"neuromask", "rise", "edge", "extremal_perturbation"} <= set(per.method)
+    assert set(per.test) >= {"cascading", "floor", "ceiling"}
+    assert (per[per.test == "cascading"].step >= 1).all()           # no self-similarity in any average
+    assert replay_sanity(params, per) > 0

@@ -52,6 +52,10 @@ BAD = [("01_benchmark_and_methods", p, m) for p, m in BAD] + [
     ("05_neuromask", dict(setting="text"), "setting='text' is not accepted; choose one of: 'authors', 'paper'"),
     ("05_neuromask", dict(panel=["neuromask", "gradient"]), "leave neuromask out"),
     ("05_neuromask", dict(iterations=0), "iterations=0 must be an integer >= 1"),
+    ("06_sanity_checks", dict(mode="zeros"), "mode='zeros' is not accepted"),
+    ("06_sanity_checks", dict(tests=["independent"]), "tests must include 'cascading'"),
+    ("06_sanity_checks", dict(measure="ssim", measures=["spearman_abs"]), "must be one of measures"),
+    ("06_sanity_checks", dict(alternatives=["reset/zero"]), "alternatives='reset/zero' is not accepted"),
     ("04_adversarial_patch", dict(n_random=0), "n_random=0 must be an integer >= 1"),
     ("04_adversarial_patch", dict(tau=2, scales=[0.3, 1.5]),
      "scales=1.5 must be a number in (0, 1]; tau=2 must be a number in [0, 1]"),   # every mistake at once
@@ -119,7 +123,8 @@ def test_the_runner_prints_the_one_sentence_that_matters(tmp_path):
     assert refused.returncode != 0 and "never published" in refused.stderr
 
 
-@pytest.mark.parametrize("notebook", ["02_rise", "03_impact_score", "04_adversarial_patch", "05_neuromask"])
+@pytest.mark.parametrize("notebook", ["02_rise", "03_impact_score", "04_adversarial_patch", "05_neuromask",
+                                      "06_sanity_checks"])
 def test_every_committed_verdict_names_its_rule_n_and_an_interval_of_some_width(notebook):
     """The issue's 'must show': every verdict a chapter states names its rule, n and interval, and
     no interval collapses to a point (0 / 1 outcomes get exact intervals, not a bootstrap)."""

@@ -187,3 +187,10 @@ def test_controls_are_left_out_of_all_unless_asked():
     x[..., 8:] = 1.0
     e = explain.explain(nn.Sequential(nn.Flatten(), nn.Linear(768, 2)), x, 0, "edge")[0]
     assert e[:, 7:9].min() > 0 and e[:, :6].max() == 0 and e[:, 10:].max() == 0   # the edge, and only it
+
+
+def test_randomised_copies_reuse_the_measured_batch_size(resnet, shapes):
+    from xailib import inference
+    inference.forward(resnet, shapes.images)          # measures (or reuses) the trained model's batch size
+    net = rnd.random_network(resnet, shapes.images)
+    assert inference._BATCHES[net] == inference._BATCHES[resnet]

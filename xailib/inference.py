@@ -247,6 +247,14 @@ def fast_form(model: nn.Module, fast=None, precision=None) -> FastForm | None:
 _BATCHES: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
+def share_batch_sizes(source: nn.Module, copy_: nn.Module) -> None:
+    """Let ``copy_`` (the same architecture with other weights, e.g. a randomised copy) use the
+    batch sizes measured for ``source`` instead of measuring its own: weights do not change the
+    best batch size, and a sanity check makes dozens of such copies."""
+    if source in _BATCHES:
+        _BATCHES[copy_] = dict(_BATCHES[source])
+
+
 def _sync(dev):
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)

@@ -102,6 +102,10 @@ class Maps:
             return explain.explain(net, self.images[sl], self.targets[sl], method, **params)
         return self.store.batches(f"{key}/{method}", len(self.images), self.batch_size, run, progress=False)
 
+    def seconds(self, key: str, method: str) -> float:
+        """Seconds per image the maps under ``key`` took (the first run's, when read from the store)."""
+        return self.store.seconds(f"{key}/{method}") / len(self.images)
+
     def smoothed(self, key: str, net: nn.Module, method: str, n_samples: int, noise: float,
                  seed: int) -> torch.Tensor:
         """Hedström et al.'s (2023) smoothed map: the mean of the maps of ``n_samples`` copies of
@@ -250,7 +254,7 @@ def claims(per_image: pd.DataFrame, measure: str = "spearman_abs", threshold: fl
             finding, source = PAPER.get(method, ("", "not in the papers' panel"))
             out.append(verdicts.Claim(
                 f"{method}: {what[test]}", model,
-                verdicts.paired(v, threshold, n_boot=n_boot, seed=seed, binary=False), kind="below",
+                verdicts.paired(v, threshold, n_boot=n_boot, seed=seed), kind="below",
                 effect=PLANNING_EFFECT, paper=(f"{finding} ({source})" if finding else source),
                 setting=f"{test}, {sim.LABELS[measure]} below {threshold:g}", group=test))
     return out
@@ -265,3 +269,63 @@ def agreement(table: pd.DataFrame) -> pd.Series:
         ours = CHANGES if r["verdict"] == verdicts.HOLDS else UNCHANGED
         return "agrees" if ours == expected else "disagrees"
     return table.apply(one, axis=1)
+
+
+def pair_images(normal: str, dataset: str, images, size: int, seed: int, n: int):
+    """The test images of a data-randomisation pair: the chapter's own (``images``) when the
+    trained network ``normal`` was trained on the chapter's ``dataset``, else its own data set's
+    (the digits for the ``*_digits`` networks); the first ``n`` it classifies correctly, with their
+    labels as the explained class, and 16 validation images as a reference (expected gradients)."""
+    from . import data, models
+    card = models.model_card(normal)
+    own = "digits" if str(card.get("variant", "")).startswith("digits") else "shapes"
+    net = models.load_model(normal)
+    if own == dataset and images is not None:
+        pool, reference = images, None
+    else:
+        pool = data.load_dataset(own, "test", size=size, seed=seed)
+        reference = data.load_dataset(own, "val", size=size, seed=seed).images[:16]
+    right = torch.nonzero(models.predict(net, pool.images).argmax(1) == pool.labels)[:n, 0]
+    if len(right) < n:
+        raise ParameterError(f"only {len(right)} test images are classified correctly by {normal}; lower n_images")
+    return net, pool.subset(right), own, reference
+
+
+def full_randomisation(maps: Maps, name: str, model: nn.Module, methods, *, mode: str, batchnorm: str,
+                       std: float = 0.1, seed: int = 0, measures=sim.MEASURES) -> pd.DataFrame:
+    """Only the cascade's last step (every layer random) under one randomisation setting: the
+    rows :func:`model_tests` would give for it (the maps are shared with a full cascade's)."""
+    example = maps.images[:1]
+    n_layers = len(rnd.layers(model, example))
+    net = _Lazy(lambda: rnd.random_network(model, example, mode=mode, batchnorm=batchnorm, std=std, seed=seed))
+    tag = f"{name}/{mode}-{batchnorm}-{std:g}-{seed}"
+    rows = []
+    for method in methods:
+        o = maps(f"maps/{name}/original", model, method)
+        s = maps(f"maps/{tag}/cascading/{n_layers:02d}", net, method)
+        rows.append(compare(o, s, measures, model=name, test="cascading", step=n_layers, layer="all", method=method))
+    return pd.concat(rows, ignore_index=True)
+
+
+SHORT = {verdicts.HOLDS: "changes", verdicts.FAILS: "unchanged", verdicts.OPEN: "not resolved"}
+
+
+def verdict_matrix(tables: dict, measure: str = "spearman_abs", threshold: float = THRESHOLD,
+                   tests=("cascading", "data"), n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """How the verdicts move: ``tables`` is ``{column label: per-image table}`` (another
+    randomisation setting, the smoothed test, ...), or ``{measure: per-image table}`` when
+    ``measure`` is None (each column judged by its own measure). Each column is judged as its own
+    family by the shared rule; a cell reads "changes" / "unchanged" / "not resolved" and the mean."""
+    cols = {}
+    for label, table in tables.items():
+        m = label if measure is None else measure
+        present = [t for t in tests if t in set(table.test)]
+        family = claims(table, m, threshold, present, n_boot, seed)
+        judged = verdicts.claims_table(family)
+        cols[label] = pd.Series({
+            (c.setting.split(",")[0], c.model, c.claim.split(":")[0]):
+                f"{SHORT.get(v, v)} ({c.comparison.mean + threshold:.2f})"        # the mean similarity
+            for c, v in zip(family, judged.verdict)})
+    out = pd.DataFrame(cols)
+    out.index = out.index.set_names(["test", "model", "method"])
+    return out

@@ -101,15 +101,13 @@ class Comparison:
 
 
 def paired(a, b=0.0, clusters=None, n_boot: int = 4000, seed: int = 0, level: float = 0.95,
-           n_perm: int = 20000, binary: bool | None = None) -> Comparison:
+           n_perm: int = 20000) -> Comparison:
     """The mean of ``a - b`` (per image, same images; ``b`` may be a number), with a percentile
     bootstrap interval that resamples ``clusters`` (one label per value) or single values, and the
     sign-flip p-value from ``n_perm`` random sign patterns (exact up to 16 units). The smallest
     Monte Carlo p is 1 / (n_perm + 1); 20000 patterns keep it below what Holm's correction over a
     chapter's fifty-odd claims needs. Values that are all 0 / 1 (and ``b`` 0 / 1 too, or a
-    reference in [0, 1]) get the exact answers of the module's doc instead, named in ``test``;
-    ``binary=False`` says the values are continuous even if they all happen to be 0 or 1 (a
-    similarity of exactly 1), ``binary=None`` (default) decides from the values."""
+    reference in [0, 1]) get the exact answers of the module's doc instead, named in ``test``."""
     a = np.asarray(a, dtype=np.float64)
     d = a - np.asarray(b, dtype=np.float64)
     if d.ndim != 1 or len(d) == 0:
@@ -132,7 +130,7 @@ def paired(a, b=0.0, clusters=None, n_boot: int = 4000, seed: int = 0, level: fl
     unit_means = sums / sizes
     sd = float(np.std(unit_means, ddof=1)) if len(groups) > 1 else float("nan")
     b_arr = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
-    if binary is not False and _binary(a) and (np.ndim(b) == 0 and 0 <= float(b) <= 1 or np.ndim(b) == 1 and _binary(b_arr)):
+    if _binary(a) and (np.ndim(b) == 0 and 0 <= float(b) <= 1 or np.ndim(b) == 1 and _binary(b_arr)):
         return _paired_binary(a, b, d, clusters, len(groups), sd, level, reps, sums, n_perm, seed)
     p = sign_flip_p(sums, n_perm=n_perm, seed=seed)
     return Comparison(mean, float(lo), float(hi), p, sd, len(d), len(groups), level, reps)

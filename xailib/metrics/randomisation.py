@@ -45,6 +45,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .. import inference
 from ..errors import ParameterError, check_choice
 
 MODES = ("normal", "reset", "shuffle")
@@ -167,6 +168,7 @@ def randomise(model: nn.Module, chosen, all_layers: list[Layer], *, mode: str = 
             for norm in layer.norms:
                 _reset_norm(modules[norm], statistics=batchnorm == "reset")
     net.eval()
+    inference.share_batch_sizes(model, net)       # same architecture: no new batch-size measurement
     return net
 
 
