@@ -174,17 +174,23 @@ def test_adversarial_patch_larger_run_replays():
     assert replay_patch(params, per, pd.read_csv(tables["attack_hits"])) > 0
 
 
-def replay_neuromask(params, per_image, n_images=1, models_=("vgg_mini",)):
-    """NeuroMask's masks learned again in the batch the run learned them in (2000 iterations
-    amplify the float rounding of another batch size: one image alone moved its deletion AUC by
-    0.02 on vgg_mini), against the run's per-image scores of a few of its images."""
-    rng = np.random.default_rng(SEED)
+def _correct_images(params):
+    """A chapter's test pool, its networks, and the indices of its first ``n_images`` images that
+    every network classifies correctly (chapters 05 and 06 explain these, in order)."""
     pool = data.load_dataset(params["dataset"], "test", size=params["image_size"], seed=params["seed"])
     nets = {m: models.load_model(m) for m in params["model_names"]}
     correct = torch.ones(len(pool), dtype=torch.bool)
     for net in nets.values():
         correct &= models.predict(net, pool.images).argmax(1) == pool.labels
-    index = torch.nonzero(correct)[:params["n_images"], 0]          # the chapter's images, in order
+    return pool, nets, torch.nonzero(correct)[:params["n_images"], 0]
+
+
+def replay_neuromask(params, per_image, n_images=1, models_=("vgg_mini",)):
+    """NeuroMask's masks learned again in the batch the run learned them in (2000 iterations
+    amplify the float rounding of another batch size: one image alone moved its deletion AUC by
+    0.02 on vgg_mini), against the run's per-image scores of a few of its images."""
+    rng = np.random.default_rng(SEED)
+    pool, nets, index = _correct_images(params)
     checked = 0
     for mname in [m for m in models_ if m in nets]:
         net = nets[mname]
@@ -220,12 +226,7 @@ def replay_sanity(params, per_image, n_rows=2, methods=("gradient", "gradcam", "
     from xailib.metrics import randomisation as rnd
     from xailib.metrics import similarity as sim
     rng = np.random.default_rng(SEED)
-    pool = data.load_dataset(params["dataset"], "test", size=params["image_size"], seed=params["seed"])
-    nets = {m: models.load_model(m) for m in params["model_names"]}
-    correct = torch.ones(len(pool), dtype=torch.bool)
-    for net in nets.values():
-        correct &= models.predict(net, pool.images).argmax(1) == pool.labels
-    index = torch.nonzero(correct)[:params["n_images"], 0]          # the chapter's images, in order
+    pool, nets, index = _correct_images(params)
     rows = per_image[(per_image.test == "cascading") & per_image.method.isin(methods)]
     checked = 0
     for r in rows.iloc[rng.choice(len(rows), size=min(n_rows, len(rows)), replace=False)].itertuples():

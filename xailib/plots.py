@@ -424,8 +424,20 @@ def randomisation_curves(summary, model: str, methods, layer_labels, measure_lab
     for ax in axes[:, 0]:
         ax.set_ylabel(measure_label, fontsize=8)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=5, fontsize=8, frameon=False)
     fig.suptitle(f"{model}: similarity to the trained model's map as layers are randomised "
-                 "(from the output layer down)", fontsize=9, y=1.0)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+                 "(from the output layer down)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
     return fig
+
+
+def paired_maps(images, maps: dict, methods, pair=("trained", "permuted labels"), cell: float = 0.95):
+    """Two rows per image (``maps[(pair[0], method)]`` and ``maps[(pair[1], method)]``, each
+    (n, H, W)), one column per method, maps in absolute value: the data-randomisation gallery."""
+    n = len(images)
+    rows = torch.stack([images[i] for i in range(n) for _ in pair])
+
+    def draw(ax, r, method):
+        _display_map(ax, np.abs(maps[pair[r % 2], method][r // 2].detach().cpu().float().numpy()))
+    titles = [f"image {i}\n{p}" for i in range(n) for p in pair]
+    return _image_grid(rows, list(methods), draw, titles, cell, label_size=7)

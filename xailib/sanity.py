@@ -329,3 +329,17 @@ def verdict_matrix(tables: dict, measure: str = "spearman_abs", threshold: float
     out = pd.DataFrame(cols)
     out.index = out.index.set_names(["test", "model", "method"])
     return out
+
+
+def moved(matrix: pd.DataFrame, lead: str) -> str:
+    """Markdown for a :func:`verdict_matrix`: which verdicts differ from its first column's (the
+    chapter's own setting), or that none does."""
+    word = lambda cell: str(cell).split(" (")[0]       # noqa: E731  "changes (0.21)" -> "changes"
+    first, changes = matrix.columns[0], []
+    for (_, model, method), row in matrix.iterrows():
+        for col in matrix.columns[1:]:
+            if word(row[col]) != word(row[first]):
+                changes.append(f"- **{method}**, {model}: {word(row[first])} → {word(row[col])} ({col})")
+    if not changes:
+        return f"{lead}, every verdict is the same as in the first column."
+    return f"{lead}, {len(changes)} verdicts differ from the first column's:\n\n" + "\n".join(changes)
