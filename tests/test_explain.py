@@ -207,3 +207,22 @@ def test_deconvolution_passes_gradients_through_relu_backwards():
     grad = explain.explain(model, x, 0, "gradient", reduce="sum")
     torch.testing.assert_close(grad, (v * (x > 0)).sum(1))
     assert explain.METHODS["deconvolution"].family == "backprop"
+
+
+def test_per_image_parameters_are_cut_with_the_images():
+    """A parameter given one value per image follows its image into the method's chunks (chapter
+    05 gives extremal perturbation one area per image; 40 images are more than one chunk of 32)."""
+    @explain.register("_per_image_probe", family="control", library="test", reference="", batch_size=2,
+                      per_image=("scale",), scale=1.0)
+    def _probe(model, x, t, scale):
+        return torch.as_tensor(scale, dtype=torch.float32).expand(len(x)).view(-1, 1, 1).expand(len(x), *x.shape[-2:]).clone()
+    try:
+        model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+        x = torch.rand(5, 3, 4, 4)
+        scales = torch.arange(5.0)
+        out = explain.explain(model, x, 0, "_per_image_probe", scale=scales)
+        torch.testing.assert_close(out[:, 0, 0], scales)
+        torch.testing.assert_close(explain.explain(model, x, 0, "_per_image_probe", scale=3.0)[:, 0, 0], torch.full((5,), 3.0))
+    finally:
+        del explain.METHODS["_per_image_probe"]
+    assert explain.METHODS["extremal_perturbation"].per_image == ("area",)

@@ -47,19 +47,23 @@ class Method:
     batch_size: int = 32  # images per call of fn (fn batches its own model calls further)
     learned: bool = False  # optimises a mask per image (hundreds of passes with gradients)
     control: bool = False  # a reference, not an explanation (the edge detector of the sanity checks)
+    per_image: tuple = ()  # parameters that may hold one value per image (sliced with the images)
 
 
 METHODS: dict[str, Method] = {}
 
 
 def register(name: str, *, family: str, library: str, reference: str, required: tuple = (),
-             batch_size: int = 32, learned: bool = False, control: bool = False, **defaults):
+             batch_size: int = 32, learned: bool = False, control: bool = False, per_image: tuple = (),
+             **defaults):
     """Decorator: add ``fn(model, x, targets, **params) -> (B, H, W)`` to the registry.
     ``learned``: the method optimises a mask per image (NeuroMask, extremal perturbation);
-    ``control``: a reference map that explains nothing (the sanity checks' edge detector)."""
+    ``control``: a reference map that explains nothing (the sanity checks' edge detector);
+    ``per_image``: the parameters that may be given one value per image, which :func:`explain`
+    cuts into the same chunks as the images."""
     def deco(fn):
         METHODS[name] = Method(name, fn, family, library, reference, defaults, required, batch_size,
-                               learned, control)
+                               learned, control, tuple(per_image))
         return fn
     return deco
 
@@ -154,6 +158,12 @@ def explain(model: nn.Module, images: torch.Tensor, targets, method: str = "grad
     x_all = images.to(dev, torch.float32)
     t_all = _targets(targets, len(images), dev, model, x_all)
     kw = {**m.defaults, **params}
+    per = {}                          # one value per image: cut with the images, chunk by chunk
+    for k in m.per_image:
+        v = torch.as_tensor(kw[k]) if kw.get(k) is not None else None
+        if v is not None and v.numel() == len(images) > 1:
+            per[k] = v.flatten()
+            del kw[k]
     chunks = range(0, len(images), bs)
     if progress:
         from tqdm.auto import tqdm
@@ -166,7 +176,7 @@ def explain(model: nn.Module, images: torch.Tensor, targets, method: str = "grad
             for notice in CAPTUM_NOTICES:
                 warnings.filterwarnings("ignore", message=notice, category=UserWarning)
             for i in chunks:
-                s = m.fn(model, x_all[i:i + bs], t_all[i:i + bs], **kw)
+                s = m.fn(model, x_all[i:i + bs], t_all[i:i + bs], **kw, **{k: v[i:i + bs] for k, v in per.items()})
                 maps.append(s.detach().to(torch.float32))
     finally:
         model.train(was_training)

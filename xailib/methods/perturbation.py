@@ -38,7 +38,7 @@ def _ranked_target(area: torch.Tensor, n: int) -> torch.Tensor:
 
 
 @register("extremal_perturbation", family="perturbation", library="xailib (written by hand)", learned=True,
-          reference="fong2019", batch_size=32, area=0.1, iterations=300, lr=0.05, step=None,
+          reference="fong2019", batch_size=32, per_image=("area",), area=0.1, iterations=300, lr=0.05, step=None,
           blur_sigma=3.0, lambda_area=1000.0, seed=0)
 def _extremal_perturbation(model, x, t, area, iterations, lr, step, blur_sigma, lambda_area, seed):
     """Extremal perturbation (preservation): the mask of area ``area`` (a share of the image, or
