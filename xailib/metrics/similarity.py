@@ -77,14 +77,20 @@ def hog_features(maps) -> np.ndarray:
                           cells_per_block=(2, 2), feature_vector=True) for m in a])
 
 
-def similarity(a, b, measure: str = "spearman_abs") -> np.ndarray:
-    """One value per image: how alike map ``a[i]`` and map ``b[i]`` are (1: alike)."""
-    check_choice("measure", measure, MEASURES)
+def _checked(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Both sets of maps as float64 arrays, the same shape and finite (else one clear error)."""
     x, y = _as_numpy(a), _as_numpy(b)
     if x.shape != y.shape:
         raise ParameterError(f"the two sets of maps differ in shape: {x.shape} and {y.shape}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ParameterError("the maps contain NaN or infinite values")
+    return x, y
+
+
+def similarity(a, b, measure: str = "spearman_abs") -> np.ndarray:
+    """One value per image: how alike map ``a[i]`` and map ``b[i]`` are (1: alike)."""
+    check_choice("measure", measure, MEASURES)
+    x, y = _checked(a, b)
     n = len(x)
     if measure == "spearman_abs":
         return _spearman(np.abs(x).reshape(n, -1), np.abs(y).reshape(n, -1))
@@ -104,8 +110,8 @@ def similarities(a, b, measures=MEASURES) -> dict:
         check_choice("measure", m, MEASURES)
     out = {m: similarity(a, b, m) for m in measures if not m.startswith("hog")}
     if any(m.startswith("hog") for m in measures):
-        similarity(a, b, "spearman")                    # the same checks of shape and values
-        hx, hy = hog_features(a), hog_features(b)
+        x, y = _checked(a, b)
+        hx, hy = hog_features(x), hog_features(y)
         out.update({m: (_row_pearson(hx, hy) if m == "hog" else _spearman(hx, hy)) for m in measures
                     if m.startswith("hog")})
     return {m: out[m] for m in measures}
