@@ -161,8 +161,9 @@ def explain(model: nn.Module, images: torch.Tensor, targets, method: str = "grad
     per = {}                          # one value per image: cut with the images, chunk by chunk
     for k in m.per_image:
         v = torch.as_tensor(kw[k]) if kw.get(k) is not None else None
-        if v is not None and v.numel() == len(images) > 1:
-            per[k] = v.flatten()
+        if v is not None and len(images) > 1 and (v.numel() == len(images) if v.ndim <= 1
+                                                  else v.shape[0] == len(images)):
+            per[k] = v.flatten() if v.ndim <= 1 else v
             del kw[k]
     chunks = range(0, len(images), bs)
     if progress:
@@ -395,16 +396,31 @@ def _segment_means(img: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
     return (sums / counts)[:, flat].view_as(img)
 
 
+def _segments(segments, x, i, n_segments) -> np.ndarray:
+    """Image ``i``'s superpixels: the given ``segments`` (B, H, W) labels, or SLIC's."""
+    if segments is None:
+        return superpixels(x[i], n_segments)
+    seg = torch.as_tensor(segments)
+    if seg.ndim != 3 or seg.shape[0] != len(x) or seg.shape[1:] != x.shape[-2:]:
+        raise ParameterError(f"segments must be (batch, H, W) integer labels matching the images "
+                             f"{tuple(x.shape)}, got {tuple(seg.shape)}")
+    _, out = np.unique(seg[i].cpu().numpy(), return_inverse=True)   # consecutive labels
+    return out.reshape(seg.shape[1:])
+
+
 @register("lime", family="surrogate", library="lime", reference="ribeiro2016", batch_size=1,
-          num_samples=1000, n_segments=50, hide="mean", seed=0, model_batch_size=250)
-def _lime(model, x, t, num_samples, n_segments, hide, seed, model_batch_size):
+          per_image=("segments",), num_samples=1000, n_segments=50, hide="mean", seed=0,
+          model_batch_size=250, segments=None)
+def _lime(model, x, t, num_samples, n_segments, hide, seed, model_batch_size, segments):
     """LIME (the ``lime`` package) on SLIC superpixels; the map is each superpixel's weight in
     the local linear model of the target's probability. Hidden superpixels take their mean
-    colour (LIME's default, ``hide="mean"``) or a constant grey value (``hide=0.5``)."""
+    colour (LIME's default, ``hide="mean"``) or a constant grey value (``hide=0.5``).
+    ``segments`` (B, H, W): the superpixels to use instead of SLIC's (max-sensitivity passes the
+    unperturbed image's to its perturbed copies)."""
     from lime.lime_image import LimeImageExplainer
     dev, maps = x.device, []
-    for img, target in zip(x, t.tolist()):
-        seg = superpixels(img, n_segments)
+    for i, (img, target) in enumerate(zip(x, t.tolist())):
+        seg = _segments(segments, x, i, n_segments)
         arr = img.permute(1, 2, 0).cpu().double().numpy()
 
         def classifier_fn(batch):
@@ -424,14 +440,15 @@ def _lime(model, x, t, num_samples, n_segments, hide, seed, model_batch_size):
 
 
 @register("kernel_shap", family="surrogate", library="shap", reference="lundberg2017", batch_size=1,
-          nsamples=1000, n_segments=50, hide="mean", seed=0)
-def _kernel_shap(model, x, t, nsamples, n_segments, hide, seed):
+          per_image=("segments",), nsamples=1000, n_segments=50, hide="mean", seed=0, segments=None)
+def _kernel_shap(model, x, t, nsamples, n_segments, hide, seed, segments):
     """KernelSHAP (the ``shap`` package) on SLIC superpixels: Shapley values of the target's
-    probability, with absent superpixels filled as in LIME (mean colour or a constant)."""
+    probability, with absent superpixels filled as in LIME (mean colour or a constant);
+    ``segments`` as for LIME."""
     import shap
     dev, maps = x.device, []
-    for img, target in zip(x, t.tolist()):
-        seg = torch.from_numpy(superpixels(img, n_segments)).to(dev)
+    for i, (img, target) in enumerate(zip(x, t.tolist())):
+        seg = torch.from_numpy(_segments(segments, x, i, n_segments)).to(dev)
         k = int(seg.max()) + 1
         fill = _segment_means(img, seg) if hide == "mean" else torch.full_like(img, float(hide))
 

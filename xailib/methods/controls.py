@@ -5,9 +5,19 @@ channel, the largest of the three per pixel). Adebayo et al. (2018) show that se
 maps look like an edge detector's output, which needs neither a model nor data; registered as a
 method so that every test and table of the book can put it beside the real ones. It ignores the
 model and the target by construction, so it must fail the model- and data-randomisation tests
-(a test checks that it does). Registered with ``control=True``: a chapter's ``"all"`` leaves it out.
+(a test checks that it does).
+
+``random``: uniform noise in [0, 1), drawn per image from a generator seeded by ``seed`` and the
+image's own bytes (the same map for the same image in any batch; another map for any other
+image, a perturbed copy included). ``constant``: 1 everywhere. The floor of every score: a
+metric that ranks a method no better than these measures something other than the explanation.
+A constant map ignores its input, so it is the best possible case for max-sensitivity.
+
+All are registered with ``control=True``: a chapter's ``"all"`` leaves them out.
 """
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import torch
@@ -22,3 +32,19 @@ def _edge(model, x, t):
     img = x.detach().cpu().double().numpy()
     out = np.stack([np.max([sobel(ch) for ch in im], axis=0) for im in img])
     return torch.from_numpy(out).to(x.device, torch.float32)
+
+
+@register("random", family="control", library="torch", reference="adebayo2018", control=True, seed=0)
+def _random(model, x, t, seed):
+    """Uniform noise, seeded by ``seed`` and each image's bytes (the model is not used)."""
+    out = []
+    for img in x.detach().cpu().float():
+        key = int.from_bytes(hashlib.sha256(img.numpy().tobytes()).digest()[:7], "little")
+        out.append(torch.rand(img.shape[-2:], generator=torch.Generator().manual_seed(key + seed)))
+    return torch.stack(out).to(x.device)
+
+
+@register("constant", family="control", library="torch", reference="adebayo2018", control=True)
+def _constant(model, x, t):
+    """1 everywhere (the model and the image are not used)."""
+    return torch.ones(x.shape[0], *x.shape[-2:], device=x.device)

@@ -250,3 +250,7 @@ def _pointing_game(model, images, targets, maps, masks, boxes, tolerance):
     near = F.conv2d(masks.float()[:, None], disc, padding=r)[:, 0] > 0   # object dilated by tol
     peaks = maps == maps.flatten(1).amax(1)[:, None, None]
     return (peaks & near).flatten(1).sum(1).double() / peaks.flatten(1).sum(1).double()
+
+
+# The metric families that live in their own modules register here (Captum's layout).
+from . import faithfulness, localisation, robustness  # noqa: E402,F401

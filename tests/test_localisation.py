@@ -1,0 +1,115 @@
+"""Localisation scores (xailib.metrics.localisation): known boxes, IoUs, PxAP and region scores."""
+import numpy as np
+import pytest
+import torch
+
+from xailib.errors import ParameterError
+from xailib.metrics import localisation as loc
+from xailib.metrics import score
+
+X = torch.zeros(1, 3, 64, 64)
+
+
+def two_blocks():
+    """A map with a 10 x 20 block at 1.0 and a 5 x 10 block at 0.5, apart; a negative corner."""
+    m = torch.zeros(1, 64, 64)
+    m[0, 10:20, 10:30] = 1.0
+    m[0, 40:45, 40:50] = 0.5
+    m[0, 60:, 60:] = -3.0
+    return m
+
+
+def test_boxes_follow_the_threshold_and_the_component_rule():
+    m = two_blocks()
+    np.testing.assert_array_equal(loc.boxes(m, 0.2, "largest"), [[10, 10, 30, 20]])
+    np.testing.assert_array_equal(loc.boxes(m, 0.2, "all"), [[10, 10, 50, 45]])
+    np.testing.assert_array_equal(loc.boxes(m, 0.6, "all"), [[10, 10, 30, 20]])
+    np.testing.assert_array_equal(loc.boxes(m, 0.0, "all"), [[0, 0, 64, 64]])   # every pixel >= 0: the max box
+    np.testing.assert_array_equal(loc.boxes(torch.zeros(1, 64, 64), 0.5), [[0, 0, 0, 0]])   # nothing selected
+
+
+def test_known_ious_at_each_threshold():
+    gt = [torch.tensor([[10.0, 10, 30, 20]])]
+    ious = loc.box_ious(two_blocks(), gt, [0.2, 0.5, 0.6], "all")
+    np.testing.assert_allclose(ious, [[200 / (40 * 35), 200 / (40 * 35), 1.0]])
+    np.testing.assert_allclose(loc.box_ious(two_blocks(), gt, [0.2], "largest"), [[1.0]])
+    # several ground-truth boxes: the best one counts (Choe et al.)
+    two = [torch.tensor([[0.0, 0, 5, 5], [10, 10, 30, 20]])]
+    np.testing.assert_allclose(loc.box_ious(two_blocks(), two, [0.6]), [[1.0]])
+    # the max box (the whole image) scores the box's share of the image
+    np.testing.assert_allclose(loc.box_ious(torch.ones(1, 64, 64), gt, [0.0]), [[200 / 4096]])
+
+
+def test_iou_by_hand():
+    np.testing.assert_allclose(loc.iou(np.array([0, 0, 10, 10]), np.array([[5, 5, 15, 15]])), [25 / 175])
+    np.testing.assert_allclose(loc.iou(np.array([0, 0, 10, 10]), np.array([[20, 20, 30, 30]])), [0.0])
+
+
+def test_box_accuracy_is_iou_at_least_half():
+    gt = [torch.tensor([[10.0, 10, 30, 20]])]
+    assert score(None, X, None, two_blocks(), "box_accuracy", boxes=gt).item() == 1.0
+    assert score(None, X, None, two_blocks(), "box_accuracy", boxes=gt, component="all").item() == 0.0
+    assert score(None, X, None, two_blocks(), "box_iou", boxes=gt, component="all").item() == pytest.approx(1 / 7)
+
+
+def test_max_box_acc_chooses_the_threshold_on_the_held_out_split():
+    val = np.array([[0.1, 0.9, 0.2], [0.2, 0.8, 0.1]])    # threshold 1 is best on the held-out images
+    test = np.array([[0.9, 0.3, 0.9], [0.9, 0.6, 0.9]])   # ... though threshold 0 would be best here
+    t, hits = loc.max_box_acc(val, test, 0.5, thresholds=[0.0, 0.1, 0.2])
+    assert t == 0.1
+    np.testing.assert_array_equal(hits, [0.0, 1.0])
+
+
+def test_pxap_of_the_mask_is_one_and_of_a_constant_map_the_object_share():
+    masks = torch.zeros(2, 64, 64, dtype=torch.bool)
+    masks[0, 10:20, 10:30] = True
+    masks[1, :32] = True
+    x = torch.zeros(2, 3, 64, 64)
+    np.testing.assert_allclose(score(None, x, None, masks.float(), "pxap", masks=masks), [1.0, 1.0])
+    np.testing.assert_allclose(score(None, x, None, torch.ones(2, 64, 64), "pxap", masks=masks), [200 / 4096, 0.5])
+    assert loc.pxap_pooled(torch.ones(2, 64, 64), masks) == pytest.approx((200 + 2048) / 8192)
+    assert loc.pxap_pooled(masks.float() * 5, masks) == pytest.approx(1.0)
+
+
+def test_pxap_ignores_the_negative_part_and_the_scale():
+    masks = torch.zeros(1, 64, 64, dtype=torch.bool)
+    masks[0, 10:20, 10:30] = True
+    m = two_blocks()
+    a = score(None, X, None, m, "pxap", masks=masks)
+    assert score(None, X, None, m * 7, "pxap", masks=masks) == pytest.approx(a.item())
+    assert a.item() == pytest.approx(1.0)
+
+
+def test_region_scores():
+    masks = torch.zeros(1, 64, 64, dtype=torch.bool)
+    masks[0, 40:45, 40:50] = True
+    assert score(None, X, None, two_blocks(), "region_mean", masks=masks).item() == pytest.approx(0.5)
+    assert score(None, X, None, torch.zeros(1, 64, 64), "region_mean", masks=masks).item() == 0.0
+    # the 50 highest pixels of the map are the big block's first 50 (ties by index): no overlap
+    assert score(None, X, None, two_blocks(), "top_k_iou", masks=masks).item() == 0.0
+    m = torch.zeros(1, 64, 64)
+    m[0, 40:45, 40:50] = 1
+    assert score(None, X, None, m, "top_k_iou", masks=masks).item() == 1.0
+    assert score(None, X, None, m, "top_k_iou", masks=masks, k=100).item() == pytest.approx(0.5)
+
+
+def test_normalise_is_positive_part_min_max():
+    out = loc.normalise(torch.tensor([[[-2.0, 0.0], [1.0, 3.0]]]))
+    torch.testing.assert_close(out, torch.tensor([[[0.0, 0.0], [1 / 3, 1.0]]], dtype=torch.float64))
+    assert loc.normalise(torch.full((1, 2, 2), -1.0)).abs().sum() == 0
+
+
+@pytest.mark.parametrize("metric, kw, match", [
+    ("box_iou", dict(boxes=[torch.zeros(1, 4)] * 2), "one \\(k, 4\\) box array per image"),
+    ("box_iou", dict(boxes=[torch.tensor([[0.0, 0, 5, 5]])], threshold=1.5), "threshold"),
+    ("box_iou", dict(boxes=[torch.tensor([[0.0, 0, 5, 5]])], component="biggest"), "component"),
+    ("box_accuracy", dict(boxes=[torch.tensor([[0.0, 0, 5, 5]])], iou=0), "iou"),
+    ("pxap", dict(masks=torch.zeros(1, 64, 64, dtype=torch.bool)), "an object in every image"),
+    ("pxap", dict(masks=torch.zeros(1, 32, 32, dtype=torch.bool)), "must match maps"),
+    ("region_mean", dict(masks=torch.zeros(1, 64, 64, dtype=torch.bool)), "at least one pixel"),
+    ("top_k_iou", dict(masks=torch.ones(1, 64, 64, dtype=torch.bool), k=0), "k=0"),
+    ("pxap", dict(), "needs masks="),
+])
+def test_bad_input(metric, kw, match):
+    with pytest.raises(ParameterError, match=match):
+        score(None, X, None, two_blocks(), metric, **kw)

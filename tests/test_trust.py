@@ -1,0 +1,136 @@
+"""Infidelity and max-sensitivity (xailib.metrics.faithfulness / robustness, through captum.metrics)."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from xailib import data, explain, models
+from xailib.errors import ParameterError
+from xailib.metrics import robustness, score
+
+
+@pytest.fixture(scope="module")
+def linear():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4)).eval()
+    x = torch.rand(3, 3, 8, 8)
+    return net, x
+
+
+def exact(net, target, x=None):
+    """The linear model's exact attribution per pixel: its weights summed over colour channels
+    (for pixel-wise perturbations), times the input (for the removal of a square to 0)."""
+    w = net[1].weight.detach()[torch.as_tensor(target)].view(-1, 3, 8, 8)
+    return w.sum(1) if x is None else (w * x).sum(1)
+
+
+@pytest.mark.parametrize("rescale", [True, False])
+def test_infidelity_of_the_exact_attribution_of_a_linear_model_is_zero(linear, rescale):
+    net, x = linear
+    t = torch.tensor([0, 1, 2])
+    maps = exact(net, t)
+    out = score(net, x, t, maps, "infidelity", rescale=rescale, n_samples=16, fast=False)
+    np.testing.assert_allclose(out, 0, atol=1e-7)     # float32 rounding
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")            # no input normalisation: the square is filled with 0
+        sq = score(net, x, t, exact(net, t, x), "infidelity", perturbation="square", side=3, rescale=rescale,
+                   n_samples=16, fast=False)
+    np.testing.assert_allclose(sq, 0, atol=1e-7)
+    wrong = score(net, x, t, torch.rand(3, 8, 8), "infidelity", rescale=rescale, n_samples=16, fast=False)
+    assert (wrong > 1e-3).all()
+
+
+def test_rescaled_infidelity_ignores_the_maps_scale_and_the_plain_one_does_not():
+    net = models.load_model("vgg_mini")
+    x = data.load_shapes("test", n=3).images
+    g = explain.explain(net, x, 0, "gradient")
+    kw = dict(n_samples=8, seed=3)
+    r1, r10 = (score(net, x, 0, s, "infidelity", rescale=True, **kw) for s in (g, 10 * g))
+    p1, p10 = (score(net, x, 0, s, "infidelity", rescale=False, **kw) for s in (g, 10 * g))
+    torch.testing.assert_close(r1, r10, rtol=1e-5, atol=1e-8)
+    assert (p10 > 5 * p1).all()
+    assert (r1 <= p1 + 1e-9).all()          # the optimal scale can only lower it
+    # the same seed draws the same perturbations: the score is reproducible
+    torch.testing.assert_close(r1, score(net, x, 0, g, "infidelity", rescale=True, **kw))
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    net = models.load_model("vgg_mini")
+    imgs = data.load_shapes("test", n=2)
+    return net, imgs.images, imgs.labels
+
+
+def test_sensitivity_of_a_method_that_ignores_its_input_is_zero(vgg):
+    net, x, t = vgg
+    dummy = torch.zeros(len(x), 64, 64)
+    for method in ("constant",):
+        assert score(net, x, t, dummy, "max_sensitivity", method=method, n_samples=3).abs().max() == 0
+    assert (score(net, x, t, dummy, "max_sensitivity", method="random", n_samples=3) > 0.5).all()
+
+
+def test_seeded_methods_draw_the_same_noise_for_every_copy(vgg):
+    """SmoothGrad with a tiny radius: the copies are (almost) the image, so the maps must be (almost)
+    the same; a copy explained with other noise than the original would differ by far more."""
+    net, x, t = vgg
+    dummy = torch.zeros(len(x), 64, 64)
+    tiny = score(net, x, t, dummy, "max_sensitivity", method="smoothgrad", method_params={"n_samples": 4},
+                 radius=1e-6, n_samples=3)
+    other_seed = explain.explain(net, x, t, "smoothgrad", n_samples=4, seed=1)
+    own = explain.explain(net, x, t, "smoothgrad", n_samples=4)
+    noise = ((other_seed - own).flatten(1).norm(dim=1) / own.flatten(1).norm(dim=1)).double()
+    assert (tiny < 0.05 * noise).all()
+
+
+@pytest.mark.parametrize("method, params", [("kernel_shap", {"nsamples": 40, "n_segments": 12}),
+                                            ("lime", {"num_samples": 40, "n_segments": 12})])
+def test_max_sensitivity_with_superpixels_matches_a_hand_computation(vgg, method, params):
+    net, x, t = vgg
+    n, radius = 3, 0.05
+    got = score(net, x, t, torch.zeros(len(x), 64, 64), "max_sensitivity", method=method, method_params=params,
+                radius=radius, n_samples=n, seed=5)
+    copies = robustness.perturbations(x, radius, n, 5)
+    hand, resegmented = [], []
+    for i in range(len(x)):
+        seg = torch.from_numpy(explain.superpixels(x[i], params["n_segments"]))[None]
+        orig = explain.explain(net, x[i:i + 1], t[i:i + 1], method, segments=seg, **params)[0]
+        own = [explain.explain(net, copies[i * n + j][None], t[i:i + 1], method, segments=seg, **params)[0]
+               for j in range(n)]
+        new = [explain.explain(net, copies[i * n + j][None], t[i:i + 1], method, **params)[0] for j in range(n)]
+        hand.append(max(float((o - orig).norm() / orig.norm()) for o in own))
+        resegmented.append(max(float((o - orig).norm() / orig.norm()) for o in new))
+    np.testing.assert_allclose(got, hand, rtol=1e-5)
+    assert not np.allclose(got, resegmented, rtol=1e-3)     # re-segmenting each copy measures something else
+
+
+def test_absolute_sensitivity_is_the_relative_times_the_maps_norm(vgg):
+    net, x, t = vgg
+    dummy = torch.zeros(len(x), 64, 64)
+    rel = score(net, x, t, dummy, "max_sensitivity", method="gradient", n_samples=3)
+    ab = score(net, x, t, dummy, "max_sensitivity", method="gradient", n_samples=3, relative=False)
+    norm = explain.explain(net, x, t, "gradient").double().flatten(1).norm(dim=1)
+    torch.testing.assert_close(ab, rel * norm, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("metric, kw, match", [
+    ("infidelity", dict(perturbation="salt"), "perturbation"),
+    ("infidelity", dict(noise=0.0), "noise"),
+    ("infidelity", dict(n_samples=0), "n_samples"),
+    ("infidelity", dict(output="logits"), "output"),
+    ("infidelity", dict(perturbation="square", side=100), "side"),
+    ("max_sensitivity", dict(), "needs method="),
+    ("max_sensitivity", dict(method="gradient", radius=0), "radius"),
+    ("max_sensitivity", dict(method="no_such_method"), "method"),
+])
+def test_bad_input(vgg, metric, kw, match):
+    net, x, t = vgg
+    with pytest.raises(ParameterError, match=match):
+        score(net, x, t, torch.zeros(len(x), 64, 64), metric, **kw)
+
+
+def test_segments_must_match_the_images(vgg):
+    net, x, t = vgg
+    with pytest.raises(ParameterError, match="segments must be"):
+        explain.explain(net, x[:1], t[:1], "lime", segments=torch.zeros(1, 32, 32, dtype=torch.long), num_samples=10)

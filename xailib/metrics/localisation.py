@@ -1,0 +1,198 @@
+"""Localisation scores: does the map, thresholded, find what is known to matter?
+
+Weakly supervised object localisation (WSOL), as the thesis reviews it (its section 2.5):
+
+- **Boxes.** Each map is made comparable first: its positive part, scaled min-max per image to
+  [0, 1] (:func:`normalise`). The pixels at or above a threshold (CAM's 20 % of the maximum by
+  default) are boxed, either around their **largest connected component** (Zhou et al.'s CAM
+  protocol; 8-connectivity, scipy's ``ndimage.label``) or around **all** of them (Dabkowski and
+  Gal's variant, which does not punish a map for being perforated), and the box is scored by its
+  intersection over union (IoU) with the best-matching ground-truth box (:func:`box_ious`).
+  ``box_accuracy`` is CAM's score, IoU >= 0.5 at one threshold; :func:`max_box_acc` is Choe et
+  al.'s (2020) MaxBoxAcc, the threshold chosen on a *held-out* split and applied to the scored one.
+- **Masks.** Pixel-wise precision and recall against the ground-truth object mask over every
+  threshold, summarised by its area (average precision, scikit-learn): ``pxap`` per image, and
+  :func:`pxap_pooled`, Choe et al.'s PxAP over all pixels of all images.
+- **Regions that a model is known to use** (the BAM and trojan tests of the survey):
+  ``region_mean``, the mean normalised map over a region (BAM's attribution of the common
+  feature), and ``top_k_iou``, the IoU of the map's k highest pixels with the region (k its area,
+  the equal-size comparison of Lin et al. 2020's trigger test). The share of the positive map
+  on a region is ``mask_energy`` and a hit of the maximum ``pointing_game`` (both in
+  :mod:`xailib.metrics`).
+
+Connected components (scipy) and average precision (scikit-learn) come from their libraries; the
+box and IoU arithmetic is a few lines, written here so that its conventions are visible: boxes are
+``[x0, y0, x1, y1)`` in pixels, half-open like the benchmark's, and an empty selection (a map with
+no positive value above 0) gives the empty box, IoU 0.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from . import register
+from ..errors import ParameterError, check_choice
+
+COMPONENTS = ("largest", "all")
+THRESHOLDS = np.round(np.arange(0.0, 1.0, 0.01), 2)   # Choe et al.'s grid: 0, 0.01, ..., 0.99
+CAM_THRESHOLD = 0.2
+_EIGHT = np.ones((3, 3), dtype=bool)                   # 8-connectivity
+
+
+def normalise(maps: torch.Tensor) -> torch.Tensor:
+    """Each map's positive part scaled min-max to [0, 1] per image (float64); an all-zero map stays 0."""
+    pos = maps.detach().double().clamp(min=0).flatten(1)
+    lo, hi = pos.min(1, keepdim=True).values, pos.max(1, keepdim=True).values
+    span = hi - lo
+    out = torch.where(span > 0, (pos - lo) / span.clamp(min=1e-300), torch.zeros_like(pos))
+    return out.view(maps.shape)
+
+
+def _box_of(selected: np.ndarray, component: str) -> np.ndarray:
+    if not selected.any():
+        return np.zeros(4)
+    if component == "largest":
+        labels, n = ndimage.label(selected, structure=_EIGHT)
+        sizes = np.bincount(labels.ravel())[1:]
+        selected = labels == 1 + int(np.argmax(sizes))       # ties: the first in scan order
+    ys, xs = np.nonzero(selected)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=float)
+
+
+def boxes(maps: torch.Tensor, threshold: float = CAM_THRESHOLD, component: str = "largest") -> np.ndarray:
+    """(B, 4) boxes ``[x0, y0, x1, y1)`` around the normalised map's pixels >= ``threshold``."""
+    check_choice("component", component, COMPONENTS)
+    if not 0 <= threshold <= 1:
+        raise ParameterError(f"threshold={threshold!r} must be in [0, 1] (a share of the map's maximum)")
+    norm = normalise(maps).numpy()
+    return np.stack([_box_of(m >= threshold, component) for m in norm])
+
+
+def iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """IoU of boxes ``pred`` (..., 4) with each of ``gt`` (k, 4): (..., k)."""
+    p, g = np.asarray(pred, float)[..., None, :], np.asarray(gt, float)
+    w = np.clip(np.minimum(p[..., 2], g[:, 2]) - np.maximum(p[..., 0], g[:, 0]), 0, None)
+    h = np.clip(np.minimum(p[..., 3], g[:, 3]) - np.maximum(p[..., 1], g[:, 1]), 0, None)
+    inter = w * h
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])   # noqa: E731
+    union = area(p) + area(g) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def _gt_boxes(gt, n: int) -> list[np.ndarray]:
+    if gt is None or len(gt) != n:
+        raise ParameterError(f"boxes must give one (k, 4) box array per image ({n}), "
+                             f"got {None if gt is None else len(gt)}")
+    return [np.asarray(torch.as_tensor(b, dtype=torch.float64).reshape(-1, 4)) for b in gt]
+
+
+def box_ious(maps: torch.Tensor, gt, thresholds=THRESHOLDS, component: str = "largest") -> np.ndarray:
+    """(B, T): for each image and threshold, the IoU of the map's box with its best-matching
+    ground-truth box (``gt``: one (k, 4) array per image; several boxes: the best, as Choe et al.)."""
+    check_choice("component", component, COMPONENTS)
+    t = np.atleast_1d(np.asarray(thresholds, dtype=float))
+    if ((t < 0) | (t > 1)).any():
+        raise ParameterError("thresholds must lie in [0, 1] (shares of each map's maximum)")
+    gts = _gt_boxes(gt, len(maps))
+    norm = normalise(maps).numpy()
+    out = np.empty((len(norm), len(t)))
+    for i, (m, g) in enumerate(zip(norm, gts)):
+        bxs = np.stack([_box_of(m >= th, component) for th in t])
+        out[i] = iou(bxs, g).max(-1)
+    return out
+
+
+def max_box_acc(val_ious: np.ndarray, test_ious: np.ndarray, delta: float = 0.5,
+                thresholds=THRESHOLDS) -> tuple[float, np.ndarray]:
+    """Choe et al.'s MaxBoxAcc at IoU ``delta``, the threshold chosen on a held-out split.
+
+    ``val_ious`` / ``test_ious``: (B, T) from :func:`box_ious` on the two splits. Returns the
+    threshold that maximises the held-out accuracy (the lowest among ties) and the scored split's
+    hits (0 / 1 per image) at that threshold."""
+    if val_ious.shape[1] != test_ious.shape[1] or val_ious.shape[1] != len(np.atleast_1d(thresholds)):
+        raise ParameterError("val_ious and test_ious must have one column per threshold")
+    acc = (val_ious >= delta).mean(0)
+    k = int(np.argmax(acc))
+    return float(np.atleast_1d(thresholds)[k]), (test_ious[:, k] >= delta).astype(float)
+
+
+def _masks(masks, maps, what="masks"):
+    if masks is None:
+        raise ParameterError(f"this metric needs {what}= (B, H, W) bool")
+    m = torch.as_tensor(masks).bool().cpu()
+    if m.shape != maps.shape:
+        raise ParameterError(f"{what} must match maps {tuple(maps.shape)}, got {tuple(m.shape)}")
+    return m
+
+
+@register("box_iou", higher_is_better=True, reference="zhou2016", required=("boxes",),
+          boxes=None, threshold=CAM_THRESHOLD, component="largest")
+def _box_iou(model, images, targets, maps, boxes, threshold, component):
+    """IoU of the box around the normalised map's pixels >= ``threshold`` (its largest connected
+    component, or ``component="all"``) with the best-matching ground-truth box."""
+    return box_ious(maps.cpu(), boxes, [threshold], component)[:, 0]
+
+
+@register("box_accuracy", higher_is_better=True, reference="zhou2016", required=("boxes",),
+          boxes=None, threshold=CAM_THRESHOLD, component="largest", iou=0.5)
+def _box_accuracy(model, images, targets, maps, boxes, threshold, component, iou):
+    """1 when the box (as ``box_iou``) overlaps a ground-truth box by IoU >= ``iou`` (CAM's 0.5), else 0."""
+    if not 0 < iou <= 1:
+        raise ParameterError(f"iou={iou!r} must be in (0, 1]")
+    return (box_ious(maps.cpu(), boxes, [threshold], component)[:, 0] >= iou).astype(float)
+
+
+def _ap(y: np.ndarray, s: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score
+    return float(average_precision_score(y, s))
+
+
+@register("pxap", higher_is_better=True, reference="choe2020", required=("masks",), masks=None)
+def _pxap(model, images, targets, maps, masks):
+    """Average precision of the normalised map as a pixel-wise detector of the object mask
+    (scikit-learn's ``average_precision_score``, the area under the precision-recall steps), per
+    image. A constant map scores the object's share of the image; the mask itself scores 1."""
+    m = _masks(masks, maps)
+    if not m.flatten(1).any(1).all():
+        raise ParameterError("pxap needs an object in every image (a mask with no pixel has no precision-recall curve)")
+    norm = normalise(maps.cpu())
+    return np.array([_ap(y.flatten().numpy(), s.flatten().numpy()) for y, s in zip(m, norm)])
+
+
+def pxap_pooled(maps: torch.Tensor, masks) -> float:
+    """Choe et al.'s PxAP: one precision-recall curve over every pixel of every image (each map
+    normalised per image first), and its average precision."""
+    m = _masks(masks, maps)
+    return _ap(m.flatten().numpy(), normalise(maps.cpu()).flatten().numpy())
+
+
+@register("region_mean", higher_is_better=True, reference="yang2019bam", required=("masks",), masks=None)
+def _region_mean(model, images, targets, maps, masks):
+    """Mean of the normalised map over the region ``masks`` (BAM's attribution of a region); an
+    all-zero map scores 0."""
+    m = _masks(masks, maps).double()
+    area = m.flatten(1).sum(1)
+    if (area == 0).any():
+        raise ParameterError("region_mean needs a region of at least one pixel in every image")
+    return (normalise(maps.cpu()) * m).flatten(1).sum(1) / area
+
+
+@register("top_k_iou", higher_is_better=True, reference="lin2020backdoor", required=("masks",),
+          masks=None, k=None)
+def _top_k_iou(model, images, targets, maps, masks, k):
+    """IoU of the map's ``k`` highest pixels (default: as many as the region has) with the region
+    ``masks``; ties in the map are broken by pixel index (row-major), so a flat map is not favoured."""
+    m = _masks(masks, maps).flatten(1)
+    n = m.shape[1]
+    ks = m.sum(1) if k is None else torch.full((len(m),), int(k))
+    if k is not None and not 1 <= int(k) <= n:
+        raise ParameterError(f"k={k!r} must be in [1, {n}]")
+    order = torch.argsort(maps.detach().cpu().flatten(1), dim=1, descending=True, stable=True)
+    out = np.empty(len(m))
+    for i in range(len(m)):
+        top = torch.zeros(n, dtype=torch.bool)
+        top[order[i, :int(ks[i])]] = True
+        inter, union = (top & m[i]).sum().item(), (top | m[i]).sum().item()
+        out[i] = inter / union if union else 0.0
+    return out

@@ -1,0 +1,96 @@
+"""Max-sensitivity (Yeh et al. 2019; the survey's eq. 18), through ``captum.metrics.sensitivity_max``.
+
+    SENS_MAX(Phi, f, x, r) = max_{||y - x||_inf <= r} ||Phi(f, y) - Phi(f, x)||
+
+estimated, as captum does, by the largest change over ``n_samples`` points drawn uniformly from
+the L-infinity ball of radius ``radius`` around each image (pixel units in [0, 1]). Captum divides
+each change by the norm of the unperturbed map (``relative=True``, the default here: a scale-free
+number, comparable across methods); ``relative=False`` gives eq. 18's absolute change.
+
+The metric re-runs the *method*, so it takes the method's name and parameters, not only its maps.
+Two traps are handled here, and tested:
+
+- **the same randomness.** captum hands the explanation function all perturbed copies in one
+  batch (each image repeated ``n_samples`` times). A seeded method (SmoothGrad, LIME, RISE, ...)
+  would then draw different noise for a copy than for the original, and the score would measure
+  the method's own noise. The copies are therefore explained as ``n_samples`` batches shaped like
+  the original one, each drawn exactly as the original batch is.
+- **the feature mask.** LIME and KernelSHAP explain superpixels of the image. Segmenting each
+  perturbed copy anew would change the features themselves; the original image's segments are
+  passed to every copy (``segments``), repeated for its copies. captum expands ``target`` and
+  ``baselines`` for its copies but not a feature mask, so a mask passed through its keyword
+  arguments would pair the first images' segments with the wrong copies.
+
+A method that ignores its input scores 0, the best score: a low sensitivity is necessary, not
+sufficient (the chapter's constant map shows it).
+"""
+from __future__ import annotations
+
+import torch
+from captum.metrics import sensitivity_max
+
+from . import register
+from ..errors import ParameterError
+
+SEGMENTED = ("lime", "kernel_shap")    # methods that explain superpixels: their segments are kept
+
+
+def perturbations(images: torch.Tensor, radius: float, n_samples: int, seed: int) -> torch.Tensor:
+    """(B * n_samples, C, H, W): each image repeated ``n_samples`` times (captum's order) plus
+    uniform noise in [-radius, radius], from a generator seeded by ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    x = images.repeat_interleave(n_samples, 0)
+    return x + ((torch.rand(x.shape, generator=gen) * 2 - 1) * radius).to(x.device)
+
+
+def segments_of(images: torch.Tensor, method: str, params: dict) -> torch.Tensor | None:
+    """The superpixels a segmented method uses on ``images`` (None for other methods)."""
+    if method not in SEGMENTED:
+        return None
+    from .. import explain
+    n = params.get("n_segments", explain.METHODS[method].defaults["n_segments"])
+    return torch.stack([torch.from_numpy(explain.superpixels(im, n)) for im in images]).to(images.device)
+
+
+def max_sensitivity(model, images, targets, method: str, method_params: dict | None = None, *,
+                    radius: float = 0.02, n_samples: int = 10, relative: bool = True, seed: int = 0) -> torch.Tensor:
+    """Per-image max-sensitivity of ``method`` (see the module's doc)."""
+    from .. import explain
+    from ..errors import check_choice
+    check_choice("method", method, explain.METHODS)
+    if not radius > 0:
+        raise ParameterError(f"radius={radius!r} must be > 0")
+    if not isinstance(n_samples, int) or n_samples < 1:
+        raise ParameterError(f"n_samples={n_samples!r} must be a positive integer")
+    params = dict(method_params or {})
+    b = len(images)
+    t = torch.as_tensor(targets).expand(b) if torch.as_tensor(targets).ndim == 0 else torch.as_tensor(targets)
+    seg = segments_of(images, method, params)
+    if seg is not None:
+        params["segments"] = seg
+
+    def explanation(x, target):
+        x = x[0] if isinstance(x, tuple) else x
+        k = len(x) // b
+        groups = x.view(b, k, *x.shape[1:]).transpose(0, 1)            # k batches shaped like the original
+        with torch.enable_grad():
+            out = torch.stack([explain.explain(model, g, t, method, **params) for g in groups], 1)
+        return (out.reshape(b * k, *out.shape[2:]),)     # a tuple: captum iterates over what the first call returns
+
+    draws = perturbations(images, radius, n_samples, seed)
+    rel = sensitivity_max(explanation, images, perturb_func=lambda x, r: draws.to(x.device), perturb_radius=radius,
+                          n_perturb_samples=n_samples, target=t, max_examples_per_batch=None)
+    rel = rel.double().cpu()
+    if relative:
+        return rel
+    norm = explanation(images, t)[0].double().flatten(1).norm(dim=1).cpu()
+    return rel * torch.where(norm > 0, norm, torch.ones_like(norm))
+
+
+@register("max_sensitivity", higher_is_better=False, reference="yeh2019", required=("method",),
+          method=None, method_params=None, radius=0.02, n_samples=10, relative=True, seed=0)
+def _max_sensitivity(model, images, targets, maps, method, method_params, radius, n_samples, relative, seed):
+    """Yeh et al.'s max-sensitivity of ``method`` (lower is better); ``maps`` are not used (the
+    method is re-run on perturbed copies); see :mod:`xailib.metrics.robustness`."""
+    return max_sensitivity(model, images, targets, method, method_params, radius=radius, n_samples=n_samples,
+                           relative=relative, seed=seed)
