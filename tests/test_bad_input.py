@@ -43,7 +43,11 @@ def _inputs(n=2):
 def _params(name, masks, n):
     return {"mask_energy": dict(masks=masks), "pointing_game": dict(masks=masks),
             "deletion": dict(fill=0.0), "insertion": {}, "impact": {}, "impact_strict": {},
-            "impact_coverage": dict(patch_masks=masks)}.get(name, {})
+            "impact_coverage": dict(patch_masks=masks), "pxap": dict(masks=masks),
+            "region_mean": dict(masks=masks), "top_k_iou": dict(masks=masks),
+            "box_iou": dict(boxes=[torch.tensor([[1.0, 1, 5, 5]])] * n),
+            "box_accuracy": dict(boxes=[torch.tensor([[1.0, 1, 5, 5]])] * n),
+            "infidelity": dict(n_samples=4), "max_sensitivity": dict(method="gradient", n_samples=2)}.get(name, {})
 
 
 @pytest.mark.parametrize("name", sorted(metrics.METRICS))

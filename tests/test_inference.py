@@ -171,6 +171,8 @@ def test_every_metric_agrees_on_both_paths(nets, x, metric):
     box = torch.zeros(6, 64, 64, dtype=torch.bool)
     box[:, 20:40, 20:40] = True
     extra = {k: box for k in ("masks", "patch_masks") if k in metrics.METRICS[metric].defaults}
+    extra.update({"boxes": [torch.tensor([[20.0, 20, 40, 40]])] * 6} if "boxes" in metrics.METRICS[metric].required
+                 else {"method": "gradient"} if metric == "max_sensitivity" else {})
     fast = metrics.score(net, imgs, t, maps, metric, **extra)
     eager = metrics.score(net, imgs, t, maps, metric, fast=False, **extra)
     assert (fast - eager).abs().max() <= 1e-5, metric

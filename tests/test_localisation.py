@@ -37,7 +37,7 @@ def test_known_ious_at_each_threshold():
     two = [torch.tensor([[0.0, 0, 5, 5], [10, 10, 30, 20]])]
     np.testing.assert_allclose(loc.box_ious(two_blocks(), two, [0.6]), [[1.0]])
     # the max box (the whole image) scores the box's share of the image
-    np.testing.assert_allclose(loc.box_ious(torch.ones(1, 64, 64), gt, [0.0]), [[200 / 4096]])
+    np.testing.assert_allclose(loc.box_ious(torch.ones(1, 64, 64), gt, [0.0, 0.5]), [[200 / 4096] * 2])
 
 
 def test_iou_by_hand():
@@ -97,6 +97,7 @@ def test_normalise_is_positive_part_min_max():
     out = loc.normalise(torch.tensor([[[-2.0, 0.0], [1.0, 3.0]]]))
     torch.testing.assert_close(out, torch.tensor([[[0.0, 0.0], [1 / 3, 1.0]]], dtype=torch.float64))
     assert loc.normalise(torch.full((1, 2, 2), -1.0)).abs().sum() == 0
+    assert (loc.normalise(torch.full((1, 2, 2), 2.0)) == 1).all()      # flat: every pixel at the maximum
 
 
 @pytest.mark.parametrize("metric, kw, match", [
@@ -113,3 +114,13 @@ def test_normalise_is_positive_part_min_max():
 def test_bad_input(metric, kw, match):
     with pytest.raises(ParameterError, match=match):
         score(None, X, None, two_blocks(), metric, **kw)
+
+
+def test_roughness_known_answers():
+    flat = torch.ones(1, 64, 64)
+    ramp = torch.linspace(0, 1, 64, dtype=torch.float64).expand(1, 64, 64)      # linear: its Laplacian is 0
+    checker = ((torch.arange(64)[:, None] + torch.arange(64)[None]) % 2).float()[None]
+    r = lambda m: score(None, X, None, m, "roughness").item()    # noqa: E731
+    assert r(flat) == 0 and r(ramp) == pytest.approx(0, abs=1e-9)
+    assert r(checker) == pytest.approx(4.0)              # each interior pixel: |4 * (+-1)|
+    assert r(3 * checker + 1) == pytest.approx(4.0)       # the scale does not count

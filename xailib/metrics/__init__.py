@@ -253,4 +253,4 @@ def _pointing_game(model, images, targets, maps, masks, boxes, tolerance):
 
 
 # The metric families that live in their own modules register here (Captum's layout).
-from . import faithfulness, localisation, robustness  # noqa: E402,F401
+from . import complexity, faithfulness, localisation, robustness  # noqa: E402,F401

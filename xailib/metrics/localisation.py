@@ -41,11 +41,14 @@ _EIGHT = np.ones((3, 3), dtype=bool)                   # 8-connectivity
 
 
 def normalise(maps: torch.Tensor) -> torch.Tensor:
-    """Each map's positive part scaled min-max to [0, 1] per image (float64); an all-zero map stays 0."""
+    """Each map's positive part scaled min-max to [0, 1] per image (float64). A flat positive map
+    is 1 everywhere (every pixel is at its maximum: its box is the whole image, the "max box"); a
+    map with no positive value is 0 everywhere (it selects nothing)."""
     pos = maps.detach().double().clamp(min=0).flatten(1)
     lo, hi = pos.min(1, keepdim=True).values, pos.max(1, keepdim=True).values
     span = hi - lo
-    out = torch.where(span > 0, (pos - lo) / span.clamp(min=1e-300), torch.zeros_like(pos))
+    flat = torch.where(hi > 0, torch.ones_like(pos), torch.zeros_like(pos))
+    out = torch.where(span > 0, (pos - lo) / span.clamp(min=1e-300), flat)
     return out.view(maps.shape)
 
 
