@@ -37,6 +37,8 @@ LARGER = {
     # default list (its panel but RISE); the independent test stays the default run's
     "06_sanity_checks": dict(n_images=16, methods="all", tests=["cascading"], smooth_samples=8,
                              method_params={"rise": {"n_masks": 1000}}),
+    # every registered method but the learned masks (the controls included), on more images
+    "07_localisation": dict(n_images=40, n_heldout=40, methods="all"),
 }
 
 

@@ -145,6 +145,10 @@ class ResultStore:
             parts.append(value.cpu())
         return torch.cat(parts)
 
+    def batch_seconds(self, name: str) -> list[float]:
+        """The seconds of each batch saved under ``name``, in order (per image when batches hold one)."""
+        return [torch.load(p, weights_only=True)["seconds"] for p in sorted((self.dir / name).glob("*.pt"))]
+
     def seconds(self, name: str) -> float:
         """Total compute time of the batches saved under ``name`` (the first run's, if resumed)."""
         return sum(torch.load(p, weights_only=True)["seconds"]
