@@ -252,3 +252,27 @@ def test_sanity_checks_larger_run_replays():
     assert set(per.test) >= {"cascading", "floor", "ceiling"}
     assert (per[per.test == "cascading"].step >= 1).all()           # no self-similarity in any average
     assert replay_sanity(params, per) > 0
+
+
+def test_localisation_larger_run_replays():
+    """Chapter 07: a few images' maps made again (one image per batch, as the run made them) give
+    the committed box IoUs, PxAP and roughness."""
+    from xailib import wsol
+    params, tables = _load("07_localisation")
+    assert params["n_images"] >= 40 and params["methods"] == "all"
+    per = pd.read_csv(tables["per_image"])
+    assert {"lime", "kernel_shap", "deeplift", "gradcam", "random", "constant", wsol.CEILING} <= set(per.method)
+    rng = np.random.default_rng(SEED)
+    pool, nets, index = _correct_images(params)
+    checked = 0
+    for mname, net in nets.items():
+        for img in _pick(np.arange(params["n_images"]), 2, rng):
+            one = pool.subset(index[img:img + 1])
+            maps = {m: explain.explain(net, one.images, one.labels, m) for m in ("gradient", "gradcam", "lime", "random")}
+            got = wsol.per_image(mname, maps, one, wsol.curves(maps, one.boxes), params["cam_threshold"])
+            for r in got.itertuples():
+                want = per[(per.model == mname) & (per.method == r.method) & (per.image == img)].iloc[0]
+                for col in ("iou_largest", "iou_all", "pxap", "roughness"):
+                    assert getattr(r, col) == pytest.approx(want[col], abs=TOL), (mname, r.method, img, col)
+                checked += 1
+    assert checked == 2 * 2 * 4

@@ -55,7 +55,9 @@ BAD = [("01_benchmark_and_methods", p, m) for p, m in BAD] + [
     ("06_sanity_checks", dict(mode="zeros"), "mode='zeros' is not accepted"),
     ("07_localisation", dict(cam_threshold=0.205), "threshold=0.205 is not on the grid"),
     ("07_localisation", dict(n_heldout=0), "n_heldout=0 must be an integer >= 1"),
-    ("07_localisation", dict(dataset="cifar10", data_root="/nonexistent/cifar"), "cifar"),
+    ("08_trustworthiness", dict(bam_models=["vgg_mini_bam_object"]), "bam_models must name two networks"),
+    ("08_trustworthiness", dict(trojans={"vgg_mini_trojan_fixed": "corner"}), "trojans='corner' is not accepted"),
+    ("08_trustworthiness", dict(perturbations=["salt"]), "perturbations='salt' is not accepted"),
     ("06_sanity_checks", dict(tests=["independent"]), "tests must include 'cascading'"),
     ("06_sanity_checks", dict(measure="ssim", measures=["spearman_abs"]), "must be one of measures"),
     ("06_sanity_checks", dict(alternatives=["reset/zero"]), "alternatives='reset/zero' is not accepted"),
@@ -127,7 +129,7 @@ def test_the_runner_prints_the_one_sentence_that_matters(tmp_path):
 
 
 @pytest.mark.parametrize("notebook", ["02_rise", "03_impact_score", "04_adversarial_patch", "05_neuromask",
-                                      "06_sanity_checks", "07_localisation"])
+                                      "06_sanity_checks", "07_localisation", "08_trustworthiness"])
 def test_every_committed_verdict_names_its_rule_n_and_an_interval_of_some_width(notebook):
     """The issue's 'must show': every verdict a chapter states names its rule, n and interval, and
     no interval collapses to a point (0 / 1 outcomes get exact intervals, not a bootstrap)."""

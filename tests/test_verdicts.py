@@ -46,6 +46,7 @@ def test_n_needed_known_answer():
     # the review's example: spread 0.05, gap 0.01 -> about 200 images
     assert v.n_needed(0.01, 0.05) == int(np.ceil(((1.959964 + 0.841621) * 5) ** 2))
     assert v.n_needed(0.0, 0.05) is None
+    assert v.n_needed(0.1, 0.0) is None          # no spread: nothing to plan
 
 
 def test_clustering_widens_the_interval():

@@ -261,8 +261,8 @@ def holm(pvalues) -> np.ndarray:
 
 def n_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
     """Units needed to detect a paired difference ``effect`` at spread ``sd`` (normal approximation)."""
-    if effect is None or not np.isfinite(sd) or effect == 0:
-        return None
+    if effect is None or not np.isfinite(sd) or effect == 0 or sd == 0:
+        return None      # no spread (every image gave the same difference): no sample size can be planned
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
     return int(np.ceil((z * sd / abs(effect)) ** 2))
 

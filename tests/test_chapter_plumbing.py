@@ -1,0 +1,110 @@
+"""The localisation (xailib.wsol) and trustworthiness (xailib.trust) chapters' plumbing."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from xailib import data, trust, verdicts, wsol
+from xailib.errors import ParameterError
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return data.load_shapes("test", n=6)
+
+
+def test_per_image_rows_and_the_references(shapes):
+    maps = {"constant": torch.ones(6, 64, 64), wsol.CEILING: shapes.masks.float(), "random": torch.rand(6, 64, 64)}
+    cur = wsol.curves(maps, shapes.boxes)
+    rows = wsol.per_image("net", maps, shapes, cur)
+    ceiling = rows[rows.method == wsol.CEILING]
+    assert (ceiling.iou_largest == 1).all() and (ceiling.pxap == 1).all()
+    const = rows[rows.method == "constant"]
+    areas = np.array([float((b[0, 2] - b[0, 0]) * (b[0, 3] - b[0, 1])) / 4096 for b in shapes.boxes])
+    np.testing.assert_allclose(const.iou_all, areas)           # the max box: the box's share of the image
+    np.testing.assert_allclose(const.pxap, shapes.masks.flatten(1).float().mean(1).numpy(), rtol=1e-6)
+    assert (const.roughness == 0).all()
+
+
+def test_max_box_acc_table_uses_the_held_out_threshold(shapes):
+    maps = {wsol.CEILING: shapes.masks.float()}
+    cur = wsol.curves(maps, shapes.boxes)
+    t = wsol.max_box_acc({"net": cur}, {"net": cur}, [wsol.CEILING], deltas=(0.5,))
+    assert (t.accuracy == 1).all() and (t.low < 1).all()      # Wilson: the interval does not collapse at 100 %
+    assert (t.threshold == 0).all()                           # the first threshold among ties
+
+
+def test_cam_threshold_must_be_on_the_grid():
+    assert wsol.cam_index(0.2) == 20
+    with pytest.raises(ParameterError, match="not on the grid"):
+        wsol.cam_index(0.205)
+
+
+def test_pearson_and_spearman_correlations():
+    a = torch.rand(3, 8, 8)
+    np.testing.assert_allclose(wsol.correlations(a, 2 * a + 1, "pearson"), 1.0, rtol=1e-9)
+    np.testing.assert_allclose(wsol.correlations(a, -a, "spearman"), -1.0, rtol=1e-9)
+    np.testing.assert_allclose(wsol.correlations(a, a ** 3, "spearman"), 1.0, rtol=1e-9)
+    assert (wsol.correlations(a, torch.ones(3, 8, 8), "pearson") == 0).all()
+
+
+def _rows(values):
+    return pd.concat([pd.DataFrame({"model": model, "method": m, "image": np.arange(len(v)), **cols})
+                      for (model, m), (v, cols) in values.items()], ignore_index=True)
+
+
+def test_thesis_claims_have_the_expected_verdicts():
+    n = 12
+    hit, miss = np.ones(n), np.zeros(n)
+    rows = _rows({
+        ("a", "gradient"): (hit, dict(iou_largest=hit, roughness=np.full(n, 0.1), seconds=np.full(n, 0.01))),
+        ("a", "random"): (hit, dict(iou_largest=miss, roughness=np.full(n, 0.5), seconds=np.full(n, 0.001))),
+        ("a", "lime"): (hit, dict(iou_largest=miss, roughness=np.full(n, 0.2), seconds=np.full(n, 1.0) + np.arange(n) / 100)),
+        ("b", "gradient"): (hit, dict(iou_largest=hit, roughness=np.full(n, 0.3) + np.arange(n) / 100,
+                                      seconds=np.full(n, 0.01))),
+    })
+    pairs = pd.DataFrame({"model": "a", "image": np.arange(n), wsol.DL_IG: np.linspace(0.9, 0.99, n),
+                          wsol.LIME_AGAIN: np.linspace(0.95, 0.99, n)})
+    table = verdicts.claims_table(wsol.claims(rows, pairs, {"a": 8, "b": 10}, ["gradient", "lime", "random"]))
+    v = dict(zip(table.claim + " / " + table.model, table.verdict))
+    assert v["gradient: localises the object better than a random map / a"] == verdicts.HOLDS
+    assert v["lime: localises the object better than a random map / a"] == verdicts.OPEN   # 0 against 0
+    assert v["DeepLIFT and integrated gradients give highly correlated maps / a"] == verdicts.HOLDS
+    assert v["LIME's map varies from run to run / a"] == verdicts.FAILS       # 0.95-0.99 is above 0.9
+    assert v["LIME costs more than gradient / a"] == verdicts.HOLDS
+    assert v["gradient: noisier maps on the deeper network / b vs a"] == verdicts.HOLDS
+
+
+def test_bam_contrast_of_a_constant_map_is_zero_and_of_a_mask_map_positive(shapes):
+    obj = {"constant": torch.ones(6, 64, 64), "mask": shapes.masks.float()}
+    scene = {"constant": torch.ones(6, 64, 64), "mask": (~shapes.masks).float()}
+    rows = trust.bam_rows(obj, scene, shapes)
+    assert (rows[rows.method == "constant"].contrast == 0).all()
+    assert (rows[rows.method == "mask"].contrast == 1).all()
+    claims = verdicts.claims_table(trust.claims(rows, None, None, ["constant", "mask"]))
+    assert list(claims.verdict) == [verdicts.OPEN, verdicts.HOLDS]
+
+
+def test_trojan_rows_score_a_map_on_the_trigger(shapes):
+    trig = torch.zeros(6, 64, 64, dtype=torch.bool)
+    trig[:, 10:16, 20:26] = True
+    rows = trust.trojan_rows("t", {"on": trig.float(), "off": (~trig).float()}, shapes, trig)
+    on, off = rows[rows.method == "on"], rows[rows.method == "off"]
+    assert (on["trigger IoU"] == 1).all() and (on["mass on trigger"] == 1).all() and (on["pointing hit"] == 1).all()
+    assert (off["mass on trigger"] == 0).all() and (off["pointing hit"] == 0).all()
+    n = 12
+    many = pd.concat([pd.DataFrame({"model": "vgg_mini_trojan_x", "method": m, "image": np.arange(n),
+                                    "pointing hit": np.full(n, v)}) for m, v in (("on", 1.0), ("off", 0.0))]
+                     + [pd.DataFrame({"model": "clean", "method": "on", "image": np.arange(n), "pointing hit": 0.0})])
+    table = verdicts.claims_table(trust.claims(None, many, None, ["on", "off"]))
+    assert list(table.verdict) == [verdicts.HOLDS, verdicts.FAILS]      # the clean network is not judged
+
+
+def test_infidelity_claims_compare_with_the_random_map():
+    n = 10
+    col = "infidelity, gaussian (rescaled)"
+    rows = pd.concat([pd.DataFrame({"model": "m", "method": k, "image": np.arange(n), col: v})
+                      for k, v in {"random": np.full(n, 2.0) + np.arange(n) / 10, "good": np.full(n, 0.5),
+                                   "bad": np.full(n, 5.0)}.items()], ignore_index=True)
+    table = verdicts.claims_table(trust.claims(None, None, rows, ["good", "bad", "random"]))
+    assert list(table.verdict) == [verdicts.HOLDS, verdicts.FAILS]

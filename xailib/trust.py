@@ -1,0 +1,201 @@
+"""The trustworthiness chapter's work (the survey, its section 4.1): infidelity and
+max-sensitivity on the benchmark networks, BAM's model contrast on the object / scene pair, and
+the trojaned networks' triggers; per-image rows, tables and the survey's claims.
+
+- **BAM** (Yang and Kim 2019): the model zoo's ``vgg_mini_bam_object`` and ``vgg_mini_bam_scene``
+  are the same architecture trained on the same images (a shape pasted on a textured
+  background), one to name the shape, the other the background, whose labels are drawn
+  independently. The object therefore matters to the first network and, as a feature, not to the
+  second. BAM's **model contrast score** for a method is the mean over images of the attribution
+  it gives the object's pixels under the object network minus under the scene network (each map
+  normalised to [0, 1], :func:`xailib.metrics.localisation.normalise`; ``region_mean``); a
+  trustworthy method scores above 0.
+- **Trojans** (Lin et al. 2020, as the survey presents them): the zoo's ``vgg_mini_trojan_fixed``
+  and ``_random`` learned to answer "circle" whenever a 6 x 6 checker trigger is present (at a
+  fixed place, or anywhere). On triggered images of other classes that they do call "circle", the
+  trigger is the evidence: a trustworthy map puts its mass there. Scored by Lin et al.'s overlap
+  (the IoU of the map's top pixels, as many as the trigger has, with the trigger:
+  ``top_k_iou``), by the share of the positive map on the trigger (``mask_energy``) and by whether
+  the map's maximum lies on it (``pointing_game``, no tolerance). The clean network explains the
+  same images as the contrast.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import models, variants, verdicts
+from .errors import ParameterError
+from .metrics import score
+
+PLANNING_EFFECT = 0.1
+
+
+def bam_images(object_model, scene_model, n: int, size: int = 64, seed: int = 0):
+    """The first ``n`` BAM test images that the object network names by their shape and the
+    scene network by their background; returns (images, object labels, scene labels)."""
+    pool = variants.load_variant("bam", "test", size=size, seed=seed)
+    obj, scene = pool.labels, pool.info["scene_labels"]
+    ok = (models.predict(object_model, pool.images).argmax(1) == obj) & \
+         (models.predict(scene_model, pool.images).argmax(1) == scene)
+    idx = torch.nonzero(ok)[:n, 0]
+    if len(idx) < n:
+        raise ParameterError(f"only {len(idx)} BAM test images are classified correctly by both networks; lower n_bam")
+    return pool.subset(idx), obj[idx], scene[idx]
+
+
+def trojan_images(trojan_model, trigger: str, n: int, size: int = 64, seed: int = 0):
+    """The first ``n`` triggered test images of classes other than the trojan's target that the
+    trojaned network does assign to its target (the attack worked); returns (images, trigger masks)."""
+    pool = variants.load_variant("trojan", "test", size=size, seed=seed, trigger=trigger, poison=1.0)
+    hit = models.predict(trojan_model, pool.images).argmax(1) == variants.TROJAN_TARGET
+    ok = hit & (pool.labels != variants.TROJAN_TARGET) & pool.info["poisoned"]
+    idx = torch.nonzero(ok)[:n, 0]
+    if len(idx) < n:
+        raise ParameterError(f"only {len(idx)} triggered test images are assigned to the target by the "
+                             f"{trigger}-trigger network; lower n_trojan")
+    return pool.subset(idx), pool.info["trigger_masks"][idx]
+
+
+def attack_rate(trojan_model, trigger: str, size: int = 64, seed: int = 0) -> tuple[float, float]:
+    """(share of triggered non-target test images sent to the target, clean test accuracy)."""
+    from . import data
+    pool = variants.load_variant("trojan", "test", size=size, seed=seed, trigger=trigger, poison=1.0)
+    other = pool.labels != variants.TROJAN_TARGET
+    sent = (models.predict(trojan_model, pool.images[other]).argmax(1) == variants.TROJAN_TARGET).float().mean()
+    clean = data.load_shapes("test", size=size, seed=seed)
+    acc = (models.predict(trojan_model, clean.images).argmax(1) == clean.labels).float().mean()
+    return float(sent), float(acc)
+
+
+def bam_rows(maps_object: dict, maps_scene: dict, images) -> pd.DataFrame:
+    """Per (method, image): the object region's attribution under each network, and its share of
+    the positive map (``region_mean`` and ``mask_energy`` on the shape's mask)."""
+    rows = []
+    x, masks = images.images, images.masks
+    for m in maps_object:
+        cols = {}
+        for net, s in (("object", maps_object[m]), ("scene", maps_scene[m])):
+            cols[f"attribution, {net} network"] = score(None, x, None, s, "region_mean", masks=masks).numpy()
+            cols[f"mass, {net} network"] = score(None, x, None, s, "mask_energy", masks=masks).numpy()
+        rows.append(pd.DataFrame({"method": m, "image": np.arange(len(x)), **cols}))
+    out = pd.concat(rows, ignore_index=True)
+    out["contrast"] = out["attribution, object network"] - out["attribution, scene network"]
+    return out
+
+
+def trojan_rows(model: str, maps: dict, images, trigger_masks, tolerance: float = 0.0) -> pd.DataFrame:
+    """Per (method, image): Lin et al.'s overlap with the trigger, the mass on it, and a pointing hit."""
+    rows = []
+    x = images.images
+    for m, s in maps.items():
+        rows.append(pd.DataFrame({
+            "model": model, "method": m, "image": np.arange(len(x)),
+            "trigger IoU": score(None, x, None, s, "top_k_iou", masks=trigger_masks).numpy(),
+            "mass on trigger": score(None, x, None, s, "mask_energy", masks=trigger_masks).numpy(),
+            "pointing hit": score(None, x, None, s, "pointing_game", masks=trigger_masks, tolerance=tolerance).numpy()}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def mean_table(rows: pd.DataFrame, by, columns, fmt: str = "{:.3f}") -> pd.DataFrame:
+    """Mean of each column per group with its 95 % interval (bootstrap, or Wilson for 0 / 1 values)."""
+    out = {}
+    for key, g in rows.groupby(by, sort=False):
+        cells = {}
+        for c in columns:
+            v = g.sort_values("image")[c].to_numpy(dtype=float)
+            k = verdicts.paired(v)
+            cells[c] = f"{fmt.format(k.mean)} [{fmt.format(k.low)}, {fmt.format(k.high)}]"
+        out[key] = cells
+    t = pd.DataFrame(out).T
+    t.index.names = by if isinstance(by, list) else [by]
+    return t
+
+
+def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.DataFrame | None, methods, *,
+           n_boot: int = 2000, seed: int = 0) -> list:
+    """The survey's claims, one per method (and network where it applies):
+
+    - BAM: the method attributes more to the object under the object network than under the
+      scene network (model contrast score above 0);
+    - trojans: the method's maximum lies on the trigger in most triggered images (pointing hit
+      rate above 1/2), the trojaned network against the clean one is reported beside;
+    - infidelity: the method's (rescaled) infidelity is below the random map's, paired over images."""
+    out = []
+    real = [m for m in methods if m not in ("random", "constant")]
+    if bam is not None:
+        for m in methods:
+            g = bam[bam.method == m].sort_values("image")
+            if len(g):
+                out.append(verdicts.Claim(
+                    f"{m}: attributes the object to the object network, not to the scene network", "BAM pair",
+                    verdicts.paired(g["contrast"].to_numpy(), 0.0, n_boot=n_boot, seed=seed), kind="above",
+                    effect=PLANNING_EFFECT, paper="the survey (after Yang and Kim): a trustworthy method does",
+                    setting="model contrast score above 0", group="BAM model contrast above 0"))
+    if trojan is not None:
+        for model, gm in trojan[trojan.model.str.contains("trojan")].groupby("model", sort=False):
+            for m in real:
+                g = gm[gm.method == m].sort_values("image")
+                if len(g):
+                    out.append(verdicts.Claim(
+                        f"{m}: highlights the trigger", model,
+                        verdicts.paired(g["pointing hit"].to_numpy(), 0.5, n_boot=n_boot, seed=seed), kind="above",
+                        effect=0.25, paper="the survey (after Lin et al. 2020): a qualified method does",
+                        setting="the map's maximum on the trigger in more than half the images", scale=100,
+                        unit=" points", group="highlights the trigger"))
+    if trust is not None:
+        for model, gm in trust.groupby("model", sort=False):
+            rnd = gm[gm.method == "random"].sort_values("image")
+            if not len(rnd):
+                continue
+            for col in [c for c in gm.columns if c.startswith("infidelity") and "rescaled" in c]:
+                for m in real:
+                    g = gm[gm.method == m].sort_values("image")
+                    if len(g):
+                        out.append(verdicts.Claim(
+                            f"{m}: more faithful than a random map", model,
+                            verdicts.paired(rnd[col].to_numpy(), g[col].to_numpy(), n_boot=n_boot, seed=seed),
+                            kind="better", effect=None, paper="— (the survey defines the score; it reports none)",
+                            setting=f"{col}: the random map's minus the method's",
+                            group=f"more faithful than a random map ({col})"))
+    return out
+
+
+def score_rows(store, name: str, net, images, targets, maps: dict, *, perturbations=("gaussian", "square"),
+               noise: float = 0.1, side: int = 8, n_samples: int = 32, output: str = "logit",
+               sensitivity_methods=(), method_params: dict | None = None, radius: float = 0.02,
+               sensitivity_samples: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Per (method, image) on one network: infidelity under each perturbation, rescaled and plain,
+    and max-sensitivity (relative) for the methods of ``sensitivity_methods``; every score cached
+    in ``store`` (an interrupted run resumes)."""
+    n = len(images)
+    rows = []
+    for m, s in maps.items():
+        cols = {}
+        for kind in perturbations:
+            for rescale in (True, False):
+                def run(sl, kind=kind, rescale=rescale, s=s):
+                    return score(net, images[sl], targets[sl], s[sl], "infidelity", perturbation=kind, noise=noise,
+                                 side=side, n_samples=n_samples, rescale=rescale, output=output, seed=seed)
+                col = f"infidelity, {kind} ({'rescaled' if rescale else 'plain'})"
+                cols[col] = store.batches(f"scores/{name}/{m}/{col}", n, n, run, progress=False).numpy()
+        if m in sensitivity_methods:
+            def sens(sl, m=m):
+                return score(net, images[sl], targets[sl], maps[m][sl], "max_sensitivity", method=m,
+                             method_params=(method_params or {}).get(m, {}), radius=radius,
+                             n_samples=sensitivity_samples, seed=seed)
+            cols["max-sensitivity"] = store.batches(f"scores/{name}/{m}/max-sensitivity", n, n, sens,
+                                                    progress=False).numpy()
+        rows.append(pd.DataFrame({"model": name, "method": m, "image": np.arange(n), **cols}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def rank_shift(rows: pd.DataFrame, kind: str = "gaussian") -> pd.DataFrame:
+    """Each method's rank (1 = lowest infidelity) with and without the optimal rescaling, per network."""
+    out = {}
+    for name, g in rows.groupby("model", sort=False):
+        means = g.groupby("method", sort=False)[[f"infidelity, {kind} (rescaled)", f"infidelity, {kind} (plain)"]].mean()
+        out[name, "rank, rescaled"] = means.iloc[:, 0].rank().astype(int)
+        out[name, "rank, plain"] = means.iloc[:, 1].rank().astype(int)
+    return pd.DataFrame(out)
