@@ -31,7 +31,7 @@ def test_max_box_acc_table_uses_the_held_out_threshold(shapes):
     cur = wsol.curves(maps, shapes.boxes)
     t = wsol.max_box_acc({"net": cur}, {"net": cur}, [wsol.CEILING], deltas=(0.5,))
     assert (t.accuracy == 1).all() and (t.low < 1).all()      # Wilson: the interval does not collapse at 100 %
-    assert (t.threshold == 0).all()                           # the first threshold among ties
+    assert (t.threshold == 0.01).all()     # threshold 0 selects every pixel (the max box); the first of the ties after it
 
 
 def test_cam_threshold_must_be_on_the_grid():
@@ -75,9 +75,10 @@ def test_thesis_claims_have_the_expected_verdicts():
     assert v["gradient: noisier maps on the deeper network / b vs a"] == verdicts.HOLDS
 
 
-def test_bam_contrast_of_a_constant_map_is_zero_and_of_a_mask_map_positive(shapes):
-    obj = {"constant": torch.ones(6, 64, 64), "mask": shapes.masks.float()}
-    scene = {"constant": torch.ones(6, 64, 64), "mask": (~shapes.masks).float()}
+def test_bam_contrast_of_a_constant_map_is_zero_and_of_a_mask_map_positive():
+    shapes = data.load_shapes("test", n=12)
+    obj = {"constant": torch.ones(12, 64, 64), "mask": shapes.masks.float()}
+    scene = {"constant": torch.ones(12, 64, 64), "mask": (~shapes.masks).float()}
     rows = trust.bam_rows(obj, scene, shapes)
     assert (rows[rows.method == "constant"].contrast == 0).all()
     assert (rows[rows.method == "mask"].contrast == 1).all()
@@ -93,9 +94,11 @@ def test_trojan_rows_score_a_map_on_the_trigger(shapes):
     assert (on["trigger IoU"] == 1).all() and (on["mass on trigger"] == 1).all() and (on["pointing hit"] == 1).all()
     assert (off["mass on trigger"] == 0).all() and (off["pointing hit"] == 0).all()
     n = 12
-    many = pd.concat([pd.DataFrame({"model": "vgg_mini_trojan_x", "method": m, "image": np.arange(n),
-                                    "pointing hit": np.full(n, v)}) for m, v in (("on", 1.0), ("off", 0.0))]
-                     + [pd.DataFrame({"model": "clean", "method": "on", "image": np.arange(n), "pointing hit": 0.0})])
+    many = pd.concat([pd.DataFrame({"model": "vgg_mini_trojan_x", "network": "trojaned", "method": m,
+                                    "image": np.arange(n), "pointing hit": np.full(n, v)})
+                      for m, v in (("on", 1.0), ("off", 0.0))]
+                     + [pd.DataFrame({"model": "clean", "network": "clean", "method": "on", "image": np.arange(n),
+                                      "pointing hit": 0.0})])
     table = verdicts.claims_table(trust.claims(None, many, None, ["on", "off"]))
     assert list(table.verdict) == [verdicts.HOLDS, verdicts.FAILS]      # the clean network is not judged
 

@@ -148,6 +148,10 @@ def test_one_proportion_against_a_reference_is_exact():
     clustered = v.paired(np.ones(10), 0.5, clusters=np.repeat(np.arange(5), 2))
     assert clustered.n_units == 5 and clustered.low < c.low   # taken at the 5 distinct units
     assert v.paired([0.2, 0.7, 1.0], 0.5).test == "paired sign-flip test"   # not 0 / 1: bootstrap as before
+    # against 0 or 1: one outcome the other way refutes the reference; none at all is no evidence
+    assert v.paired(np.r_[np.ones(3), np.zeros(9)], 0.0).p == 0.0
+    assert v.paired(np.zeros(12), 0.0).p == 1.0 and v.paired(np.ones(12), 1.0).p == 1.0
+    assert v.judge(v.paired(np.ones(12), 0.0), "above").verdict == v.HOLDS
 
 
 def test_clustered_paired_proportions_are_wider():

@@ -85,26 +85,37 @@ def bam_rows(maps_object: dict, maps_scene: dict, images) -> pd.DataFrame:
     return out
 
 
-def trojan_rows(model: str, maps: dict, images, trigger_masks, tolerance: float = 0.0) -> pd.DataFrame:
-    """Per (method, image): Lin et al.'s overlap with the trigger, the mass on it, and a pointing hit."""
+def trojan_rows(model: str, maps: dict, images, trigger_masks, tolerance: float = 0.0,
+                network: str = "trojaned") -> pd.DataFrame:
+    """Per (method, image): Lin et al.'s overlap with the trigger, the mass on it, and a pointing
+    hit; ``network`` says whether ``model`` is the trojaned network or the clean contrast."""
     rows = []
     x = images.images
     for m, s in maps.items():
         rows.append(pd.DataFrame({
-            "model": model, "method": m, "image": np.arange(len(x)),
+            "model": model, "network": network, "method": m, "image": np.arange(len(x)),
             "trigger IoU": score(None, x, None, s, "top_k_iou", masks=trigger_masks).numpy(),
             "mass on trigger": score(None, x, None, s, "mask_energy", masks=trigger_masks).numpy(),
             "pointing hit": score(None, x, None, s, "pointing_game", masks=trigger_masks, tolerance=tolerance).numpy()}))
     return pd.concat(rows, ignore_index=True)
 
 
-def mean_table(rows: pd.DataFrame, by, columns, fmt: str = "{:.3f}") -> pd.DataFrame:
-    """Mean of each column per group with its 95 % interval (bootstrap, or Wilson for 0 / 1 values)."""
+def mean_table(rows: pd.DataFrame, by, columns, fmt: str = "{:.3f}", proportions=()) -> pd.DataFrame:
+    """Mean of each column per group with its 95 % interval: a bootstrap over images, or for the
+    ``proportions`` (0 / 1 per image, or shares of ties) Wilson's. A column that takes one value on
+    every image (a constant map's, by construction) shows that value and "(every image)"."""
     out = {}
     for key, g in rows.groupby(by, sort=False):
         cells = {}
         for c in columns:
             v = g.sort_values("image")[c].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]                     # a score not computed for this method: a dash
+            if not len(v):
+                cells[c] = "—"
+                continue
+            if c not in proportions and np.ptp(v) == 0:
+                cells[c] = f"{fmt.format(v[0])} (every image)"
+                continue
             k = verdicts.paired(v)
             cells[c] = f"{fmt.format(k.mean)} [{fmt.format(k.low)}, {fmt.format(k.high)}]"
         out[key] = cells
@@ -134,7 +145,7 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
                     effect=PLANNING_EFFECT, paper="the survey (after Yang and Kim): a trustworthy method does",
                     setting="model contrast score above 0", group="BAM model contrast above 0"))
     if trojan is not None:
-        for model, gm in trojan[trojan.model.str.contains("trojan")].groupby("model", sort=False):
+        for model, gm in trojan[trojan.network == "trojaned"].groupby("model", sort=False):
             for m in real:
                 g = gm[gm.method == m].sort_values("image")
                 if len(g):
@@ -189,6 +200,18 @@ def score_rows(store, name: str, net, images, targets, maps: dict, *, perturbati
                                                     progress=False).numpy()
         rows.append(pd.DataFrame({"model": name, "method": m, "image": np.arange(n), **cols}))
     return pd.concat(rows, ignore_index=True)
+
+
+def first_order(model, images: torch.Tensor, targets) -> torch.Tensor:
+    """The signed gradient of the target's logit summed over colour channels: the exact
+    first-order prediction of the output change under a perturbation that moves a pixel's channels
+    together (the Gaussian one), so the reference row of the infidelity table. Not a method: a
+    Taylor expansion."""
+    x = images.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        out = model(x).gather(1, torch.as_tensor(targets, device=x.device).view(-1, 1)).sum()
+        g, = torch.autograd.grad(out, x)
+    return g.sum(1).detach()
 
 
 def rank_shift(rows: pd.DataFrame, kind: str = "gaussian") -> pd.DataFrame:

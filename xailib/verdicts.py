@@ -179,7 +179,9 @@ def _paired_binary(a, b, d, clusters, n_units, sd, level, reps, sums, n_perm, se
         ref, pa = float(b), float(a.mean())
         interval_at = lambda lvl: tuple(v - ref for v in wilson(pa, n_units, lvl))
         k = int(round(pa * n_units))
-        p = float(stats.binomtest(k, n_units, ref).pvalue) if 0 < ref < 1 else float(k != round(ref * n_units))
+        # against 0 or 1 a single outcome the other way refutes the reference outright (p = 0);
+        # outcomes all at the reference are no evidence (p = 1)
+        p = float(stats.binomtest(k, n_units, ref).pvalue) if 0 < ref < 1 else float(k == round(ref * n_units))
         test = "exact binomial test"
     else:
         b = np.asarray(b, dtype=np.float64)

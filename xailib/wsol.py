@@ -143,14 +143,14 @@ def claims(rows: pd.DataFrame, pairs: pd.DataFrame, depth: dict, methods, *, hig
                     setting="box accuracy, CAM's rule (largest component, 20 %, IoU >= 0.5)", scale=100,
                     unit=" points", group="localises better than a random map"))
         p = pairs[pairs.model == model].sort_values("image")
-        if DL_IG in p:
+        if DL_IG in p and p[DL_IG].notna().any():
             out.append(verdicts.Claim(
                 "DeepLIFT and integrated gradients give highly correlated maps", model,
                 verdicts.paired(p[DL_IG].to_numpy(), high, n_boot=n_boot, seed=seed),
                 kind="above", effect=PLANNING_EFFECT,
                 paper="holds (Ancona et al., as the thesis reports: 'very high correlation')",
                 setting=f"Pearson correlation above {high:g}"))
-        if LIME_AGAIN in p:
+        if LIME_AGAIN in p and p[LIME_AGAIN].notna().any():
             out.append(verdicts.Claim(
                 "LIME's map varies from run to run", model,
                 verdicts.paired(p[LIME_AGAIN].to_numpy(), stable, n_boot=n_boot, seed=seed),
