@@ -39,6 +39,10 @@ LARGER = {
                              method_params={"rise": {"n_masks": 1000}}),
     # every registered method but the learned masks (the controls included), on more images
     "07_localisation": dict(n_images=40, n_heldout=40, methods="all"),
+    # every registered method but the learned masks, max-sensitivity for every one of them
+    # (LIME and KernelSHAP included), RISE at 2000 masks for time
+    "08_trustworthiness": dict(n_images=24, n_bam=40, n_trojan=40, methods="all", sensitivity_methods="all",
+                               method_params={"rise": {"n_masks": 2000}}),
 }
 
 
