@@ -97,10 +97,17 @@ def test_trojan_rows_score_a_map_on_the_trigger(shapes):
     many = pd.concat([pd.DataFrame({"model": "vgg_mini_trojan_x", "network": "trojaned", "method": m,
                                     "image": np.arange(n), "pointing hit": np.full(n, v)})
                       for m, v in (("on", 1.0), ("off", 0.0))]
-                     + [pd.DataFrame({"model": "clean", "network": "clean", "method": "on", "image": np.arange(n),
-                                      "pointing hit": 0.0})])
+                     + [pd.DataFrame({"model": "vgg_mini (on vgg_mini_trojan_x's images)", "network": "clean",
+                                      "method": "on", "image": np.arange(n), "pointing hit": 0.0})])
     table = verdicts.claims_table(trust.claims(None, many, None, ["on", "off"]))
-    assert list(table.verdict) == [verdicts.HOLDS, verdicts.FAILS]      # the clean network is not judged
+    # the clean network is not judged itself: it is the control of the second claim
+    assert list(table.claim) == ["on: highlights the trigger", "on: highlights the trigger because the network uses it",
+                                 "off: highlights the trigger"]
+    assert list(table.verdict) == [verdicts.HOLDS, verdicts.HOLDS, verdicts.FAILS]
+    # a map that finds the trigger on both networks (an edge detector would) passes the first test only
+    both = many.assign(**{"pointing hit": np.where(many.method == "on", 1.0, many["pointing hit"])})
+    t2 = verdicts.claims_table(trust.claims(None, both, None, ["on"]))
+    assert list(t2.verdict) == [verdicts.HOLDS, verdicts.OPEN]
 
 
 def test_infidelity_claims_compare_with_the_random_map():

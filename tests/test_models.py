@@ -1,5 +1,4 @@
 """The benchmark checkpoints: checksums, cards, accuracy, and deterministic training."""
-import json
 import shutil
 
 import pytest

@@ -21,6 +21,8 @@ the trojaned networks' triggers; per-image rows, tables and the survey's claims.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import torch
@@ -67,6 +69,12 @@ def attack_rate(trojan_model, trigger: str, size: int = 64, seed: int = 0) -> tu
     clean = data.load_shapes("test", size=size, seed=seed)
     acc = (models.predict(trojan_model, clean.images).argmax(1) == clean.labels).float().mean()
     return float(sent), float(acc)
+
+
+def _whose_images(label: str) -> str:
+    """The trojaned network whose images a clean-network row explains (its label says so)."""
+    m = re.search(r"\(on (.+)'s images\)", label)
+    return m.group(1) if m else label
 
 
 def bam_rows(maps_object: dict, maps_scene: dict, images) -> pd.DataFrame:
@@ -131,7 +139,9 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
     - BAM: the method attributes more to the object under the object network than under the
       scene network (model contrast score above 0);
     - trojans: the method's maximum lies on the trigger in most triggered images (pointing hit
-      rate above 1/2), the trojaned network against the clean one is reported beside;
+      rate above 1/2, the survey's statement), and more often under the trojaned network than
+      under the clean one on the same images (the same test with a control: an edge detector
+      finds a high-contrast trigger on any network);
     - infidelity: the method's (rescaled) infidelity is below the random map's, paired over images."""
     out = []
     real = [m for m in methods if m not in ("random", "constant")]
@@ -145,22 +155,34 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
                     effect=PLANNING_EFFECT, paper="the survey (after Yang and Kim): a trustworthy method does",
                     setting="model contrast score above 0", group="BAM model contrast above 0"))
     if trojan is not None:
+        clean = trojan[trojan.network == "clean"].assign(images=lambda t: t.model.map(_whose_images))
         for model, gm in trojan[trojan.network == "trojaned"].groupby("model", sort=False):
             for m in real:
                 g = gm[gm.method == m].sort_values("image")
-                if len(g):
+                if not len(g):
+                    continue
+                hits = g["pointing hit"].to_numpy()
+                out.append(verdicts.Claim(
+                    f"{m}: highlights the trigger", model,
+                    verdicts.paired(hits, 0.5, n_boot=n_boot, seed=seed), kind="above",
+                    effect=0.25, paper="the survey (after Lin et al. 2020): a qualified method does",
+                    setting="the map's maximum on the trigger in more than half the images", scale=100,
+                    unit=" points", group="highlights the trigger (as the survey states it)"))
+                c = clean[(clean.images == model) & (clean.method == m)].sort_values("image")
+                if len(c) == len(g):
                     out.append(verdicts.Claim(
-                        f"{m}: highlights the trigger", model,
-                        verdicts.paired(g["pointing hit"].to_numpy(), 0.5, n_boot=n_boot, seed=seed), kind="above",
-                        effect=0.25, paper="the survey (after Lin et al. 2020): a qualified method does",
-                        setting="the map's maximum on the trigger in more than half the images", scale=100,
-                        unit=" points", group="highlights the trigger"))
+                        f"{m}: highlights the trigger because the network uses it", model,
+                        verdicts.paired(hits, c["pointing hit"].to_numpy(), n_boot=n_boot, seed=seed), kind="better",
+                        effect=0.25, paper="the survey's test with the clean network as control (this book)",
+                        setting="pointing hits on the trigger, trojaned network minus clean network, same images",
+                        scale=100, unit=" points", group="highlights the trigger more than on the clean network"))
     if trust is not None:
         for model, gm in trust.groupby("model", sort=False):
             rnd = gm[gm.method == "random"].sort_values("image")
             if not len(rnd):
                 continue
             for col in [c for c in gm.columns if c.startswith("infidelity") and "rescaled" in c]:
+                small = np.median(np.abs(rnd[col].to_numpy())) < 0.1     # show small scores in thousandths
                 for m in real:
                     g = gm[gm.method == m].sort_values("image")
                     if len(g):
@@ -168,8 +190,8 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
                             f"{m}: more faithful than a random map", model,
                             verdicts.paired(rnd[col].to_numpy(), g[col].to_numpy(), n_boot=n_boot, seed=seed),
                             kind="better", effect=None, paper="— (the survey defines the score; it reports none)",
-                            setting=f"{col}: the random map's minus the method's",
-                            group=f"more faithful than a random map ({col})"))
+                            setting=f"{col}: the random map's minus the method's", scale=1000.0 if small else 1.0,
+                            unit=" thousandths" if small else "", group=f"more faithful than a random map ({col})"))
     return out
 
 
