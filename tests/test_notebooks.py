@@ -56,7 +56,7 @@ BAD = [("01_benchmark_and_methods", p, m) for p, m in BAD] + [
     ("07_localisation", dict(cam_threshold=0.205), "threshold=0.205 is not on the grid"),
     ("07_localisation", dict(n_heldout=0), "n_heldout=0 must be an integer >= 1"),
     ("08_trustworthiness", dict(bam_models=["vgg_mini_bam_object"]), "bam_models must name two networks"),
-    ("08_trustworthiness", dict(trojans={"vgg_mini_trojan_fixed": "corner"}), "trojans='corner' is not accepted"),
+    ("08_trustworthiness", dict(trojans={"vgg_mini_trojan_fixed": "corner"}), "trojans['vgg_mini_trojan_fixed']='corner' is not accepted"),
     ("08_trustworthiness", dict(perturbations=["salt"]), "perturbations='salt' is not accepted"),
     ("06_sanity_checks", dict(tests=["independent"]), "tests must include 'cascading'"),
     ("06_sanity_checks", dict(measure="ssim", measures=["spearman_abs"]), "must be one of measures"),
