@@ -151,8 +151,7 @@ class ResultStore:
 
     def seconds(self, name: str) -> float:
         """Total compute time of the batches saved under ``name`` (the first run's, if resumed)."""
-        return sum(torch.load(p, weights_only=True)["seconds"]
-                   for p in sorted((self.dir / name).glob("*.pt")))
+        return sum(self.batch_seconds(name))
 
     # -- tables -----------------------------------------------------------------------------------
     def save_table(self, name: str, table, float_format: str = "%.6g") -> None:
