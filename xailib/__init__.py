@@ -4,13 +4,15 @@ Modules, one idea each: ``data`` (image sets), ``variants`` (benchmark variants 
 truths, and the digits), ``models`` (classifiers), ``train`` (training the benchmark networks and
 the model zoo), ``inference`` (the fast path every no-grad model call takes), ``explain`` (one
 interface to explain), ``metrics`` (one interface to score; ``metrics.similarity`` and
-``metrics.randomisation`` for the sanity checks), ``verdicts`` (the shared rule for
+``metrics.randomisation`` for the sanity checks; ``metrics.localisation``, ``faithfulness``,
+``robustness`` and ``complexity`` for the localisation and trustworthiness scores), ``verdicts`` (the shared rule for
 judging claims), ``results`` (the resumable results store) and ``plots``; ``rise`` (RISE), ``methods`` (explanation methods by family, NeuroMask first), ``impact`` (Impact
-Score and Impact Coverage), ``patches`` (adversarial patches) and ``sanity`` (the randomisation
-tests) belong to their chapters. Chapter modules register their methods
+Score and Impact Coverage), ``patches`` (adversarial patches), ``sanity`` (the randomisation
+tests), ``wsol`` (weakly supervised localisation) and ``trust`` (BAM, trojans, infidelity and
+sensitivity) belong to their chapters. Chapter modules register their methods
 and metrics into the same registries when imported here.
 """
 from . import (data, errors, explain, impact, inference, methods, metrics, models, patches,  # noqa: F401
-               results, rise, sanity, variants, verdicts)
+               results, rise, sanity, trust, variants, verdicts, wsol)
 
 __version__ = "0.1.0"
