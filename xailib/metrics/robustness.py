@@ -69,13 +69,18 @@ def max_sensitivity(model, images, targets, method: str, method_params: dict | N
     if seg is not None:
         params["segments"] = seg
 
+    original = []                 # captum's first call explains the unperturbed images: kept for the norm
+
     def explanation(x, target):
         x = x[0] if isinstance(x, tuple) else x
         k = len(x) // b
         groups = x.view(b, k, *x.shape[1:]).transpose(0, 1)            # k batches shaped like the original
         with torch.enable_grad():
             out = torch.stack([explain.explain(model, g, t, method, **params) for g in groups], 1)
-        return (out.reshape(b * k, *out.shape[2:]),)     # a tuple: captum iterates over what the first call returns
+        out = out.reshape(b * k, *out.shape[2:])
+        if not original:
+            original.append(out)
+        return (out,)                 # a tuple: captum iterates over what the first call returns
 
     draws = perturbations(images, radius, n_samples, seed)
     rel = sensitivity_max(explanation, images, perturb_func=lambda x, r: draws.to(x.device), perturb_radius=radius,
@@ -83,7 +88,7 @@ def max_sensitivity(model, images, targets, method: str, method_params: dict | N
     rel = rel.double().cpu()
     if relative:
         return rel
-    norm = explanation(images, t)[0].double().flatten(1).norm(dim=1).cpu()
+    norm = original[0].double().flatten(1).norm(dim=1).cpu()     # not explained a second time
     return rel * torch.where(norm > 0, norm, torch.ones_like(norm))
 
 
