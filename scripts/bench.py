@@ -205,7 +205,7 @@ def peers(model_name, dev):
         rows.append(row)
     maps = explain.explain(model, x, t, "gradcam")
     steps = x.shape[-1]
-    ours = timed(lambda: metrics.score(model, x, t, maps, "deletion", n_steps=steps, fill=0.0), dev) / len(x)
+    ours = timed(lambda: metrics.score(model, x, t, maps, "deletion", n_steps=steps, removal=0.0), dev) / len(x)
     row = dict(model=model_name, name=f"deletion, {steps} steps, black fill", xailib=ours)
     try:
         import quantus  # noqa: F401

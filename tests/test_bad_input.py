@@ -42,7 +42,7 @@ def _inputs(n=2):
 
 def _params(name, masks, n):
     return {"mask_energy": dict(masks=masks), "pointing_game": dict(masks=masks),
-            "deletion": dict(fill=0.0), "insertion": {}, "impact": {}, "impact_strict": {},
+            "deletion": dict(removal=0.0), "insertion": {}, "impact": {}, "impact_strict": {},
             "impact_coverage": dict(patch_masks=masks), "pxap": dict(masks=masks),
             "region_mean": dict(masks=masks), "top_k_iou": dict(masks=masks),
             "box_iou": dict(boxes=[torch.tensor([[1.0, 1, 5, 5]])] * n),
@@ -83,7 +83,7 @@ def test_fill_mean_finds_the_normalisation_wherever_it_sits():
     x, _ = _inputs()
     s = torch.rand(2, H, W)
     a = metrics.score(net, x, 1, s, "deletion", n_steps=4)
-    b = metrics.causal_curves(net, x, 1, s, "deletion", n_steps=4, fill=0.2)[2]   # red channel mean 0.2
+    b = metrics.causal_curves(net, x, 1, s, "deletion", n_steps=4, removal=0.2)[2]   # red channel mean 0.2
     torch.testing.assert_close(a, b.double())
 
 
@@ -91,11 +91,11 @@ def test_insertion_on_a_constant_canvas_by_hand():
     x = torch.zeros(1, 3, 2, 2)
     x[0, 0] = torch.tensor([[1.0, 0.5], [0.25, 0.0]])
     # canvas of red 0: q after 0..4 insertions in the order 1, .5, .25, 0 = [0, 1, 1.5, 1.75, 1.75] / 4
-    auc = metrics.score(RedMean(), x, 1, x[:, 0], "insertion", n_steps=4, canvas="constant", fill=0.0)
+    auc = metrics.score(RedMean(), x, 1, x[:, 0], "insertion", n_steps=4, removal=0.0)
     q = torch.tensor([0, 1, 1.5, 1.75, 1.75]).clamp(min=1e-7) / 4
     assert auc.item() == pytest.approx(torch.trapezoid(q, dx=0.25).item(), abs=1e-6)
-    with pytest.raises(ParameterError, match="canvas"):
-        metrics.score(RedMean(), x, 1, x[:, 0], "insertion", canvas="noise")
+    with pytest.raises(ParameterError, match="removal='noise' is not accepted"):
+        metrics.score(RedMean(), x, 1, x[:, 0], "insertion", removal="noise")
 
 
 def test_pointing_game_on_boxes_and_on_masks():

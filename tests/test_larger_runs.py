@@ -68,7 +68,7 @@ def replay_rise(params, per_image, n_images=2, methods=("gradient", "gradcam", "
                 kw = dict(n_steps=params["n_steps"], blur_sigma=params["insertion_blur_sigma"])
                 got = [metrics.causal_curves(net, x, t, s, "deletion", params["n_steps"])[2].item(),
                        metrics.causal_curves(net, x, t, s, "insertion", **kw)[2].item(),
-                       metrics.causal_curves(net, x, t, s, "insertion", **kw, canvas="constant")[2].item()]
+                       metrics.causal_curves(net, x, t, s, "insertion", **kw, removal="dataset_mean")[2].item()]
                 row = sub[(sub.method == meth) & (sub.image == img)].iloc[0]
                 want = [row.deletion, row.insertion, row.insertion_constant]
                 assert got == pytest.approx(want, abs=TOL_CURVE), (mname, meth, img)
@@ -201,7 +201,7 @@ def replay_neuromask(params, per_image, n_images=1, models_=("vgg_mini",)):
             x, t = pool.images[i:i + 1], pool.labels[i:i + 1]
             row = sub[sub.image == img].iloc[0]
             got = [m.mean().item(), metrics.score(net, x, t, m, "mask_energy", masks=pool.masks[i:i + 1]).item(),
-                   metrics.score(net, x, t, m, "deletion", fill=0.0).item()]
+                   metrics.score(net, x, t, m, "deletion", removal=0.0).item()]
             assert got == pytest.approx([row.kept, row["mask energy"], row["deletion, zero fill"]], abs=TOL_CURVE), \
                 (mname, img)
             checked += 1

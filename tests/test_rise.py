@@ -112,28 +112,28 @@ def test_deletion_auc_by_hand():
     x, model = _two_by_two(), RedMean()
     best = x[:, 0]                                   # delete the reddest pixel first
     # q after 0..4 deletions: [1.75, .75, .25, 0, 0] / 4; trapezoid with steps of 1/4
-    frac, curve, auc = metrics.causal_curves(model, x, 1, best, "deletion", n_steps=4, fill=0.0)
+    frac, curve, auc = metrics.causal_curves(model, x, 1, best, "deletion", n_steps=4, removal=0.0)
     torch.testing.assert_close(frac, torch.tensor([0, .25, .5, .75, 1.]))
     torch.testing.assert_close(curve[0], torch.tensor([.4375, .1875, .0625, 0, 0]), atol=1e-6, rtol=0)
     assert auc.item() == pytest.approx(0.1171875, abs=1e-6)
     worst = -x[:, 0]                                 # reverse order: [1.75, 1.75, 1.5, 1, 0] / 4
-    assert metrics.score(model, x, 1, worst, "deletion", n_steps=4, fill=0.0).item() == \
+    assert metrics.score(model, x, 1, worst, "deletion", n_steps=4, removal=0.0).item() == \
         pytest.approx(0.3203125, abs=1e-6)
     # two steps only: counts 0, 2, 4 -> q = [.4375, .0625, 0]
-    assert metrics.score(model, x, 1, best, "deletion", n_steps=2, fill=0.0).item() == \
+    assert metrics.score(model, x, 1, best, "deletion", n_steps=2, removal=0.0).item() == \
         pytest.approx(0.5 * ((.4375 + .0625) / 2 + .0625 / 2), abs=1e-6)
 
 
 def test_deletion_into_a_blur_ends_at_the_blurred_image_and_equals_a_constant_fill_when_the_blur_is():
     x, model = _two_by_two(), RedMean()
-    frac, curve, _ = metrics.causal_curves(model, x, 1, x[:, 0], "deletion", n_steps=4, fill="blur",
+    frac, curve, _ = metrics.causal_curves(model, x, 1, x[:, 0], "deletion", n_steps=4, removal="blur",
                                            blur_kernel=3, blur_sigma=1.0)
     blurred = torch.softmax(model(metrics.blur(x, 3, 1.0)), 1)[0, 1]
     assert curve[0, 0].item() == pytest.approx(0.4375, abs=1e-6)        # nothing removed yet
     assert curve[0, -1].item() == pytest.approx(blurred.item(), abs=1e-6)  # everything replaced
     flat = torch.full_like(x, 0.3)                                        # a blur of a flat image is flat:
-    a = metrics.score(model, flat, 1, x[:, 0], "deletion", n_steps=4, fill="blur", blur_kernel=3, blur_sigma=1.0)
-    b = metrics.score(model, flat, 1, x[:, 0], "deletion", n_steps=4, fill=0.3)   # the same as filling 0.3
+    a = metrics.score(model, flat, 1, x[:, 0], "deletion", n_steps=4, removal="blur", blur_kernel=3, blur_sigma=1.0)
+    b = metrics.score(model, flat, 1, x[:, 0], "deletion", n_steps=4, removal=0.3)   # the same as filling 0.3
     assert a.item() == pytest.approx(b.item(), abs=1e-6)
 
 
@@ -163,7 +163,7 @@ def test_object_mask_beats_a_random_map_on_a_model_that_reads_only_the_object():
     obj[:, 12:20, 12:20] = 1.0
     rand = torch.rand(4, 32, 32, generator=g)
     model = ObjectOnly()
-    kw = dict(fill=0.0)
+    kw = dict(removal=0.0)
     d_obj = metrics.score(model, x, 1, obj + 0.01 * rand, "deletion", **kw)
     d_rnd = metrics.score(model, x, 1, rand, "deletion", **kw)
     i_obj = metrics.score(model, x, 1, obj + 0.01 * rand, "insertion", blur_sigma=3.0)

@@ -24,7 +24,11 @@ for pixels, so both are parameters here:
   region, subtracting it leaves zeros), the default;
 - ``"mean"``: the image's own mean colour;
 - ``"blur"``: a Gaussian-blurred copy of the image (sigma ``blur_sigma``, default side / 16);
+- ``"dataset_mean"``, ``"road"``: the data set's mean colour and ROAD's noisy linear imputation;
 - a number: that constant grey value.
+
+These are the book's shared removal operators (:mod:`xailib.metrics.removal`); only the blur's
+default width is this chapter's own.
 
 All forward passes run in batches on the model's device.
 """
@@ -39,6 +43,8 @@ from torch import nn
 from . import inference
 from .errors import ParameterError, check_choice, check_fraction, check_positive_int
 from .metrics import register
+from .metrics import removal as removal_op
+from .metrics.removal import check_removal
 
 SELECTIONS = ("pixels", "segments", "threshold")
 REMOVALS = ("zero", "mean", "blur")
@@ -62,12 +68,6 @@ def _check_maps(maps: torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(maps).all():
         raise ParameterError("maps contain NaN or infinite values")
     return maps
-
-
-def check_removal(removal) -> None:
-    if isinstance(removal, bool) or not (removal in REMOVALS or isinstance(removal, (int, float))):
-        raise ParameterError(f"removal={removal!r} is not accepted; choose one of "
-                             f"{', '.join(map(repr, REMOVALS))} or a number (a constant pixel value)")
 
 
 def segment_labels(images: torch.Tensor, n_segments: int = 50) -> torch.Tensor:
@@ -134,34 +134,22 @@ def critical_region(maps: torch.Tensor, selection: str = "pixels", fraction: flo
     return out
 
 
-def _blur(x: torch.Tensor, sigma: float | None) -> torch.Tensor:
-    from torchvision.transforms.functional import gaussian_blur
-    sigma = float(sigma) if sigma is not None else x.shape[-1] / 16
+def blur_setting(height: int, width: int, sigma: float | None) -> tuple[int, float]:
+    """(kernel, sigma) of this chapter's blur: sigma width / 16 unless given, kernel +-2 sigma."""
+    sigma = float(sigma) if sigma is not None else width / 16
     if sigma <= 0:
         raise ParameterError(f"blur_sigma={sigma!r} must be positive")
     kernel = 2 * int(np.ceil(2 * sigma)) + 1
-    kernel = min(kernel, 2 * (min(x.shape[-2:]) // 2) - 1)  # gaussian_blur needs kernel < side
-    return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
+    return min(kernel, 2 * (min(height, width) // 2) - 1), sigma  # gaussian_blur needs kernel < side
 
 
 def remove(images: torch.Tensor, regions: torch.Tensor, removal="zero",
-           blur_sigma: float | None = None) -> torch.Tensor:
-    """``x - c``: the images with the pixels of ``regions`` (B, H, W) replaced per ``removal``."""
+           blur_sigma: float | None = None, model: nn.Module | None = None) -> torch.Tensor:
+    """``x - c``: the images with the pixels of ``regions`` (B, H, W) replaced per ``removal``,
+    the shared operator of :mod:`xailib.metrics.removal` (``model`` for ``"dataset_mean"``)."""
     check_removal(removal)
-    regions = torch.as_tensor(regions)
-    if regions.shape != (images.shape[0], *images.shape[-2:]):
-        raise ParameterError(f"regions must be (batch, H, W) matching images "
-                             f"{tuple(images.shape)}, got {tuple(regions.shape)}")
-    m = regions.to(images.device).bool()[:, None]
-    if removal == "zero":
-        fill = torch.zeros_like(images)
-    elif removal == "mean":
-        fill = images.mean((2, 3), keepdim=True).expand_as(images)
-    elif removal == "blur":
-        fill = _blur(images, blur_sigma)
-    else:
-        fill = torch.full_like(images, float(removal))
-    return torch.where(m, fill, images)
+    kernel, sigma = blur_setting(*images.shape[-2:], blur_sigma) if removal == "blur" else (None, None)
+    return removal_op.remove(images, regions, removal, model=model, blur_sigma=sigma, blur_kernel=kernel)
 
 
 @dataclass
@@ -219,7 +207,7 @@ def impact_outcome(model: nn.Module, images: torch.Tensor, regions: torch.Tensor
             raise ParameterError(f"the Impact Score scores the network's own decision, but targets "
                                  f"differ from the predicted class for image(s) {bad[:5]}; explain "
                                  "and score the predicted class")
-    x2 = remove(x, regions.to(dev), removal, blur_sigma)
+    x2 = remove(x, regions.to(dev), removal, blur_sigma, model)
     p2 = _probs(model, x2, batch_size)
     ar = torch.arange(len(x), device=dev)
     return ImpactOutcome(y.cpu(), p[ar, y].cpu(), p2.argmax(1).cpu(), p2[ar, y].cpu(), p.cpu(),

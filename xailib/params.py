@@ -388,10 +388,10 @@ def method_params_rule() -> Check:
 
 
 def removal_rule() -> Check:
-    """What "removing" pixels does (:func:`xailib.impact.check_removal`)."""
-    from . import impact
+    """What "removing" pixels does: one of the shared operators (:mod:`xailib.metrics.removal`)."""
+    from .metrics import removal
 
     def read(name, value, ns):
-        impact.check_removal(value)
+        removal.check_removal(value)
         return value
-    return Check(read, "'blur', 'mean', 'zero', or a grey value in [0, 1]")
+    return Check(read, f"{', '.join(map(repr, sorted(removal.OPERATORS)))}, or a grey value in [0, 1]")

@@ -9,7 +9,6 @@ with Lin et al., the localisation scores of the thesis and the survey).
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -20,6 +19,7 @@ from torch import nn
 
 from .. import inference
 from ..errors import ParameterError, check_choice, check_unknown_keys
+from .removal import OPERATORS as REMOVALS, blur, blur_kernel, check_removal, fill_image, remove  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -113,46 +113,19 @@ def _mask_energy(model, images, targets, maps, masks):
 # Deletion and insertion (Petsiuk et al. 2018, section 4.1)
 # --------------------------------------------------------------------------------------------
 
-def _fill(model, fill, device):
-    from ..rise import input_fill
-    return input_fill(model, fill, device)
-
-
-def blur_kernel(side: int, kernel: int | None = None, sigma: float | None = None) -> tuple[int, float]:
-    """(kernel, sigma) that :func:`blur` uses at this image side (see there)."""
-    if sigma is None:
-        sigma = 5.0 * side / 224
-        kernel = kernel or max(3, 2 * round((11 * side / 224 - 1) / 2) + 1)   # the odd size nearest 11 * side / 224
-    if sigma <= 0:
-        raise ParameterError(f"blur_sigma={sigma!r} must be > 0")
-    kernel = kernel or min(2 * math.ceil(3 * sigma) + 1, 2 * ((side - 1) // 2) + 1)
-    if kernel % 2 == 0 or kernel < 1:
-        raise ParameterError(f"blur_kernel={kernel} must be an odd positive integer")
-    return int(kernel), float(sigma)
-
-
-def blur(x: torch.Tensor, kernel: int | None = None, sigma: float | None = None) -> torch.Tensor:
-    """Gaussian blur (torchvision). With neither argument: the authors' 11 x 11 kernel with
-    sigma 5 at 224 px, scaled to the image side (``blur_kernel`` says what that makes); with
-    ``sigma`` only: a kernel of +-3 sigma."""
-    from torchvision.transforms.functional import gaussian_blur
-    kernel, sigma = blur_kernel(x.shape[-1], kernel, sigma)
-    return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
-
-
 @torch.no_grad()
 def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.Tensor,
-                  mode: str = "deletion", n_steps: int | None = None, fill="mean",
+                  mode: str = "deletion", n_steps: int | None = None, removal=None,
                   blur_kernel: int | None = None, blur_sigma: float | None = None,
-                  batch_size: int = 512, canvas: str = "blur"):
+                  batch_size: int = 512, road_noise: float = 0.01, seed: int = 0):
     """Probability of the target class as pixels are changed in order of decreasing saliency.
 
-    ``deletion`` replaces the most salient pixels by ``fill`` (``"mean"``: 0 in the model's
-    normalised input, the data set's mean colour, as in the authors' code; ``"blur"``: the same
-    pixels of a blurred copy, as insertion's canvas); ``insertion`` starts
-    from a blurred copy (``canvas="blur"``, the paper's) or from the constant ``fill`` image
-    (``canvas="constant"``, the alternative the paper argues against) and restores the most
-    salient pixels. ``n_steps`` steps of equal size
+    ``deletion`` removes the most salient pixels with the operator ``removal`` (default
+    ``"dataset_mean"``: 0 in the model's normalised input, the data set's mean colour, as in the
+    authors' code); ``insertion`` restores the most salient pixels into the image with every
+    other pixel removed by ``removal`` (default ``"blur"``, the paper's blurred canvas;
+    ``"dataset_mean"`` is the constant canvas the paper argues against). The operators are
+    :mod:`xailib.metrics.removal`'s. ``n_steps`` steps of equal size
     (default: the image side, i.e. 224 steps of 224 pixels at 224 x 224 as in the authors'
     code). Ties in saliency are broken by pixel index (row-major). All steps of a group of images
     go through the model in one batch of at most ``batch_size`` rows (at least one image's).
@@ -161,7 +134,8 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
     the fraction of pixels changed.
     """
     check_choice("mode", mode, ("deletion", "insertion"))
-    check_choice("canvas", canvas, ("blur", "constant"))
+    removal = ("dataset_mean" if mode == "deletion" else "blur") if removal is None else removal
+    check_removal(removal)
     dev = inference.model_device(model, fallback=images.device)
     x = images.to(dev, torch.float32)
     B, C, H, W = x.shape
@@ -174,19 +148,19 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
     order = torch.argsort(maps.to(dev).flatten(1), dim=1, descending=True, stable=True)
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(HW, device=dev).expand(B, HW).contiguous())
-    if mode == "deletion":
-        end = blur(x, blur_kernel, blur_sigma) if fill == "blur" else _fill(model, fill, dev).expand_as(x)
-        start = x
-    else:
-        start = (blur(x, blur_kernel, blur_sigma) if canvas == "blur"
-                 else _fill(model, fill, dev).expand_as(x))
-        end = x
+    removed_image = None if removal == "road" else fill_image(
+        x, removal, model=model, blur_kernel=blur_kernel, blur_sigma=blur_sigma)
     curves = torch.empty(B, S + 1, device=dev)
     per = max(1, batch_size // (S + 1))
     for i in range(0, B, per):
         sl = slice(i, min(i + per, B))
-        changed = (rank[sl, None, :] < counts[None, :, None]).view(-1, S + 1, 1, H, W)
-        xs = torch.where(changed, end[sl, None], start[sl, None]).view(-1, C, H, W)
+        changed = (rank[sl, None, :] < counts[None, :, None]).view(-1, S + 1, H, W)
+        gone = changed if mode == "deletion" else ~changed          # the pixels removed at each step
+        if removed_image is None:
+            xs = remove(x[sl, None].expand(-1, S + 1, C, H, W).reshape(-1, C, H, W), gone.reshape(-1, H, W),
+                        removal, road_noise=road_noise, seed=seed)
+        else:
+            xs = torch.where(gone[:, :, None], removed_image[sl, None], x[sl, None]).view(-1, C, H, W)
         probs = inference.probabilities(model, xs)
         curves[sl] = probs.view(-1, S + 1, probs.shape[1]).gather(
             2, t[sl, None, None].expand(-1, S + 1, 1))[..., 0]
@@ -195,22 +169,26 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
 
 
 @register("deletion", higher_is_better=False, reference="petsiuk2018",
-          n_steps=None, fill="mean", batch_size=512, blur_kernel=None, blur_sigma=None)
-def _deletion(model, images, targets, maps, n_steps, fill, batch_size, blur_kernel, blur_sigma):
+          n_steps=None, removal="dataset_mean", batch_size=512, blur_kernel=None, blur_sigma=None,
+          road_noise=0.01, seed=0)
+def _deletion(model, images, targets, maps, n_steps, removal, batch_size, blur_kernel, blur_sigma,
+              road_noise, seed):
     """Area under the target probability as the most salient pixels are removed (lower is better);
-    ``fill="blur"`` removes them into a blurred copy (``blur_kernel`` / ``blur_sigma``)."""
-    return causal_curves(model, images, targets, maps, "deletion", n_steps, fill, blur_kernel=blur_kernel,
-                         blur_sigma=blur_sigma, batch_size=batch_size)[2]
+    ``removal`` is the operator (:mod:`xailib.metrics.removal`)."""
+    return causal_curves(model, images, targets, maps, "deletion", n_steps, removal, blur_kernel=blur_kernel,
+                         blur_sigma=blur_sigma, batch_size=batch_size, road_noise=road_noise, seed=seed)[2]
 
 
 @register("insertion", higher_is_better=True, reference="petsiuk2018",
-          n_steps=None, blur_kernel=None, blur_sigma=None, batch_size=512, canvas="blur", fill="mean")
-def _insertion(model, images, targets, maps, n_steps, blur_kernel, blur_sigma, batch_size, canvas, fill):
-    """Area under the target probability as the most salient pixels are restored into a
-    blurred copy (``canvas="constant"``: into the ``fill`` image) (higher is better)."""
-    return causal_curves(model, images, targets, maps, "insertion", n_steps, fill,
+          n_steps=None, removal="blur", blur_kernel=None, blur_sigma=None, batch_size=512,
+          road_noise=0.01, seed=0)
+def _insertion(model, images, targets, maps, n_steps, removal, blur_kernel, blur_sigma, batch_size,
+               road_noise, seed):
+    """Area under the target probability as the most salient pixels are restored into the image
+    with the others removed by ``removal`` (default: a blurred copy, the paper's) (higher is better)."""
+    return causal_curves(model, images, targets, maps, "insertion", n_steps, removal,
                          blur_kernel=blur_kernel, blur_sigma=blur_sigma, batch_size=batch_size,
-                         canvas=canvas)[2]
+                         road_noise=road_noise, seed=seed)[2]
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ the output change that the perturbation causes. Choices a reader must see, all p
 
 - **what is perturbed.** A map holds one value per pixel, so a perturbation changes a pixel's
   colour channels together: ``perturbation="gaussian"`` subtracts the same N(0, ``noise``^2)
-  value from every channel of each pixel (pixel units in [0, 1]); ``"square"`` replaces a random
-  ``side`` x ``side`` square by the data set's mean colour, and its I is the square's indicator,
+  value from every channel of each pixel (pixel units in [0, 1]); ``"square"`` removes a random
+  ``side`` x ``side`` square with the shared operator ``removal`` (default: the data set's mean
+  colour; :mod:`xailib.metrics.removal`), and its I is the square's indicator,
   so that I^T Phi is the map's sum over the square (the removal that completeness-satisfying
   methods, integrated gradients and DeepLIFT with that baseline, predict exactly).
 - **the output**: the target's logit (what the gradient methods explain) or its probability.
@@ -28,14 +29,16 @@ from captum.metrics import infidelity as captum_infidelity
 
 from . import register
 from .. import inference
+from .removal import check_removal, remove
 from ..errors import ParameterError, check_choice
 
 PERTURBATIONS = ("gaussian", "square")
 OUTPUTS = ("logit", "probability")
 
 
-def perturbation(kind: str, noise: float, side: int, fill: torch.Tensor, generator: torch.Generator):
-    """captum's ``perturb_func``: (I, x - I) for a batch, with I as the module's doc describes."""
+def perturbation(kind: str, noise: float, side: int, removed, generator: torch.Generator):
+    """captum's ``perturb_func``: (I, x - I) for a batch, with I as the module's doc describes;
+    ``removed(x, region)`` is the square's removal operator."""
     check_choice("perturbation", kind, PERTURBATIONS)
 
     def perturb(x):
@@ -50,13 +53,14 @@ def perturbation(kind: str, noise: float, side: int, fill: torch.Tensor, generat
         ys, xs = torch.arange(h)[None, :], torch.arange(w)[None, :]
         inside = (((ys >= r[:, None]) & (ys < r[:, None] + side))[:, :, None]
                   & ((xs >= q[:, None]) & (xs < q[:, None] + side))[:, None, :]).to(x.device)[:, None]
-        return inside.float().expand(n, c, h, w), torch.where(inside, fill.to(x.device), x)
+        return inside.float().expand(n, c, h, w), removed(x, inside[:, 0])
     return perturb
 
 
 @torch.no_grad()
 def infidelity(model, images, targets, maps, *, perturbation_kind="gaussian", noise=0.1, side=8,
-               n_samples=32, rescale=True, output="logit", seed=0, batch_size=2048) -> torch.Tensor:
+               n_samples=32, rescale=True, output="logit", seed=0, batch_size=2048,
+               removal="dataset_mean") -> torch.Tensor:
     """Per-image infidelity of ``maps`` (B, H, W); see the module's doc."""
     check_choice("output", output, OUTPUTS)
     if not isinstance(n_samples, int) or n_samples < 1:
@@ -66,8 +70,10 @@ def infidelity(model, images, targets, maps, *, perturbation_kind="gaussian", no
     dev = inference.model_device(model, fallback=images.device)
     x = images.to(dev, torch.float32)
     c = x.shape[1]
-    from ..rise import input_fill
-    fill = input_fill(model, "mean", dev).reshape(1, -1, 1, 1) if perturbation_kind == "square" else None
+    check_removal(removal)
+
+    def removed(z, region):
+        return remove(z, region, removal, model=model, seed=seed)
 
     def forward(z):
         out = inference.forward(model, z)
@@ -75,7 +81,7 @@ def infidelity(model, images, targets, maps, *, perturbation_kind="gaussian", no
 
     gen = torch.Generator().manual_seed(seed)
     attributions = (maps.to(dev, torch.float32) / c)[:, None].expand(-1, c, -1, -1)
-    out = captum_infidelity(forward, perturbation(perturbation_kind, noise, side, fill, gen), x, attributions,
+    out = captum_infidelity(forward, perturbation(perturbation_kind, noise, side, removed, gen), x, attributions,
                             target=torch.as_tensor(targets, device=dev), n_perturb_samples=n_samples,
                             max_examples_per_batch=min(len(x) * n_samples, max(len(x), batch_size)),
                             normalize=rescale)
@@ -83,9 +89,10 @@ def infidelity(model, images, targets, maps, *, perturbation_kind="gaussian", no
 
 
 @register("infidelity", higher_is_better=False, reference="yeh2019", perturbation="gaussian", noise=0.1,
-          side=8, n_samples=32, rescale=True, output="logit", seed=0, batch_size=2048)
+          side=8, n_samples=32, rescale=True, output="logit", seed=0, batch_size=2048, removal="dataset_mean")
 def _infidelity(model, images, targets, maps, perturbation, noise, side, n_samples, rescale, output, seed,
-                batch_size):
+                batch_size, removal):
     """Yeh et al.'s infidelity (lower is better); see :mod:`xailib.metrics.faithfulness`."""
     return infidelity(model, images, targets, maps, perturbation_kind=perturbation, noise=noise, side=side,
-                      n_samples=n_samples, rescale=rescale, output=output, seed=seed, batch_size=batch_size)
+                      n_samples=n_samples, rescale=rescale, output=output, seed=seed, batch_size=batch_size,
+                      removal=removal)
