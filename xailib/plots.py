@@ -484,3 +484,87 @@ def threshold_curves(table, title: str = "", highlight=("random", "constant", "g
     ax.legend(fontsize=7, ncol=2, frameon=False, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+def rank_heatmap(ranks, metric: str, title: str = ""):
+    """Methods (rows) x removal operators (columns) per model: each cell the method's rank under
+    ``metric`` (1 = best) and its bootstrap interval; colour by rank."""
+    models = list(dict.fromkeys(ranks.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(1.2 + 1.25 * len(models) * ranks.operator.nunique(),
+                                                      0.8 + 0.3 * ranks.method.nunique()), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        g = ranks[ranks.model == model]
+        ops = list(dict.fromkeys(g.operator))
+        methods = list(dict.fromkeys(g.method))
+        r = g.pivot(index="method", columns="operator", values="rank").reindex(index=methods, columns=ops)
+        lo = g.pivot(index="method", columns="operator", values="low").reindex(index=methods, columns=ops)
+        hi = g.pivot(index="method", columns="operator", values="high").reindex(index=methods, columns=ops)
+        ax.imshow(r.to_numpy(dtype=float), cmap="viridis_r", aspect="auto", vmin=1, vmax=len(methods))
+        for i in range(len(methods)):
+            for j in range(len(ops)):
+                v = r.iat[i, j]
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.0f}\n[{lo.iat[i, j]:.0f}-{hi.iat[i, j]:.0f}]", ha="center", va="center",
+                            fontsize=6, color="white" if v < 0.6 * len(methods) else "black")
+        ax.set_xticks(range(len(ops)), [str(o).replace("_", " ") for o in ops], fontsize=7, rotation=30)
+        ax.set_yticks(range(len(methods)), [m.replace("_", " ") for m in methods], fontsize=7)
+        ax.set_title(f"{model}: rank by {metric}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def roar_curves(roar, control: str = "random"):
+    """Accuracy of the retrained network against the share of pixels removed, one line per method
+    (the random control dashed), from ``scripts/roar.py``'s table."""
+    import pandas as pd
+    fig, ax = plt.subplots(figsize=(5.6, 3.2))
+    base = roar[roar.fraction == 0]
+    for m, g in roar[roar.fraction > 0].groupby("method", sort=False):
+        g = pd.concat([base, g]).sort_values("fraction")
+        ax.plot(100 * g.fraction, 100 * g.accuracy, marker="o", ms=3, ls="--" if m == control else "-",
+                color="grey" if m == control else None, label=m.replace("_", " "))
+    ax.set_xlabel("top k % of pixels removed (each method's own), retrained")
+    ax.set_ylabel("test accuracy, %")
+    ax.set_ylim(0, 102)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def sensitivity_n_curves(rows, controls=("random", "constant", "edge")):
+    """Mean sensitivity-n correlation against n (share of the features), one panel per model."""
+    models = list(dict.fromkeys(rows.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.2), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        g = rows[rows.model == model].groupby(["method", "share"], sort=False).correlation.mean().reset_index()
+        for m, h in g.groupby("method", sort=False):
+            ctrl = m in controls
+            ax.plot(100 * h.share, h.correlation, marker="o", ms=2.5, ls="--" if ctrl else "-",
+                    color="grey" if ctrl else None, lw=1.0 if ctrl else 1.4, label=m.replace("_", " "))
+        ax.set_xscale("log")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlabel("n, % of the features removed")
+        ax.set_title(model, fontsize=8)
+    axes[0, 0].set_ylabel("correlation (sum of attributions, output change)")
+    axes[0, -1].legend(fontsize=6, ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def removal_row(image: torch.Tensor, region: torch.Tensor, removed: dict, cell: float = 1.5):
+    """One image, the removed region, and the image after each operator (``{name: (1, C, H, W)}``)."""
+    n = 2 + len(removed)
+    fig, axes = plt.subplots(1, n, figsize=(cell * n, cell + 0.3))
+    axes[0].imshow(_hwc(image))
+    axes[0].set_title("image", fontsize=8)
+    axes[1].imshow(region.cpu().numpy(), cmap="gray")
+    axes[1].set_title("removed (white)", fontsize=8)
+    for ax, (name, x) in zip(axes[2:], removed.items()):
+        ax.imshow(_hwc(x[0]))
+        ax.set_title(name.replace("_", " "), fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -23,28 +23,32 @@ def accuracy(model: nn.Module, data: ImageSet, batch_size: int = 256) -> float:
 
 def train_model(name: str, seed: int = 0, epochs: int = 12, batch_size: int = 128,
                 lr: float = 3e-3, weight_decay: float = 5e-4, progress: bool = True,
-                train: ImageSet | None = None, val: ImageSet | None = None, flip: bool = True):
+                train: ImageSet | None = None, val: ImageSet | None = None, flip: bool = True,
+                init: dict | None = None):
     """Train ``vgg_mini``, ``resnet_mini`` or a zoo model's architecture from scratch; returns
     (model, history).
 
     ``train`` / ``val`` default to the shapes benchmark's splits; ``flip`` turns the random
-    horizontal flips off (digits are not mirror-symmetric).
+    horizontal flips off (digits are not mirror-symmetric); ``init`` (a state dict) starts from
+    those weights instead of a fresh initialisation (fine-tuning).
     """
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)    # for this training only: restored on return
     try:
-        return _train(name, seed, epochs, batch_size, lr, weight_decay, progress, train, val, flip)
+        return _train(name, seed, epochs, batch_size, lr, weight_decay, progress, train, val, flip, init)
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
 
 
-def _train(name, seed, epochs, batch_size, lr, weight_decay, progress, train, val, flip):
+def _train(name, seed, epochs, batch_size, lr, weight_decay, progress, train, val, flip, init=None):
     torch.manual_seed(seed)
     if train is None:
         train = load_shapes("train", progress=progress)
     if val is None:
         val = load_shapes("val", progress=progress)
     model = build_benchmark_model(name, len(train.class_names))
+    if init is not None:
+        model.load_state_dict(init)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = epochs * ((len(train) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)

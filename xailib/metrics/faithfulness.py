@@ -1,4 +1,5 @@
-"""Infidelity (Yeh et al. 2019; the survey's eq. 17), through ``captum.metrics.infidelity``.
+"""Faithfulness to the model: infidelity (Yeh et al. 2019; the survey's eq. 17), through
+``captum.metrics.infidelity``, and sensitivity-n (Ancona et al. 2018, at the end of the module).
 
     INFD(Phi, f, x) = E_I [ (I^T Phi(f, x) - (f(x) - f(x - I)))^2 ]
 
@@ -23,6 +24,8 @@ the output change that the perturbation causes. Choices a reader must see, all p
   draws for every method, so methods are compared on the same perturbations).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from captum.metrics import infidelity as captum_infidelity
@@ -96,3 +99,110 @@ def _infidelity(model, images, targets, maps, perturbation, noise, side, n_sampl
     return infidelity(model, images, targets, maps, perturbation_kind=perturbation, noise=noise, side=side,
                       n_samples=n_samples, rescale=rescale, output=output, seed=seed, batch_size=batch_size,
                       removal=removal)
+
+
+# --------------------------------------------------------------------------------------------
+# Sensitivity-n (Ancona et al. 2018)
+# --------------------------------------------------------------------------------------------
+# Written here: captum has no sensitivity-n, and its definition is a few lines over the shared
+# removal operator.
+
+def feature_grid(height: int, width: int, cell: int) -> torch.Tensor:
+    """(H, W) int64: the index of the ``cell`` x ``cell`` square each pixel falls in (row-major;
+    ``cell=1``: every pixel is a feature)."""
+    if not isinstance(cell, int) or isinstance(cell, bool) or not 1 <= cell <= min(height, width):
+        raise ParameterError(f"cell={cell!r} must be an integer in [1, {min(height, width)}]")
+    cols = -(-width // cell)
+    return (torch.arange(height)[:, None] // cell) * cols + torch.arange(width)[None, :] // cell
+
+
+def default_n_values(n_features: int, k: int = 8) -> list[int]:
+    """``k`` subset sizes spread evenly in log scale from 1 feature to 80 % of them."""
+    top = max(1, int(0.8 * n_features))
+    return sorted({int(round(v)) for v in torch.logspace(0, math.log10(top), k).tolist()})
+
+
+@torch.no_grad()
+def subset_outputs(model, images, targets, *, n_values=None, cell: int = 4, n_subsets: int = 64,
+                   removal="zero", output: str = "logit", seed: int = 0, batch_size: int = 1024,
+                   road_noise: float = 0.01):
+    """The half of sensitivity-n that does not depend on the map: for each n in ``n_values``,
+    ``n_subsets`` random sets of n features (the same sets for every image, drawn from ``seed``),
+    and the output change f(x) - f(x with the set removed by ``removal``) of the target.
+
+    Returns ``(n_values, chosen (N, S, F) bool, deltas (B, N, S) float64)``. Every method's maps
+    are then scored by :func:`sensitivity_n_from` against the same draws."""
+    check_choice("output", output, OUTPUTS)
+    check_removal(removal)
+    if not isinstance(n_subsets, int) or n_subsets < 3:
+        raise ParameterError(f"n_subsets={n_subsets!r} must be an integer of at least 3 (a correlation)")
+    dev = inference.model_device(model, fallback=images.device)
+    x = images.to(dev, torch.float32)
+    B, C, H, W = x.shape
+    grid = feature_grid(H, W, cell).to(dev)
+    F = int(grid.max()) + 1
+    n_values = default_n_values(F) if n_values is None else list(n_values)
+    if not n_values or any(not isinstance(n, int) or isinstance(n, bool) or not 1 <= n < F for n in n_values):
+        raise ParameterError(f"n_values={n_values!r} must be integers in [1, {F - 1}] "
+                             f"(the image has {F} features of {cell} x {cell} px)")
+    t = torch.as_tensor(targets, dtype=torch.long, device=dev).expand(B)
+    gen = torch.Generator().manual_seed(seed)
+    chosen = torch.stack([torch.argsort(torch.rand(n_subsets, F, generator=gen), 1) < n for n in n_values])
+    chosen = chosen.to(dev)                                            # (N, S, F)
+
+    def out(z):
+        o = inference.forward(model, z)
+        o = torch.softmax(o, 1) if output == "probability" else o
+        return o.double()
+
+    base = out(x)[torch.arange(B, device=dev), t]
+    regions = chosen[:, :, grid]                                       # (N, S, H, W)
+    NS = regions.shape[0] * regions.shape[1]
+    deltas = torch.empty(B, NS, dtype=torch.float64, device=dev)
+    flat = regions.reshape(NS, H, W)
+    per = max(1, batch_size // NS) if NS <= batch_size else 1
+    step = NS if NS <= batch_size else batch_size
+    for i in range(0, B, per):
+        for j in range(0, NS, step):
+            sl, r = slice(i, min(i + per, B)), flat[j:j + step]
+            nb, nr = sl.stop - sl.start, len(r)
+            xs = remove(x[sl, None].expand(nb, nr, C, H, W).reshape(-1, C, H, W),
+                        r[None].expand(nb, nr, H, W).reshape(-1, H, W), removal, model=model, seed=seed,
+                        road_noise=road_noise)
+            o = out(xs).view(nb, nr, -1).gather(2, t[sl, None, None].expand(nb, nr, 1))[..., 0]
+            deltas[sl, j:j + nr] = base[sl, None] - o
+    return n_values, chosen.cpu(), deltas.view(B, *regions.shape[:2]).cpu()
+
+
+def sensitivity_n_from(maps: torch.Tensor, chosen: torch.Tensor, deltas: torch.Tensor, cell: int) -> torch.Tensor:
+    """(B, N) Pearson correlation, over the subsets, between the map's sum over each subset and
+    the output change its removal caused. A map whose subset sums do not vary (a constant map:
+    every set of n features sums to the same) predicts none of the variation and scores 0."""
+    B, H, W = maps.shape
+    grid = feature_grid(H, W, cell)
+    F = int(grid.max()) + 1
+    if chosen.shape[-1] != F or deltas.shape[0] != B:
+        raise ParameterError("maps, chosen and deltas come from different images or cells")
+    per_feature = torch.zeros(B, F, dtype=torch.float64).index_add_(1, grid.flatten(), maps.double().cpu().flatten(1))
+    sums = torch.einsum("bf,nsf->bns", per_feature, chosen.double())
+    a = sums - sums.mean(-1, keepdim=True)
+    d = deltas - deltas.mean(-1, keepdim=True)
+    den = (a.pow(2).sum(-1) * d.pow(2).sum(-1)).sqrt()
+    r = (a * d).sum(-1) / den.clamp(min=1e-300)
+    flat = a.abs().amax(-1) <= 1e-12 * sums.abs().amax(-1).clamp(min=1e-300)
+    return torch.where(flat | (den == 0), torch.zeros_like(r), r)
+
+
+@register("sensitivity_n", higher_is_better=True, reference="ancona2018", n=None, cell=4, n_subsets=64,
+          removal="zero", output="logit", seed=0, batch_size=1024)
+def _sensitivity_n(model, images, targets, maps, n, cell, n_subsets, removal, output, seed, batch_size):
+    """Ancona et al.'s sensitivity-n at one subset size ``n`` (default: 10 % of the features):
+    the correlation between the map's sum over n removed features (``cell`` x ``cell`` squares)
+    and the output change (higher is better; 1: the map predicts every removal exactly)."""
+    H, W = images.shape[-2:]
+    F = int(feature_grid(H, W, cell).max()) + 1
+    n = max(1, round(0.1 * F)) if n is None else n
+    n_values, chosen, deltas = subset_outputs(model, images, targets, n_values=[n], cell=cell,
+                                              n_subsets=n_subsets, removal=removal, output=output,
+                                              seed=seed, batch_size=batch_size)
+    return sensitivity_n_from(maps, chosen, deltas, cell)[:, 0]

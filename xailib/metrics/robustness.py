@@ -1,4 +1,6 @@
-"""Max-sensitivity (Yeh et al. 2019; the survey's eq. 18), through ``captum.metrics.sensitivity_max``.
+"""Robustness of a map: max-sensitivity (Yeh et al. 2019; the survey's eq. 18), through
+``captum.metrics.sensitivity_max``, and sensitivity to hyper-parameters (Bansal et al. 2020, at the
+end of the module).
 
     SENS_MAX(Phi, f, x, r) = max_{||y - x||_inf <= r} ||Phi(f, y) - Phi(f, x)||
 
@@ -99,3 +101,68 @@ def _max_sensitivity(model, images, targets, maps, method, method_params, radius
     method is re-run on perturbed copies); see :mod:`xailib.metrics.robustness`."""
     return max_sensitivity(model, images, targets, method, method_params, radius=radius, n_samples=n_samples,
                            relative=relative, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------
+# Sensitivity to hyper-parameters (Bansal, Agarwal and Nguyen 2020)
+# --------------------------------------------------------------------------------------------
+
+# Each method's hyper-parameters and the values tried around its default (the registry's). A
+# method absent here has none (the gradient, Grad-CAM, guided backpropagation, ...): its map is
+# fixed by the model and the image, and its hyper-parameter sensitivity is 0.
+HYPERPARAMETERS = {
+    "smoothgrad": {"noise": [0.05, 0.3], "n_samples": [5, 100]},
+    "integrated_gradients": {"n_steps": [8, 128], "baseline": [0.5, 1.0]},
+    "deeplift": {"baseline": [0.5, 1.0]},
+    "expected_gradients": {"n_samples": [8, 128]},
+    "lrp_epsilon": {"epsilon": [0.01, 1.0]},
+    "occlusion": {"window": [8, 32]},                 # default: 18 px at 64 px (64 at 224)
+    "lime": {"num_samples": [250, 4000], "n_segments": [25, 100]},
+    "kernel_shap": {"nsamples": [250, 4000], "n_segments": [25, 100]},
+    "rise": {"n_masks": [1000, 8000], "cells": [4, 10]},
+    "neuromask": {"lambda_sp": [0.175, 0.7], "lambda_sm": [0.075, 0.3]},   # half and twice the authors' at 64 px
+}
+
+
+def hyperparameters(method: str) -> dict:
+    """{parameter: values tried} for ``method`` ({} when it has none)."""
+    from .. import explain
+    if method not in explain.METHODS:
+        raise ParameterError(f"unknown method {method!r}")
+    return HYPERPARAMETERS.get(method, {})
+
+
+def hyperparameter_sensitivity(model, images, targets, method: str, grid: dict | None = None, *,
+                               measures=("spearman_abs", "ssim"), method_params: dict | None = None,
+                               reference: torch.Tensor | None = None, explain_fn=None):
+    """How far ``method``'s map moves when one hyper-parameter moves, the others at their values.
+
+    ``grid`` is {parameter: values} (default :data:`HYPERPARAMETERS`'s); each value is compared
+    with the map at ``method_params`` (``reference`` when it is already made) by the sanity checks'
+    similarity measures (:mod:`xailib.metrics.similarity`). A method with no hyper-parameter is
+    compared with its own map made a second time, the one change it can show. Returns one row per
+    image and value: method, parameter, value, image, and per measure the similarity and the
+    sensitivity 1 - similarity. ``explain_fn(method, **params)`` may supply cached maps."""
+    import pandas as pd
+
+    from .. import explain
+    from .similarity import similarities
+    base = dict(method_params or {})
+    grid = hyperparameters(method) if grid is None else grid
+    for p in grid:
+        if p not in explain.METHODS[method].defaults:
+            raise ParameterError(f"{p!r} is not a parameter of method {method!r}")
+    run = explain_fn or (lambda m, **kw: explain.explain(model, images, targets, m, **kw))
+    ref = run(method, **base) if reference is None else reference
+    trials = [(p, v) for p, values in grid.items() for v in values] or [("(none)", "(the same call again)")]
+    rows = []
+    for p, v in trials:
+        other = run(method, **base) if p == "(none)" else run(method, **{**base, p: v})
+        sims = similarities(ref, other, measures)
+        for i in range(len(ref)):
+            row = {"method": method, "parameter": p, "value": str(v), "image": i}
+            for k in measures:
+                row[k] = float(sims[k][i])
+                row[f"1 - {k}"] = 1.0 - float(sims[k][i])
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,236 @@
+"""Known answers for the removal operators, sensitivity-n, the hyper-parameter sensitivity and the
+chapter 09 plumbing (xailib.metrics.removal, xailib.metrics.faithfulness, xailib.metrics.robustness,
+xailib.faith)."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from xailib import faith, metrics, verdicts
+from xailib.errors import ParameterError
+from xailib.metrics import removal
+from xailib.metrics.faithfulness import sensitivity_n_from, subset_outputs
+from xailib.metrics.robustness import hyperparameter_sensitivity, hyperparameters
+
+
+class Normalised(nn.Module):
+    """A tiny network with its input normalisation inside (mean 0.2, 0.4, 0.6)."""
+
+    def __init__(self):
+        super().__init__()
+        self.normalize = nn.Module()
+        self.normalize.mean = torch.tensor([0.2, 0.4, 0.6])
+        self.normalize.std = torch.tensor([1.0, 1.0, 1.0])
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x):
+        x = (x - self.normalize.mean.view(1, 3, 1, 1)) / self.normalize.std.view(1, 3, 1, 1)
+        return self.head(x.mean((2, 3)))
+
+
+class Linear(nn.Module):
+    """f_c(x) = sum(w_c * x): the exact attribution of x is w_c * x (against black)."""
+
+    def __init__(self, side=16, seed=0):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(seed)))
+
+    def forward(self, x):
+        return (x[:, None] * self.w).flatten(2).sum(-1)
+
+
+def neighbour_residual(image: np.ndarray, removed: np.ndarray) -> float:
+    """Largest deviation of a removed pixel from ROAD's weighted mean of its neighbours."""
+    c, h, w = image.shape
+    pad, ones = np.pad(image, ((0, 0), (1, 1), (1, 1))), np.pad(np.ones((h, w)), 1)
+    num, den = np.zeros_like(image), np.zeros((h, w))
+    for (dy, dx), wt in (((0, 1), 1 / 6), ((0, -1), 1 / 6), ((1, 0), 1 / 6), ((-1, 0), 1 / 6),
+                         ((1, 1), 1 / 12), ((1, -1), 1 / 12), ((-1, 1), 1 / 12), ((-1, -1), 1 / 12)):
+        num += wt * pad[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+        den += wt * ones[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+    return float(np.abs(image - num / den)[:, removed].max())
+
+
+def _batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(2, 3, 16, 16, generator=g)
+    r = torch.rand(2, 16, 16, generator=g) < 0.3
+    return x, r
+
+
+@pytest.mark.parametrize("op", list(removal.OPERATORS) + [0.25])
+def test_every_operator_leaves_the_other_pixels_untouched(op):
+    x, r = _batch()
+    out = removal.remove(x, r, op, model=Normalised(), road_noise=0.01)
+    keep = ~r[:, None].expand_as(x)
+    assert torch.equal(out[keep], x[keep])
+    assert not torch.equal(out, x)
+
+
+def test_each_operator_fills_as_documented():
+    x, r = _batch(1)
+    m = r[:, None].expand_as(x)
+    assert (removal.remove(x, r, "zero")[m] == 0).all()
+    assert (removal.remove(x, r, 0.25)[m] == 0.25).all()
+    mean = x.mean((2, 3), keepdim=True).expand_as(x)
+    assert torch.equal(removal.remove(x, r, "mean")[m], mean[m])
+    ds = torch.tensor([0.2, 0.4, 0.6]).view(1, 3, 1, 1).expand_as(x)
+    assert torch.equal(removal.remove(x, r, "dataset_mean", model=Normalised())[m], ds[m])
+    blurred = removal.blur(x, sigma=1.5)
+    assert torch.equal(removal.remove(x, r, "blur", blur_sigma=1.5)[m], blurred[m])
+    # ROAD without noise: every removed pixel is the weighted mean of its eight neighbours
+    road = removal.remove(x, r, "road", road_noise=0.0)
+    for b in range(2):
+        assert neighbour_residual(road[b].double().numpy(), r[b].numpy()) < 1e-5
+
+
+def test_road_of_a_constant_image_is_that_constant_up_to_its_noise():
+    x = torch.full((1, 3, 24, 24), 0.37)
+    r = torch.zeros(1, 24, 24, dtype=torch.bool)
+    r[:, 5:19, 3:20] = True
+    exact = removal.remove(x, r, "road", road_noise=0.0)
+    torch.testing.assert_close(exact, x, atol=1e-5, rtol=0)
+    noisy = removal.remove(x, r, "road", road_noise=0.01, seed=3)
+    dev = (noisy - x)[r[:, None].expand_as(x)]
+    assert dev.abs().max() < 0.06 and 0.008 < dev.std() < 0.012      # the stated noise, 0.01
+    assert torch.equal(noisy, removal.remove(x, r, "road", road_noise=0.01, seed=3))   # seeded
+    assert not torch.equal(noisy, removal.remove(x, r, "road", road_noise=0.01, seed=4))
+
+
+def test_road_edge_cases_nothing_and_everything_removed():
+    x, _ = _batch()
+    none = torch.zeros(2, 16, 16, dtype=torch.bool)
+    assert torch.equal(removal.remove(x, none, "road"), x)
+    everything = removal.remove(x, ~none, "road", road_noise=0.0)
+    assert (everything == 0).all()
+
+
+def test_deletion_under_road_equals_removing_step_by_step():
+    net = Normalised()
+    x, _ = _batch(2)
+    s = torch.rand(2, 16, 16, generator=torch.Generator().manual_seed(5))
+    frac, curves, auc = metrics.causal_curves(net, x, torch.tensor([0, 1]), s, "deletion", n_steps=4, removal="road")
+    order = torch.argsort(s.flatten(1), dim=1, descending=True, stable=True)
+    for k, f in enumerate(frac.tolist()):
+        n = round(f * 256)
+        gone = torch.zeros(2, 256, dtype=torch.bool)
+        gone.scatter_(1, order[:, :n], True)
+        xs = removal.remove(x, gone.view(2, 16, 16), "road")
+        p = torch.softmax(net(xs), 1)[torch.arange(2), torch.tensor([0, 1])]
+        torch.testing.assert_close(curves[:, k], p, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("cell,op", [(1, "zero"), (4, "zero"), (4, 0.5)])
+def test_sensitivity_n_of_a_linear_models_exact_attribution_is_one_for_every_n(cell, op):
+    net = Linear()
+    x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([0, 1, 0])
+    base = 0.0 if op == "zero" else op
+    exact = ((x - base) * net.w[t]).sum(1).detach()        # the exact attribution against the removal value
+    nv, chosen, deltas = subset_outputs(net, x, t, cell=cell, n_subsets=12, removal=op)
+    r = sensitivity_n_from(exact, chosen, deltas, cell)
+    assert len(nv) > 3
+    torch.testing.assert_close(r, torch.ones_like(r), atol=1e-9, rtol=0)
+    torch.testing.assert_close(metrics.score(net, x, t, exact, "sensitivity_n", cell=cell, removal=op),
+                               torch.ones(3, dtype=torch.float64), atol=1e-9, rtol=0)
+
+
+def test_sensitivity_n_of_a_constant_map_is_zero_and_of_a_negated_map_minus_one():
+    net = Linear()
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    t = torch.tensor([1, 0])
+    exact = (x * net.w[t]).sum(1).detach()
+    nv, chosen, deltas = subset_outputs(net, x, t, n_subsets=10)
+    assert (sensitivity_n_from(torch.ones_like(exact), chosen, deltas, 4) == 0).all()
+    torch.testing.assert_close(sensitivity_n_from(-exact, chosen, deltas, 4), -torch.ones(2, len(nv), dtype=torch.float64),
+                               atol=1e-9, rtol=0)
+
+
+def test_a_method_without_hyperparameters_has_zero_sensitivity_and_one_with_them_moves():
+    net = Linear()
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    t = torch.tensor([0, 1])
+    assert hyperparameters("gradient") == {}
+    rows = hyperparameter_sensitivity(net, x, t, "gradient")
+    assert list(rows.parameter.unique()) == ["(none)"]
+    assert (rows["1 - spearman_abs"] == 0).all() and np.allclose(rows["1 - ssim"], 0)
+    torch.manual_seed(0)
+    relu = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 16 * 16, 2))
+    moved = hyperparameter_sensitivity(relu, x, t, "smoothgrad", {"noise": [0.5]})
+    assert (moved["1 - spearman_abs"] > 0.01).all()
+    with pytest.raises(ParameterError, match="'window' is not a parameter of method 'smoothgrad'"):
+        hyperparameter_sensitivity(net, x, t, "smoothgrad", {"window": [3]})
+
+
+def test_bad_input_names_what_is_wrong():
+    x, r = _batch()
+    with pytest.raises(ParameterError, match="removal='noise' is not accepted"):
+        removal.remove(x, r, "noise")
+    with pytest.raises(ParameterError, match="grey value must be in"):
+        removal.remove(x, r, 1.5)
+    with pytest.raises(ParameterError, match="road_noise"):
+        removal.remove(x, r, "road", road_noise=-1)
+    with pytest.raises(ParameterError, match="regions must be"):
+        removal.remove(x, r[:1], "zero")
+    net = Linear()
+    with pytest.raises(ParameterError, match="n_values"):
+        subset_outputs(net, x, torch.tensor([0, 1]), n_values=[0, 5])
+    with pytest.raises(ParameterError, match="cell="):
+        subset_outputs(net, x, torch.tensor([0, 1]), cell=40)
+    with pytest.raises(ParameterError, match="n_subsets"):
+        subset_outputs(net, x, torch.tensor([0, 1]), n_subsets=2)
+    with pytest.raises(ParameterError, match="removal="):
+        metrics.score(net, x, torch.tensor([0, 1]), x[:, 0], "deletion", removal="black")
+
+
+# ------------------------------------------------------------------------------------------
+# chapter 09 plumbing on constructed data
+# ------------------------------------------------------------------------------------------
+
+def _rows(n=12):
+    rng = np.random.default_rng(0)
+    out = []
+    for op, rate in (("zero", 1.0), ("road", 0.0)):
+        for m, d in (("random", 0.5), ("good", 0.1), ("bad", 0.9)):
+            out.append(pd.DataFrame({"model": "net", "method": m, "operator": op, "image": range(n),
+                                     "deletion": d + 0.01 * rng.standard_normal(n),
+                                     "insertion": 1 - d + 0.01 * rng.standard_normal(n),
+                                     "impact": rate if m == "random" else 1.0}))
+    return pd.concat(out, ignore_index=True)
+
+
+def test_rank_table_orders_by_the_registry_direction_with_intervals():
+    r = faith.rank_table(_rows(), "deletion", n_boot=200).set_index(["operator", "method"])
+    assert r.loc[("road", "good"), "rank"] == 1 and r.loc[("road", "bad"), "rank"] == 3
+    assert (r["low"] <= r["rank"]).all() and (r["rank"] <= r["high"]).all()
+    ins = faith.rank_table(_rows(), "insertion", n_boot=200).set_index(["operator", "method"])
+    assert ins.loc[("zero", "good"), "rank"] == 1          # higher insertion is better
+    tau = faith.rank_agreement(faith.rank_table(_rows(), "deletion", n_boot=200))
+    assert tau.loc[("net", "zero"), "road"] == pytest.approx(1.0)
+
+
+def test_operator_claims_withhold_a_verdict_where_a_random_map_passes():
+    table = verdicts.claims_table(faith.operator_claims(_rows(), ["random", "good", "bad"], n_boot=200))
+    zero = table[table.setting.str.contains("zero") & table.claim.str.startswith("good")]
+    road = table[table.setting.str.contains("road") & table.claim.str.startswith("good")]
+    assert zero.verdict.iloc[0] == verdicts.UNJUDGED
+    assert road.verdict.iloc[0] == verdicts.HOLDS
+    bad = table[table.setting.str.contains("road") & table.claim.str.startswith("bad")]
+    assert bad.verdict.iloc[0] == verdicts.FAILS
+    harmless = table[table.group == "random removal harmless"].set_index("setting").verdict
+    assert harmless["removal: road"] == verdicts.HOLDS and harmless["removal: zero"] == verdicts.FAILS
+
+
+def test_roar_tables_and_claims():
+    per_image = []
+    for m, acc in (("(none)", 1.0), ("random", 0.9), ("gradient", 0.2)):
+        for f in ((0.0,) if m == "(none)" else (0.5,)):
+            correct = (np.arange(100) < 100 * acc).astype(int)
+            per_image.append(pd.DataFrame({"method": m, "fraction": f, "image": range(100), "correct": correct}))
+    per_image = pd.concat(per_image, ignore_index=True)
+    acc = per_image.groupby(["method", "fraction"], sort=False).correct.mean().rename("accuracy").reset_index()
+    t = faith.roar_table(acc)
+    assert t.loc["gradient", "k = 50 %"] == pytest.approx(0.2) and t.loc["gradient", "k = 0 %"] == 1.0
+    claims = verdicts.claims_table(faith.roar_claims(per_image, n_boot=200))
+    assert list(claims.verdict) == [verdicts.HOLDS]

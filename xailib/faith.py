@@ -1,0 +1,298 @@
+"""Plumbing of the chapter ``09_faithfulness``: scores under every removal operator, ranks with
+bootstrap intervals, ROAR's tables, sensitivity-n curves, the hyper-parameter table, and the
+claims, so that the notebook holds prose, tables and figures only."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import metrics, verdicts
+from .metrics.faithfulness import sensitivity_n_from, subset_outputs
+
+# The operator metrics: name -> (registered metric, its parameters besides removal).
+OPERATOR_METRICS = {"deletion": ("deletion", {}), "insertion": ("insertion", {}), "impact": ("impact", {})}
+CONTROL = "random"
+CEILING = "object mask"
+
+
+def operator_rows(store, name: str, net, images, targets, maps: dict, operators, *, n_steps: int = 16,
+                  blur_sigma: float = 3.0, fraction: float = 0.1, seed: int = 0) -> pd.DataFrame:
+    """One row per (method, operator, image): deletion and insertion AUC (``n_steps`` steps) and the
+    Impact Score (the top ``fraction`` of pixels removed), each with the shared ``removal``
+    operator. Scores are cached in ``store`` per (network, operator, method). Insertion is not
+    scored under ROAD (NaN): ROAD removes pixels (most or least relevant first); inserting into an
+    image imputed from nothing starts from a flat grey, the constant canvas again."""
+    rows = []
+    for op in operators:
+        kw = dict(removal=op)
+        if op == "blur":
+            kw["blur_sigma"] = blur_sigma
+        for m, s in maps.items():
+            def run(sl, s=s):
+                x, t = images[sl], targets[sl]
+                d = metrics.score(net, x, t, s[sl], "deletion", n_steps=n_steps, seed=seed, **kw)
+                i = (torch.full((len(x),), float("nan"), dtype=torch.float64) if op == "road" else
+                     metrics.score(net, x, t, s[sl], "insertion", n_steps=n_steps, seed=seed, **kw))
+                k = metrics.score(net, x, t, s[sl], "impact", fraction=fraction, **{**kw, "blur_sigma": kw.get("blur_sigma")})
+                return torch.stack([d, i, k], 1)
+            v = store.batches(f"operators/{name}/{op}/{m}", len(images), 8, run, progress=False)
+            rows.append(pd.DataFrame({"model": name, "method": m, "operator": str(op), "image": range(len(images)),
+                                      "deletion": v[:, 0].numpy(), "insertion": v[:, 1].numpy(),
+                                      "impact": v[:, 2].numpy()}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def rank_table(rows: pd.DataFrame, metric: str, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Per (model, operator): each method's rank under ``metric`` (1 = best, the registry's
+    direction) with a bootstrap interval over images. Columns: model, operator, method, mean,
+    rank, low, high."""
+    higher = metrics.METRICS[metric].higher_is_better
+    out = []
+    rng = np.random.default_rng(seed)
+    for (model, op), g in rows.dropna(subset=[metric]).groupby(["model", "operator"], sort=False):
+        wide = g.pivot(index="image", columns="method", values=metric)
+        idx = rng.integers(0, len(wide), size=(n_boot, len(wide)))
+        reps = pd.DataFrame(wide.to_numpy()[idx].mean(1), columns=wide.columns)
+        r = verdicts.rank_intervals(reps, higher_is_better=higher, level=level)
+        r["mean"] = wide.mean()
+        out.append(r.assign(model=model, operator=op).rename_axis("method").reset_index())
+    return pd.concat(out, ignore_index=True)[["model", "operator", "method", "mean", "rank", "low", "high"]]
+
+
+def rank_agreement(ranks: pd.DataFrame) -> pd.DataFrame:
+    """Kendall's tau between the method rankings of every pair of operators, per model."""
+    from scipy.stats import kendalltau
+    out = {}
+    for model, g in ranks.groupby("model", sort=False):
+        wide = g.pivot(index="method", columns="operator", values="rank")
+        ops = list(dict.fromkeys(g.operator))
+        out[model] = pd.DataFrame([[kendalltau(wide[a], wide[b])[0] for b in ops] for a in ops], index=ops, columns=ops)
+    return pd.concat(out, names=["model", "operator"])
+
+
+def control_table(rows: pd.DataFrame, control: str = CONTROL) -> pd.DataFrame:
+    """What a random map scores under each operator, per model: its mean deletion and insertion AUC
+    and its Impact Score (the share of images whose decision a random 10 % removal changes or
+    whose confidence it halves), with Wilson intervals for the share."""
+    out = []
+    for (model, op), g in rows[rows.method == control].groupby(["model", "operator"], sort=False):
+        est, lo, hi = verdicts.proportion(int(g.impact.sum()), len(g))
+        out.append({"model": model, "operator": op, "random map: deletion AUC": g.deletion.mean(),
+                    "random map: insertion AUC": g.insertion.mean(),
+                    "random map: Impact Score": f"{est:.2f} [{lo:.2f}, {hi:.2f}]", "impact rate": est,
+                    "n": len(g)})
+    return pd.DataFrame(out)
+
+
+def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: int = 0) -> list:
+    """Per model and operator:
+
+    - the operator keeps a random removal harmless: a random map's Impact Score (10 % of the
+      pixels) below 1/2 (the survey's doubt: if a random removal already flips decisions, the
+      score measures the shift, not the explanation);
+    - each method beats the random map under deletion (lower AUC, paired over images), with the
+      random map's impact rate as the setting's control (no verdict where a random map passes)."""
+    out = []
+    for (model, op), g in rows.groupby(["model", "operator"], sort=False):
+        rnd = g[g.method == CONTROL].sort_values("image")
+        if not len(rnd):
+            continue
+        rate = float(rnd.impact.mean())
+        out.append(verdicts.Claim(
+            f"a random 10 % removal leaves most decisions intact ({op})", model,
+            verdicts.paired(rnd.impact.to_numpy(), 0.5, n_boot=n_boot, seed=seed), kind="below", effect=0.25,
+            paper="the survey: a removal may measure the distribution shift", setting=f"removal: {op}",
+            scale=100, unit=" points", group="random removal harmless"))
+        for m in methods:
+            if m in (CONTROL,):
+                continue
+            s = g[g.method == m].sort_values("image")
+            if len(s) != len(rnd):
+                continue
+            out.append(verdicts.Claim(
+                f"{m}: deletion beats a random map ({op})", model,
+                verdicts.paired(rnd.deletion.to_numpy(), s.deletion.to_numpy(), n_boot=n_boot, seed=seed),
+                kind="better", effect=0.05, paper="Petsiuk et al.'s deletion, every operator",
+                setting=f"removal: {op}; deletion AUC, random minus method", control=rate,
+                group=f"deletion beats a random map ({op})"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# ROAR
+# --------------------------------------------------------------------------------------------
+
+def roar_table(roar: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy per method (rows) and k (columns), with the k = 0 network's accuracy."""
+    base = roar[roar.fraction == 0].accuracy.iloc[0]
+    t = roar[roar.fraction > 0].pivot(index="method", columns="fraction", values="accuracy")
+    t.columns = [f"k = {100 * c:g} %" for c in t.columns]
+    return t.assign(**{"k = 0 %": base})[["k = 0 %"] + list(t.columns)]
+
+
+def roar_claims(per_image: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> list:
+    """Per method and k: removing the method's top k % and retraining leaves a less accurate
+    network than removing a random k % (paired over the test images, exact McNemar)."""
+    out = []
+    for f, g in per_image[per_image.fraction > 0].groupby("fraction"):
+        rnd = g[g.method == CONTROL].sort_values("image")
+        for m, s in g.groupby("method", sort=False):
+            if m == CONTROL or len(s) != len(rnd):
+                continue
+            s = s.sort_values("image")
+            out.append(verdicts.Claim(
+                f"{m}: its top {100 * f:g} % matter more than a random {100 * f:g} %", "vgg_mini (retrained)",
+                verdicts.paired(rnd.correct.to_numpy(), s.correct.to_numpy(), n_boot=n_boot, seed=seed),
+                kind="better", effect=0.05, paper="Hooker et al. (the survey's [50])",
+                setting=f"ROAR, k = {100 * f:g} %: accuracy after random removal minus after the method's",
+                scale=100, unit=" points", group="ROAR: removal hurts more than random"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Sensitivity-n
+# --------------------------------------------------------------------------------------------
+
+def sensitivity_n_rows(store, name: str, net, images, targets, maps: dict, *, cell: int = 4, n_subsets: int = 64,
+                       removal="zero", n_values=None, seed: int = 0) -> pd.DataFrame:
+    """One row per (method, n, image): the correlation of sensitivity-n. The output changes are
+    computed once per image (the same subsets for every method) and cached in ``store``."""
+    def run(sl):
+        nv, chosen, deltas = subset_outputs(net, images[sl], targets[sl], n_values=n_values, cell=cell,
+                                            n_subsets=n_subsets, removal=removal, seed=seed)
+        return deltas
+    deltas = store.batches(f"sensitivity_n/{name}/{removal}/{cell}", len(images), 8, run, progress=False)
+    nv, chosen, _ = subset_outputs(net, images[:1], targets[:1], n_values=n_values, cell=cell,
+                                   n_subsets=n_subsets, removal=removal, seed=seed)
+    n_features = chosen.shape[-1]
+    rows = []
+    for m, s in maps.items():
+        r = sensitivity_n_from(s, chosen, deltas, cell).numpy()
+        for j, n in enumerate(nv):
+            rows.append(pd.DataFrame({"model": name, "method": m, "n": n, "share": n / n_features,
+                                      "image": range(len(images)), "correlation": r[:, j]}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def sensitivity_n_claims(rows: pd.DataFrame, methods, depth: dict, *, n_boot: int = 2000, seed: int = 0) -> list:
+    """Per method: its mean correlation over n is above the random map's (per model), and, the
+    thesis's reading of Ancona et al., it is lower on the deeper network (paired over images)."""
+    out = []
+    mean = rows.groupby(["model", "method", "image"], sort=False).correlation.mean().reset_index()
+    for model, g in mean.groupby("model", sort=False):
+        rnd = g[g.method == CONTROL].sort_values("image")
+        for m in methods:
+            s = g[g.method == m].sort_values("image")
+            if m in (CONTROL, "constant") or not len(rnd) or len(s) != len(rnd):   # constant: 0 by construction
+                continue
+            out.append(verdicts.Claim(
+                f"{m}: sensitivity-n above a random map's", model,
+                verdicts.paired(s.correlation.to_numpy(), rnd.correlation.to_numpy(), n_boot=n_boot, seed=seed),
+                kind="better", effect=0.1, paper="Ancona et al.: attributions should predict removals",
+                setting="mean correlation over n, method minus random", group="sensitivity-n above a random map"))
+    models = sorted(depth, key=depth.get)
+    if len(models) == 2 and set(models) <= set(mean.model):
+        shallow, deep = models
+        for m in methods:
+            a = mean[(mean.model == shallow) & (mean.method == m)].sort_values("image")
+            b = mean[(mean.model == deep) & (mean.method == m)].sort_values("image")
+            if m == CONTROL or not len(a) or len(a) != len(b):
+                continue
+            out.append(verdicts.Claim(
+                f"{m}: explains the deeper network less well", f"{deep} against {shallow}",
+                verdicts.paired(a.correlation.to_numpy(), b.correlation.to_numpy(), n_boot=n_boot, seed=seed),
+                kind="better", effect=0.1, paper="the thesis, after Ancona et al.",
+                setting=f"mean sensitivity-n correlation, {shallow} minus {deep}, same images",
+                group="sensitivity-n lower on the deeper network"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Hyper-parameters
+# --------------------------------------------------------------------------------------------
+
+def hyper_table(rows: pd.DataFrame, scores: pd.DataFrame | None = None, measure: str = "spearman_abs") -> pd.DataFrame:
+    """Per (method, parameter, value): the mean similarity to the default map with its interval,
+    and, with ``scores`` (method, parameter, value, image, deletion), the mean deletion AUC and the
+    rank the method would take among the default panel."""
+    out = []
+    rng = np.random.default_rng(0)
+    for (m, p, v), g in rows.groupby(["method", "parameter", "value"], sort=False):
+        x = g[measure].to_numpy()
+        reps = x[rng.integers(0, len(x), size=(1000, len(x)))].mean(1)     # percentile bootstrap of the mean
+        lo, hi = np.quantile(reps, [0.025, 0.975])
+        out.append({"method": m, "parameter": p, "value": v, "n": len(g),
+                    "similarity to default": f"{x.mean():.2f} [{lo:.2f}, {hi:.2f}]", "mean similarity": x.mean()})
+    t = pd.DataFrame(out)
+    if scores is not None and len(scores):
+        panel = scores[scores.parameter == "(default)"].groupby("method").deletion.mean()
+        dl = scores.groupby(["method", "parameter", "value"], sort=False).deletion.mean()
+        t["deletion AUC"] = [dl.get((r.method, r.parameter, r.value), np.nan) for r in t.itertuples()]
+        t["deletion AUC at default"] = [panel.get(r.method, np.nan) for r in t.itertuples()]
+        def rank(method, value):      # 1 + the panel's methods (at their defaults) with a lower AUC
+            return int((panel.drop(method, errors="ignore") < value).sum() + 1) if np.isfinite(value) else np.nan
+        t["rank at default"] = [rank(r.method, panel.get(r.method, np.nan)) for r in t.itertuples()]
+        t["rank with this value"] = [rank(r.method, d) for r, d in zip(t.itertuples(), t["deletion AUC"])]
+    return t
+
+
+def hyper_claims(rows: pd.DataFrame, measure: str = "spearman_abs", threshold: float = 0.9, *,
+                 n_boot: int = 2000, seed: int = 0) -> list:
+    """Per (method, parameter, value): the map moves (similarity to the default map below
+    ``threshold``), Bansal et al.'s finding for methods with hyper-parameters."""
+    out = []
+    for (m, p, v), g in rows.groupby(["method", "parameter", "value"], sort=False):
+        what = "is made again" if p == "(none)" else f"{p} = {v}"
+        out.append(verdicts.Claim(
+            f"{m}: its map moves when {what}", "vgg_mini" if "model" not in g else str(g.model.iloc[0]),
+            verdicts.paired(g[measure].to_numpy(), threshold, n_boot=n_boot, seed=seed), kind="below",
+            effect=0.1, paper="Bansal et al. (the survey's [14])",
+            setting=f"{measure} similarity to the default map below {threshold}", group="the map moves with a hyper-parameter"))
+    return out
+
+
+def read_roar(notebook: str = "09_faithfulness", root=None):
+    """``scripts/roar.py``'s committed tables: (accuracy per method and k, per test image, its
+    record), or None when the run is not committed."""
+    import json
+    from pathlib import Path
+
+    from .results import REPO
+    folder = Path(root or REPO / "results") / notebook / "larger_run"
+    if not (folder / "roar.json").exists():
+        return None
+    return (pd.read_csv(folder / "roar.csv"), pd.read_csv(folder / "roar_per_image.csv"),
+            json.loads((folder / "roar.json").read_text()))
+
+
+def top_fraction(maps: torch.Tensor, fraction: float) -> torch.Tensor:
+    """(B, H, W) bool: each map's top ``fraction`` of pixels (ties by index), whatever their sign."""
+    from .impact import critical_region
+    shifted = maps - maps.flatten(1).amin(1)[:, None, None] + 1.0     # all > 0: rank every pixel
+    return critical_region(shifted, "pixels", fraction)
+
+
+def deletion_frame(net, images, targets, maps, method: str, parameter: str, value, kw: dict) -> pd.DataFrame:
+    """Deletion AUC per image of one (method, parameter, value)'s maps, as rows for :func:`hyper_table`."""
+    d = metrics.score(net, images, targets, maps, "deletion", **kw).numpy()
+    return pd.DataFrame({"method": method, "parameter": parameter, "value": value, "image": range(len(images)),
+                         "deletion": d})
+
+
+def operator_findings(table: pd.DataFrame) -> str:
+    """One generated sentence per model on the operators: which keep a random removal harmless,
+    and under which the most methods beat the random map."""
+    lines = []
+    harmless = table[table.group == "random removal harmless"]
+    for model, g in harmless.groupby("model", sort=False):
+        ok = [r.setting.replace("removal: ", "") for r in g.itertuples() if r.verdict == verdicts.HOLDS]
+        bad = [r.setting.replace("removal: ", "") for r in g.itertuples() if r.verdict == verdicts.FAILS]
+        beat = table[(table.model == model) & table.group.str.startswith("deletion beats a random map")]
+        counts = beat[beat.verdict == verdicts.HOLDS].groupby("group").size()
+        per_op = ", ".join(f"{k.split('(')[-1].rstrip(')')}: {counts.get(k, 0)} of {n}"
+                           for k, n in beat.groupby("group", sort=False).size().items())
+        lines.append(f"- **{model}**: a random 10 % removal leaves most decisions intact under "
+                     f"{', '.join(ok) or 'no operator'}; it changes most of them under {', '.join(bad) or 'none'}. "
+                     f"Methods whose deletion beats the random map, per operator: {per_op}.")
+    return "\n".join(lines)
