@@ -321,3 +321,47 @@ def test_trustworthiness_larger_run_replays():
                         output=params["output"], seed=seed).numpy()
     want = scores[(scores.model == mname) & (scores.method == "gradient")].sort_values("image")[col].to_numpy()
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-6)
+
+
+def test_faithfulness_larger_run_replays():
+    """Chapter 09: a few images' gradient maps (in the batch of 16 the run made them in) scored
+    again under two removal operators, and their sensitivity-n correlations, give the committed
+    values; and the ROAR run's table is what its per-image table says."""
+    from xailib import faith
+    params, tables = _load("09_faithfulness")
+    assert params["n_images"] >= 24 and len(params["methods"]) >= 17
+    rng = np.random.default_rng(SEED)
+    rows = pd.read_csv(tables["operator_per_image"])
+    sn = pd.read_csv(tables["sensitivity_n_per_image"])
+    pool, nets, index = _correct_images(params)
+    imgs = pool.subset(index)
+    mname = params["model_names"][0]
+    for img in _pick(np.arange(params["n_images"]), 2, rng):
+        b = _batch(img, 16, params["n_images"])
+        s = explain.explain(nets[mname], imgs.images[b], imgs.labels[b], "gradient")[img - b.start:img - b.start + 1]
+        x, t = imgs.images[img:img + 1], imgs.labels[img:img + 1]
+        for op in ("dataset_mean", "road"):
+            got = metrics.score(nets[mname], x, t, s, "deletion", removal=op, n_steps=params["n_steps"],
+                                seed=params["seed"]).item()
+            want = rows[(rows.model == mname) & (rows.method == "gradient") & (rows.operator == op)
+                        & (rows.image == img)].deletion.iloc[0]
+            assert got == pytest.approx(want, abs=TOL_CURVE), (img, op)
+        got = faith.sensitivity_n_rows(_NoStore(), mname, nets[mname], x, t, {"gradient": s},
+                                       cell=params["sensitivity_cell"], n_subsets=params["sensitivity_subsets"],
+                                       removal=params["sensitivity_removal"], seed=params["seed"])
+        want = sn[(sn.model == mname) & (sn.method == "gradient") & (sn.image == img)].sort_values("n")
+        np.testing.assert_allclose(got.sort_values("n").correlation.to_numpy(), want.correlation.to_numpy(), atol=1e-3)
+    roar = faith.read_roar()
+    assert roar is not None, "scripts/roar.py's run is committed"
+    acc, per_image, run = roar
+    assert len(run["methods"]) >= 5 and "random" in run["methods"]
+    mean = per_image.groupby(["method", "fraction"]).correct.mean()
+    for r in acc.itertuples():
+        assert mean[(r.method, r.fraction)] == pytest.approx(r.accuracy)
+
+
+class _NoStore:
+    """A stand-in for a ResultStore that computes every batch (no cache)."""
+
+    def batches(self, key, n, size, run, progress=False):
+        return torch.cat([run(slice(i, min(i + size, n))) for i in range(0, n, size)])

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from . import metrics, verdicts
-from .metrics.faithfulness import sensitivity_n_from, subset_outputs
+from .metrics.faithfulness import draw_subsets, sensitivity_n_from, subset_outputs
 
 # The operator metrics: name -> (registered metric, its parameters besides removal).
 OPERATOR_METRICS = {"deletion": ("deletion", {}), "insertion": ("insertion", {}), "impact": ("impact", {})}
@@ -163,8 +163,7 @@ def sensitivity_n_rows(store, name: str, net, images, targets, maps: dict, *, ce
                                             n_subsets=n_subsets, removal=removal, seed=seed)
         return deltas
     deltas = store.batches(f"sensitivity_n/{name}/{removal}/{cell}", len(images), 8, run, progress=False)
-    nv, chosen, _ = subset_outputs(net, images[:1], targets[:1], n_values=n_values, cell=cell,
-                                   n_subsets=n_subsets, removal=removal, seed=seed)
+    nv, chosen = draw_subsets(*images.shape[-2:], cell, n_values, n_subsets, seed)
     n_features = chosen.shape[-1]
     rows = []
     for m, s in maps.items():

@@ -392,6 +392,9 @@ def removal_rule() -> Check:
     from .metrics import removal
 
     def read(name, value, ns):
-        removal.check_removal(value)
+        try:
+            removal.check_removal(value)
+        except ParameterError as e:
+            raise ParameterError(str(e).replace("removal=", f"{name}=", 1)) from None
         return value
     return Check(read, f"{', '.join(map(repr, sorted(removal.OPERATORS)))}, or a grey value in [0, 1]")

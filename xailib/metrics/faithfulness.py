@@ -122,6 +122,21 @@ def default_n_values(n_features: int, k: int = 8) -> list[int]:
     return sorted({int(round(v)) for v in torch.logspace(0, math.log10(top), k).tolist()})
 
 
+def draw_subsets(height: int, width: int, cell: int = 4, n_values=None, n_subsets: int = 64, seed: int = 0):
+    """``(n_values, chosen (N, S, F) bool)``: for each n, ``n_subsets`` random sets of n of the
+    image's ``cell`` x ``cell`` features, drawn from ``seed`` (the same for every image)."""
+    if not isinstance(n_subsets, int) or n_subsets < 3:
+        raise ParameterError(f"n_subsets={n_subsets!r} must be an integer of at least 3 (a correlation)")
+    F = int(feature_grid(height, width, cell).max()) + 1
+    n_values = default_n_values(F) if n_values is None else list(n_values)
+    if not n_values or any(not isinstance(n, int) or isinstance(n, bool) or not 1 <= n < F for n in n_values):
+        raise ParameterError(f"n_values={n_values!r} must be integers in [1, {F - 1}] "
+                             f"(the image has {F} features of {cell} x {cell} px)")
+    gen = torch.Generator().manual_seed(seed)
+    chosen = torch.stack([torch.argsort(torch.rand(n_subsets, F, generator=gen), dim=1) < n for n in n_values])
+    return n_values, chosen
+
+
 @torch.no_grad()
 def subset_outputs(model, images, targets, *, n_values=None, cell: int = 4, n_subsets: int = 64,
                    removal="zero", output: str = "logit", seed: int = 0, batch_size: int = 1024,
@@ -134,21 +149,13 @@ def subset_outputs(model, images, targets, *, n_values=None, cell: int = 4, n_su
     are then scored by :func:`sensitivity_n_from` against the same draws."""
     check_choice("output", output, OUTPUTS)
     check_removal(removal)
-    if not isinstance(n_subsets, int) or n_subsets < 3:
-        raise ParameterError(f"n_subsets={n_subsets!r} must be an integer of at least 3 (a correlation)")
     dev = inference.model_device(model, fallback=images.device)
     x = images.to(dev, torch.float32)
     B, C, H, W = x.shape
+    n_values, chosen = draw_subsets(H, W, cell, n_values, n_subsets, seed)
     grid = feature_grid(H, W, cell).to(dev)
-    F = int(grid.max()) + 1
-    n_values = default_n_values(F) if n_values is None else list(n_values)
-    if not n_values or any(not isinstance(n, int) or isinstance(n, bool) or not 1 <= n < F for n in n_values):
-        raise ParameterError(f"n_values={n_values!r} must be integers in [1, {F - 1}] "
-                             f"(the image has {F} features of {cell} x {cell} px)")
-    t = torch.as_tensor(targets, dtype=torch.long, device=dev).expand(B)
-    gen = torch.Generator().manual_seed(seed)
-    chosen = torch.stack([torch.argsort(torch.rand(n_subsets, F, generator=gen), 1) < n for n in n_values])
     chosen = chosen.to(dev)                                            # (N, S, F)
+    t = torch.as_tensor(targets, dtype=torch.long, device=dev).expand(B)
 
     def out(z):
         o = inference.forward(model, z)
