@@ -231,8 +231,10 @@ def hyper_table(rows: pd.DataFrame, scores: pd.DataFrame | None = None, measure:
         t["deletion AUC at default"] = [panel.get(r.method, np.nan) for r in t.itertuples()]
         def rank(method, value):      # 1 + the panel's methods (at their defaults) with a lower AUC
             return int((panel.drop(method, errors="ignore") < value).sum() + 1) if np.isfinite(value) else np.nan
-        t["rank at default"] = [rank(r.method, panel.get(r.method, np.nan)) for r in t.itertuples()]
-        t["rank with this value"] = [rank(r.method, d) for r, d in zip(t.itertuples(), t["deletion AUC"])]
+        t["rank at default"] = pd.array([rank(r.method, panel.get(r.method, np.nan)) for r in t.itertuples()],
+                                        dtype="Int64")
+        t["rank with this value"] = pd.array([rank(r.method, d) for r, d in zip(t.itertuples(), t["deletion AUC"])],
+                                             dtype="Int64")
     return t
 
 
@@ -280,18 +282,27 @@ def deletion_frame(net, images, targets, maps, method: str, parameter: str, valu
 
 
 def operator_findings(table: pd.DataFrame) -> str:
-    """One generated sentence per model on the operators: which keep a random removal harmless,
-    and under which the most methods beat the random map."""
+    """Generated sentences per model on the operators: under which a random removal is harmless
+    (holds), harmful (does not hold) or not resolved, and how many methods beat the random map's
+    deletion under each."""
     lines = []
     harmless = table[table.group == "random removal harmless"]
     for model, g in harmless.groupby("model", sort=False):
-        ok = [r.setting.replace("removal: ", "") for r in g.itertuples() if r.verdict == verdicts.HOLDS]
-        bad = [r.setting.replace("removal: ", "") for r in g.itertuples() if r.verdict == verdicts.FAILS]
+        said = {v: [r.setting.replace("removal: ", "") for r in g.itertuples() if r.verdict == v]
+                for v in (verdicts.HOLDS, verdicts.FAILS, verdicts.OPEN)}
+        parts = [f"{', '.join(said[verdicts.HOLDS])} (holds)" if said[verdicts.HOLDS] else "",
+                 f"not under {', '.join(said[verdicts.FAILS])} (does not hold: most decisions change)"
+                 if said[verdicts.FAILS] else "",
+                 f"not resolved under {', '.join(said[verdicts.OPEN])}" if said[verdicts.OPEN] else ""]
         beat = table[(table.model == model) & table.group.str.startswith("deletion beats a random map")]
-        counts = beat[beat.verdict == verdicts.HOLDS].groupby("group").size()
-        per_op = ", ".join(f"{k.split('(')[-1].rstrip(')')}: {counts.get(k, 0)} of {n}"
-                           for k, n in beat.groupby("group", sort=False).size().items())
+        per_op = []
+        for grp, sub in beat.groupby("group", sort=False):
+            op = grp.split("(")[-1].rstrip(")")
+            if (sub.verdict == verdicts.UNJUDGED).all():
+                per_op.append(f"{op}: no verdict (a random map passes there)")
+            else:
+                per_op.append(f"{op}: {int((sub.verdict == verdicts.HOLDS).sum())} of {len(sub)}")
         lines.append(f"- **{model}**: a random 10 % removal leaves most decisions intact under "
-                     f"{', '.join(ok) or 'no operator'}; it changes most of them under {', '.join(bad) or 'none'}. "
-                     f"Methods whose deletion beats the random map, per operator: {per_op}.")
+                     + "; ".join(p for p in parts if p) + ". Maps whose deletion beats the random map's, per "
+                     f"operator: {', '.join(per_op)}.")
     return "\n".join(lines)

@@ -486,16 +486,16 @@ def threshold_curves(table, title: str = "", highlight=("random", "constant", "g
     return fig
 
 
-def rank_heatmap(ranks, metric: str, title: str = ""):
-    """Methods (rows) x removal operators (columns) per model: each cell the method's rank under
-    ``metric`` (1 = best) and its bootstrap interval; colour by rank."""
+def rank_heatmap(ranks, metric: str, title: str = "", order=None):
+    """Methods (rows, in ``order`` when given) x removal operators (columns) per model: each cell
+    the method's rank under ``metric`` (1 = best) and its bootstrap interval; colour by rank."""
     models = list(dict.fromkeys(ranks.model))
     fig, axes = plt.subplots(1, len(models), figsize=(1.2 + 1.25 * len(models) * ranks.operator.nunique(),
                                                       0.8 + 0.3 * ranks.method.nunique()), squeeze=False)
     for ax, model in zip(axes[0], models):
         g = ranks[ranks.model == model]
         ops = list(dict.fromkeys(g.operator))
-        methods = list(dict.fromkeys(g.method))
+        methods = [m for m in (order or []) if m in set(g.method)] + sorted(set(g.method) - set(order or []))
         r = g.pivot(index="method", columns="operator", values="rank").reindex(index=methods, columns=ops)
         lo = g.pivot(index="method", columns="operator", values="low").reindex(index=methods, columns=ops)
         hi = g.pivot(index="method", columns="operator", values="high").reindex(index=methods, columns=ops)
@@ -505,7 +505,7 @@ def rank_heatmap(ranks, metric: str, title: str = ""):
                 v = r.iat[i, j]
                 if np.isfinite(v):
                     ax.text(j, i, f"{v:.0f}\n[{lo.iat[i, j]:.0f}-{hi.iat[i, j]:.0f}]", ha="center", va="center",
-                            fontsize=6, color="white" if v < 0.6 * len(methods) else "black")
+                            fontsize=6, color="black" if v < 0.6 * len(methods) else "white")
         ax.set_xticks(range(len(ops)), [str(o).replace("_", " ") for o in ops], fontsize=7, rotation=30)
         ax.set_yticks(range(len(methods)), [m.replace("_", " ") for m in methods], fontsize=7)
         ax.set_title(f"{model}: rank by {metric}", fontsize=8)

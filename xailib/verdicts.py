@@ -390,7 +390,7 @@ def findings(table, n_label: str = "images") -> str:
             seen.add((group, r["model"]))
             sub = table[(table["group"] == group) & (table["model"] == r["model"])]
             counts = sub["verdict"].value_counts()
-            parts = [f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, OPEN) if counts.get(v, 0)]
+            parts = [f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, OPEN, UNJUDGED) if counts.get(v, 0)]
             lines.append(f"- **{group}**, {r['model']}{where}: of {len(sub)} methods, " + ", ".join(parts)
                          + " (each method's row is in the table).")
             continue
