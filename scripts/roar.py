@@ -21,7 +21,8 @@ the benchmark's vgg_mini needs about 60,000 image presentations to leave chance 
 about 100 s per network here, and the 31 networks of this run would take about an hour;
 ``--from-scratch`` does it Hooker's way.
 
-Written to ``--out`` (default ``results/09_faithfulness/larger_run/``): ``roar.csv`` (accuracy per
+Written to ``--out`` (default ``results/09_faithfulness/larger_run/roar/``, beside the chapter's
+larger run, which ``scripts/larger_run.py`` rewrites without touching it): ``roar.csv`` (accuracy per
 method and k), ``roar_per_image.csv`` (correct or not, per test image: the chapter's paired
 verdicts), ``roar.json`` (parameters, command, wall time, versions). The retrained networks are
 not kept: the script regenerates them.
@@ -76,7 +77,7 @@ def main():
                          "the committed network; see the module's doc)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "results" / "09_faithfulness" / "larger_run")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "09_faithfulness" / "larger_run" / "roar")
     args = ap.parse_args()
     for m in args.methods:
         if m not in explain.METHODS:

@@ -6,4 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # XAILIB_PUBLISH=0: re-executed notebooks must not rewrite the committed tables in results/.
-XAILIB_PUBLISH=0 exec .venv/bin/python -m pytest "$@"
+# Two pytest-xdist workers, each taking whole files (a notebook's cells stay in order in one
+# kernel): LIME's Python loops, SLIC, the bootstrap and the kernels' start-up leave a core idle
+# that the other worker uses. Each worker keeps torch's default threads, so the numbers nbval
+# compares are those of a serial run; OMP_WAIT_POLICY=PASSIVE keeps idle OpenMP threads from
+# spinning on the other worker's core. XAILIB_TEST_WORKERS=0 runs serially (and -p no:xdist too).
+WORKERS=${XAILIB_TEST_WORKERS:-2}
+PAR=()
+if [ "$WORKERS" != 0 ]; then PAR=(-n "$WORKERS" --dist loadfile); fi
+XAILIB_PUBLISH=0 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} exec .venv/bin/python -m pytest "${PAR[@]}" --durations=15 "$@"

@@ -260,7 +260,7 @@ def read_roar(notebook: str = "09_faithfulness", root=None):
     from pathlib import Path
 
     from .results import REPO
-    folder = Path(root or REPO / "results") / notebook / "larger_run"
+    folder = Path(root or REPO / "results") / notebook / "larger_run" / "roar"
     if not (folder / "roar.json").exists():
         return None
     return (pd.read_csv(folder / "roar.csv"), pd.read_csv(folder / "roar_per_image.csv"),
