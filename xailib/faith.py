@@ -146,7 +146,7 @@ def roar_claims(per_image: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -
                 verdicts.paired(rnd.correct.to_numpy(), s.correct.to_numpy(), n_boot=n_boot, seed=seed),
                 kind="better", effect=0.05, paper="Hooker et al. (the survey's [50])",
                 setting=f"ROAR, k = {100 * f:g} %: accuracy after random removal minus after the method's",
-                scale=100, unit=" points", group="ROAR: removal hurts more than random"))
+                scale=100, unit=" points", group=f"ROAR at k = {100 * f:g} %: removal hurts more than random"))
     return out
 
 
@@ -241,15 +241,19 @@ def hyper_table(rows: pd.DataFrame, scores: pd.DataFrame | None = None, measure:
 def hyper_claims(rows: pd.DataFrame, measure: str = "spearman_abs", threshold: float = 0.9, *,
                  n_boot: int = 2000, seed: int = 0) -> list:
     """Per (method, parameter, value): the map moves (similarity to the default map below
-    ``threshold``), Bansal et al.'s finding for methods with hyper-parameters."""
+    ``threshold``), Bansal et al.'s finding for methods with hyper-parameters. A method without
+    one has nothing to claim (its row in the table shows similarity 1)."""
     out = []
     for (m, p, v), g in rows.groupby(["method", "parameter", "value"], sort=False):
-        what = "is made again" if p == "(none)" else f"{p} = {v}"
+        if p == "(none)":          # no hyper-parameter: the same call again, similarity 1 by construction
+            continue
+        what = f"{p} = {v}"
         out.append(verdicts.Claim(
             f"{m}: its map moves when {what}", "vgg_mini" if "model" not in g else str(g.model.iloc[0]),
             verdicts.paired(g[measure].to_numpy(), threshold, n_boot=n_boot, seed=seed), kind="below",
             effect=0.1, paper="Bansal et al. (the survey's [14])",
-            setting=f"{measure} similarity to the default map below {threshold}", group="the map moves with a hyper-parameter"))
+            setting=f"{measure} similarity to the default map below {threshold}",
+            group=f"{m}: the map moves with a hyper-parameter"))
     return out
 
 
@@ -305,4 +309,40 @@ def operator_findings(table: pd.DataFrame) -> str:
         lines.append(f"- **{model}**: a random 10 % removal leaves most decisions intact under "
                      + "; ".join(p for p in parts if p) + ". Maps whose deletion beats the random map's, per "
                      f"operator: {', '.join(per_op)}.")
+    return "\n".join(lines)
+
+
+def roar_findings(roar: pd.DataFrame) -> str:
+    """Generated sentences on a ROAR table: the methods below the random control at every step,
+    and, per step, those whose removal leaves a *more* accurate network than a random one."""
+    t = roar[roar.fraction > 0].pivot(index="method", columns="fraction", values="accuracy")
+    if CONTROL not in t.index:
+        return ""
+    rnd = t.loc[CONTROL]
+    others = t.drop(index=CONTROL)
+    below = [m for m in others.index if (others.loc[m] < rnd).all()]
+    above = {f: [m for m in others.index if others.loc[m, f] > rnd[f]] for f in t.columns}
+    text = [f"Below the random control at every step: {', '.join(below) or 'no method'}."]
+    steps = [f"k = {100 * f:g} % ({', '.join(ms)})" for f, ms in above.items() if ms]
+    if steps:
+        text.append("Retrained without these methods' top pixels, the network is *more* accurate than "
+                    "without a random share at " + "; ".join(steps) + ". What is left, or the outline of "
+                    "what was taken, still carries the class there.")
+    return " ".join(text)
+
+
+def known_truth_ranks(ranks: pd.DataFrame, metric: str) -> str:
+    """A generated sentence: where the object's own mask and the random map rank under each
+    operator (the known truth should rank near the top, the random map near the bottom)."""
+    lines = []
+    for model, g in ranks.groupby("model", sort=False):
+        n = g.method.nunique()
+        parts = []
+        for who in (CEILING, CONTROL):
+            r = g[g.method == who].set_index("operator")["rank"]
+            if len(r):
+                parts.append(f"the {'object mask' if who == CEILING else 'random map'} ranks "
+                             + ", ".join(f"{v:.0f} ({op})" for op, v in r.items()))
+        if parts:
+            lines.append(f"- **{model}**, by {metric}, of {n} maps: " + "; ".join(parts) + ".")
     return "\n".join(lines)

@@ -376,10 +376,10 @@ def claims_table(claims: list[Claim], alpha: float = 0.05) -> "pd.DataFrame":
     return pd.DataFrame(rows)
 
 
-def findings(table, n_label: str = "images") -> str:
+def findings(table, n_label: str = "images", counted: str = "methods") -> str:
     """Markdown bullets generated from a claims table (so the prose never goes stale when the
     chapter is re-run on other data): one per claim, and one per (group, model) that counts the
-    verdicts of a statement made for many methods at once."""
+    verdicts of a statement made for many methods (``counted``) at once."""
     lines, seen = [], set()
     for _, r in table.iterrows():
         where = f" ({r['setting']})" if r.get("setting") else ""
@@ -391,8 +391,8 @@ def findings(table, n_label: str = "images") -> str:
             sub = table[(table["group"] == group) & (table["model"] == r["model"])]
             counts = sub["verdict"].value_counts()
             parts = [f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, OPEN, UNJUDGED) if counts.get(v, 0)]
-            lines.append(f"- **{group}**, {r['model']}{where}: of {len(sub)} methods, " + ", ".join(parts)
-                         + " (each method's row is in the table).")
+            lines.append(f"- **{group}**, {r['model']}{where}: of {len(sub)} {counted}, " + ", ".join(parts)
+                         + f" (each {counted.rstrip('s')}'s row is in the table).")
             continue
         text = (f"- **{r['claim']}**, {r['model']}{where}: **{r['verdict']}**; difference "
                 f"{r['difference [95 % CI]']}, n = {r['n']}, Holm-adjusted p = {r['p (Holm)']:.3g}")
