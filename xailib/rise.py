@@ -47,14 +47,8 @@ def input_fill(model: nn.Module, fill, device) -> torch.Tensor:
     model's input normalisation, wherever it sits in the model; 0 with a warning when it has none)
     or a constant in [0, 1]."""
     if fill == "mean":
-        norm = find_normalization(model) if model is not None else None
-        if norm is None:
-            import warnings
-            warnings.warn("fill='mean': the model has no input normalisation (a submodule with per-channel "
-                          "mean and std tensors), so removed pixels become 0 (black); pass fill= a grey "
-                          "value in [0, 1] to choose another", stacklevel=3)
-            return torch.zeros(1, 3, 1, 1, device=device)
-        return norm.mean.detach().to(device, torch.float32).reshape(1, -1, 1, 1).expand(1, 3, 1, 1)
+        from .metrics.removal import dataset_mean
+        return dataset_mean(model, device, asked="fill='mean'")
     if isinstance(fill, (int, float)) and not isinstance(fill, bool):
         return torch.full((1, 3, 1, 1), float(fill), device=device)
     raise ParameterError(f"fill={fill!r} must be 'mean' or a number (a pixel value in [0, 1])")

@@ -66,15 +66,17 @@ def blur(x: torch.Tensor, kernel: int | None = None, sigma: float | None = None)
     return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
 
 
-def dataset_mean(model, device) -> torch.Tensor:
-    """(1, 3, 1, 1): the mean of the model's input normalisation (0 with a warning without one)."""
+def dataset_mean(model, device, asked: str = "removal='dataset_mean'") -> torch.Tensor:
+    """(1, 3, 1, 1): the mean of the model's input normalisation, wherever it sits in the model
+    (0 with a warning naming what was ``asked`` when it has none)."""
     from ..rise import find_normalization
     norm = find_normalization(model) if model is not None else None
     if norm is None:
         import warnings
-        warnings.warn("removal='dataset_mean': the model has no input normalisation (a submodule with "
-                      "per-channel mean and std tensors), so removed pixels become 0 (black); pass "
-                      "removal= a grey value in [0, 1] to choose another", stacklevel=3)
+        param = asked.split("=")[0]
+        warnings.warn(f"{asked}: the model has no input normalisation (a submodule with per-channel mean "
+                      f"and std tensors), so removed pixels become 0 (black); pass {param}= a grey value "
+                      "in [0, 1] to choose another", stacklevel=4)
         return torch.zeros(1, 3, 1, 1, device=device)
     return norm.mean.detach().to(device, torch.float32).reshape(1, -1, 1, 1).expand(1, 3, 1, 1)
 
