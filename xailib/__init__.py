@@ -5,14 +5,17 @@ truths, and the digits), ``models`` (classifiers), ``train`` (training the bench
 the model zoo), ``inference`` (the fast path every no-grad model call takes), ``explain`` (one
 interface to explain), ``metrics`` (one interface to score; ``metrics.similarity`` and
 ``metrics.randomisation`` for the sanity checks; ``metrics.localisation``, ``faithfulness``,
-``robustness`` and ``complexity`` for the localisation and trustworthiness scores), ``verdicts`` (the shared rule for
+``robustness`` and ``complexity`` for the localisation and trustworthiness scores, with
+sensitivity-n and the hyper-parameter sensitivity; ``metrics.removal``, the removal operator every
+perturbation metric shares), ``verdicts`` (the shared rule for
 judging claims), ``results`` (the resumable results store) and ``plots``; ``rise`` (RISE), ``methods`` (explanation methods by family, NeuroMask first), ``impact`` (Impact
 Score and Impact Coverage), ``patches`` (adversarial patches), ``sanity`` (the randomisation
-tests), ``wsol`` (weakly supervised localisation) and ``trust`` (BAM, trojans, infidelity and
-sensitivity) belong to their chapters. Chapter modules register their methods
+tests), ``wsol`` (weakly supervised localisation), ``trust`` (BAM, trojans, infidelity and
+sensitivity) and ``faith`` (removal operators, ROAR, sensitivity-n, hyper-parameters) belong to
+their chapters. Chapter modules register their methods
 and metrics into the same registries when imported here.
 """
-from . import (data, errors, explain, impact, inference, methods, metrics, models, patches,  # noqa: F401
-               results, rise, sanity, trust, variants, verdicts, wsol)
+from . import (data, errors, explain, faith, impact, inference, methods, metrics, models,  # noqa: F401
+               patches, results, rise, sanity, trust, variants, verdicts, wsol)
 
 __version__ = "0.1.0"

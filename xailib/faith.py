@@ -10,8 +10,6 @@ import torch
 from . import metrics, verdicts
 from .metrics.faithfulness import draw_subsets, sensitivity_n_from, subset_outputs
 
-# The operator metrics: name -> (registered metric, its parameters besides removal).
-OPERATOR_METRICS = {"deletion": ("deletion", {}), "insertion": ("insertion", {}), "impact": ("impact", {})}
 CONTROL = "random"
 CEILING = "object mask"
 
@@ -34,7 +32,7 @@ def operator_rows(store, name: str, net, images, targets, maps: dict, operators,
                 d = metrics.score(net, x, t, s[sl], "deletion", n_steps=n_steps, seed=seed, **kw)
                 i = (torch.full((len(x),), float("nan"), dtype=torch.float64) if op == "road" else
                      metrics.score(net, x, t, s[sl], "insertion", n_steps=n_steps, seed=seed, **kw))
-                k = metrics.score(net, x, t, s[sl], "impact", fraction=fraction, **{**kw, "blur_sigma": kw.get("blur_sigma")})
+                k = metrics.score(net, x, t, s[sl], "impact", fraction=fraction, **kw)
                 return torch.stack([d, i, k], 1)
             v = store.batches(f"operators/{name}/{op}/{m}", len(images), 8, run, progress=False)
             rows.append(pd.DataFrame({"model": name, "method": m, "operator": str(op), "image": range(len(images)),
