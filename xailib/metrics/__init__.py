@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import inference
 from ..errors import ParameterError, check_choice, check_unknown_keys
-from .removal import OPERATORS as REMOVALS, blur, blur_kernel, check_removal, fill_image, remove  # noqa: F401
+from .removal import blur, blur_kernel, check_removal, fill_image, remove  # noqa: F401 (blur: chapter 02 calls metrics.blur)
 
 
 @dataclass(frozen=True)
