@@ -325,6 +325,22 @@ def _lrp(model, x, t, epsilon, reduce):
     return _reduce(LRP(model).attribute(x, target=t), reduce)
 
 
+def residual(model: nn.Module) -> bool:
+    """Whether ``model`` adds a block's input to its output (a residual connection): a module
+    with a ``shortcut`` or ``downsample`` branch (this book's ResNet blocks, torchvision's)."""
+    return any(hasattr(m, "shortcut") or hasattr(m, "downsample") for m in model.modules())
+
+
+def approximate(method: str, model: nn.Module) -> str | None:
+    """Why ``method``'s maps on ``model`` are only an approximation of the method, or None.
+    captum's LRP passes relevance through a residual ``+`` unchanged instead of splitting it
+    between the two branches (zennit's residual canonizers do split it), so the leaderboard marks
+    those rows instead of ranking them silently."""
+    if method == "lrp_epsilon" and residual(model):
+        return "captum's LRP treats the residual + as pass-through (no canonizer)"
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # Class activation maps (captum)
 # --------------------------------------------------------------------------------------------

@@ -47,13 +47,10 @@ def rank_table(rows: pd.DataFrame, metric: str, n_boot: int = 1000, seed: int = 
     rank, low, high."""
     higher = metrics.METRICS[metric].higher_is_better
     out = []
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)      # one stream over the groups, as the committed tables were made
     for (model, op), g in rows.dropna(subset=[metric]).groupby(["model", "operator"], sort=False):
         wide = g.pivot(index="image", columns="method", values=metric)
-        idx = rng.integers(0, len(wide), size=(n_boot, len(wide)))
-        reps = pd.DataFrame(wide.to_numpy()[idx].mean(1), columns=wide.columns)
-        r = verdicts.rank_intervals(reps, higher_is_better=higher, level=level)
-        r["mean"] = wide.mean()
+        r = verdicts.bootstrap_ranks(wide, higher, n_boot=n_boot, seed=rng, level=level)
         out.append(r.assign(model=model, operator=op).rename_axis("method").reset_index())
     return pd.concat(out, ignore_index=True)[["model", "operator", "method", "mean", "rank", "low", "high"]]
 

@@ -416,6 +416,25 @@ def rank_intervals(replicates, higher_is_better: bool = True, level: float = 0.9
     return pd.DataFrame({"rank": point, "low": np.minimum(lo, point), "high": np.maximum(hi, point)})
 
 
+def bootstrap_ranks(wide, higher_is_better: bool = True, n_boot: int = 1000, seed=0,
+                    level: float = 0.95):
+    """Ranks of the columns of ``wide`` (rows: images, columns: methods) by their mean, with
+    intervals from a bootstrap over the images (the same resampled images for every method).
+    ``seed``: an integer or a ``numpy.random.Generator`` to draw from. Columns: rank (1 = best),
+    low, high, mean."""
+    import pandas as pd
+    check_positive_int("n_boot", n_boot)
+    wide = pd.DataFrame(wide)
+    if len(wide) == 0:
+        raise ParameterError("no images to rank by")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(wide), size=(n_boot, len(wide)))
+    reps = pd.DataFrame(wide.to_numpy(dtype=float)[idx].mean(1), columns=wide.columns)
+    out = rank_intervals(reps, higher_is_better=higher_is_better, level=level)
+    out["mean"] = wide.mean()
+    return out
+
+
 DEGENERATE = 0.5
 
 

@@ -1,0 +1,107 @@
+"""How far rankings agree: rank correlation, Kendall's W, and split-half reliability.
+
+The leaderboard (chapter 10) asks of its metrics what MetaQuantus (Hedström et al. 2023) and
+Tomsett et al. (2020) ask: do two metrics order the methods alike, and does one metric order
+them alike on two halves of the images? Spearman's rho and Kendall's tau are scipy's. Kendall's
+coefficient of concordance W over many raters is written here (neither scipy nor scikit-learn
+has it); it is the textbook formula with the correction for ties.
+
+Every function takes *oriented* scores or ranks: a metric where lower is better is negated first
+(:func:`orient`), so that for every column a larger value is a better one and two metrics that
+agree correlate positively.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import ParameterError, check_choice, check_positive_int
+
+CORRELATIONS = ("spearman", "kendall")
+
+
+def orient(table: pd.DataFrame, higher_is_better: dict) -> pd.DataFrame:
+    """``table`` (columns: metrics) with every lower-is-better column negated."""
+    missing = [c for c in table.columns if c not in higher_is_better]
+    if missing:
+        raise ParameterError(f"no direction for {missing}")
+    return table * pd.Series({c: 1.0 if higher_is_better[c] else -1.0 for c in table.columns})
+
+
+def rank_correlation(a, b, method: str = "spearman") -> float:
+    """Spearman's rho or Kendall's tau (tau-b) of two score vectors over the same items, NaN
+    where either is missing; NaN when fewer than three items remain or one side is constant."""
+    check_choice("method", method, CORRELATIONS)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ParameterError(f"a and b must be 1-D and the same length, got {a.shape} and {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    fn = stats.spearmanr if method == "spearman" else stats.kendalltau
+    return float(fn(a, b)[0])
+
+
+def agreement_matrix(scores: pd.DataFrame, method: str = "spearman") -> pd.DataFrame:
+    """Rank correlation of every pair of columns (oriented scores; rows: the ranked items)."""
+    cols = list(scores.columns)
+    return pd.DataFrame([[rank_correlation(scores[a], scores[b], method) for b in cols] for a in cols],
+                        index=cols, columns=cols)
+
+
+def kendall_w(scores) -> float:
+    """Kendall's coefficient of concordance of ``scores`` (rows: raters, e.g. metrics; columns:
+    items, e.g. methods; larger = better), with the tie correction:
+    W = 12 S / (m^2 (n^3 - n) - m sum_j T_j), S the squared deviations of the items' rank sums
+    from their mean, T_j = sum (t^3 - t) over rater j's groups of t tied items. 1 when every rater
+    orders the items alike, 0 when the rank sums are all equal. Raters with a missing item are
+    left out; NaN with fewer than two raters or items, or when every rater ties everything."""
+    s = np.asarray(scores, dtype=float)
+    if s.ndim != 2:
+        raise ParameterError(f"scores must be raters x items (2-D), got shape {s.shape}")
+    s = s[np.isfinite(s).all(1)]
+    m, n = s.shape
+    if m < 2 or n < 2:
+        return float("nan")
+    ranks = np.apply_along_axis(stats.rankdata, 1, s)
+    sums = ranks.sum(0)
+    S = float(((sums - sums.mean()) ** 2).sum())
+    ties = sum(float((c ** 3 - c).sum()) for c in (np.unique(r, return_counts=True)[1] for r in s))
+    denom = m ** 2 * (n ** 3 - n) - m * ties
+    return float("nan") if denom <= 0 else 12 * S / denom
+
+
+def split_half(per_image: pd.DataFrame, higher_is_better: bool = True, n_splits: int = 200, seed: int = 0,
+               method: str = "spearman", level: float = 0.95) -> tuple[float, float, float]:
+    """Split-half reliability of a ranking: the images (rows of ``per_image``; columns: methods)
+    are split at random into two halves ``n_splits`` times, the methods ranked by their mean on
+    each half, and the two rankings correlated. Returns (mean, low, high): the mean correlation
+    and the central ``level`` share of the splits' values (their spread, not a confidence interval
+    of the mean). NaN with fewer than four images or three methods."""
+    check_positive_int("n_splits", n_splits)
+    v = per_image.to_numpy(dtype=float) * (1.0 if higher_is_better else -1.0)
+    v = v[:, np.isfinite(v).all(0)]
+    n, k = v.shape
+    if n < 4 or k < 3:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_splits):
+        p = rng.permutation(n)
+        values.append(rank_correlation(v[p[: n // 2]].mean(0), v[p[n // 2:]].mean(0), method))
+    values = np.array(values)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return float("nan"), float("nan"), float("nan")
+    a = (1 - level) / 2
+    return float(values.mean()), float(np.quantile(values, a)), float(np.quantile(values, 1 - a))
+
+
+def per_image_agreement(a: pd.DataFrame, b: pd.DataFrame, method: str = "spearman") -> pd.Series:
+    """Per image (rows of ``a`` and ``b``, columns: methods; oriented), the rank correlation of
+    two metrics over the methods."""
+    cols = [c for c in a.columns if c in b.columns]
+    idx = [i for i in a.index if i in b.index]
+    return pd.Series([rank_correlation(a.loc[i, cols], b.loc[i, cols], method) for i in idx], index=idx)
