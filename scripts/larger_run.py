@@ -50,6 +50,8 @@ LARGER = {
     "09_faithfulness": dict(n_images=24, n_steps=16, methods="all", hyper_images=16,
                             hyper_methods=["smoothgrad", "integrated_gradients", "deeplift", "expected_gradients",
                                            "lrp_epsilon", "occlusion", "lime", "kernel_shap", "rise"]),
+    # every registered method, the learned masks included, and max-sensitivity for every one of them
+    "10_leaderboard": dict(n_images=20, n_truth=12, methods="every", sensitivity_methods="every"),
 }
 
 

@@ -365,3 +365,40 @@ class _NoStore:
 
     def batches(self, key, n, size, run, progress=False):
         return torch.cat([run(slice(i, min(i + size, n))) for i in range(0, n, size)])
+
+
+def test_leaderboard_larger_run_replays():
+    """Chapter 10: every registered method under every column in the committed run; a few images'
+    gradient maps (in the batch of 16 the run made them in), on the trained and the randomised
+    network, scored again give the committed mask energy, deletion under blur and randomisation
+    similarity."""
+    from xailib import leaderboard as lb
+    from xailib.metrics import randomisation as rnd
+    from xailib.metrics import similarity as sim
+    params, tables = _load("10_leaderboard")
+    per_image = pd.read_csv(tables["per_image"])
+    bench = per_image[per_image.images == "benchmark"]
+    assert set(explain.method_names(learned=True, controls=True)) <= set(bench.method)
+    assert {c.label for c in lb.COLUMNS} <= set(per_image.column)
+    rng = np.random.default_rng(SEED)
+    pool, nets, index = _correct_images(params)
+    imgs = pool.subset(index)
+    n = params["n_images"]
+    for mname in params["model_names"]:
+        net = nets[mname]
+        rnet = rnd.random_network(net, imgs.images[:1], mode="reset", batchnorm="affine", std=0.1, seed=params["seed"])
+        for img in _pick(np.arange(n), 2, rng):
+            b = _batch(img, 16, n)
+            j = slice(img - b.start, img - b.start + 1)
+            s = explain.explain(net, imgs.images[b], imgs.labels[b], "gradient")[j]
+            r = explain.explain(rnet, imgs.images[b], imgs.labels[b], "gradient")[j]
+            x, t, m = imgs.images[img:img + 1], imgs.labels[img:img + 1], imgs.masks[img:img + 1]
+            got = {"mask energy": metrics.score(None, x, None, s, "mask_energy", masks=m).item(),
+                   "deletion (blur)": metrics.score(net, x, t, s, "deletion", removal="blur",
+                                                    n_steps=params["n_steps"]).item(),
+                   "randomisation similarity": float(sim.similarity(s, r, "spearman_abs")[0])}
+            for col, value in got.items():
+                want = bench[(bench.model == mname) & (bench.method == "gradient") & (bench.column == col)
+                             & (bench.image == img)].score.iloc[0]
+                tol = TOL_CURVE if col.startswith("deletion") else TOL
+                assert value == pytest.approx(want, abs=tol), (mname, img, col)

@@ -61,6 +61,9 @@ BAD = [("01_benchmark_and_methods", p, m) for p, m in BAD] + [
     ("09_faithfulness", dict(operators=["zero", "noise"]), "operators='noise' is not accepted"),
     ("09_faithfulness", dict(methods=["gradient", "constant"]), "methods must include 'random'"),
     ("09_faithfulness", dict(hyper_images=50), "hyper_images must not exceed n_images"),
+    ("10_leaderboard", dict(methods=["gradient", "constant"]), "methods must include 'random'"),
+    ("10_leaderboard", dict(n_truth=1), "n_truth=1 must be an integer >= 2"),
+    ("10_leaderboard", dict(sensitivity_methods=["gradient", "gradcm"]), "sensitivity_methods='gradcm' is not accepted"),
     ("06_sanity_checks", dict(tests=["independent"]), "tests must include 'cascading'"),
     ("06_sanity_checks", dict(measure="ssim", measures=["spearman_abs"]), "must be one of measures"),
     ("06_sanity_checks", dict(alternatives=["reset/zero"]), "alternatives='reset/zero' is not accepted"),
@@ -133,7 +136,7 @@ def test_the_runner_prints_the_one_sentence_that_matters(tmp_path):
 
 @pytest.mark.parametrize("notebook", ["02_rise", "03_impact_score", "04_adversarial_patch", "05_neuromask",
                                       "06_sanity_checks", "07_localisation", "08_trustworthiness",
-                                      "09_faithfulness"])
+                                      "09_faithfulness", "10_leaderboard"])
 def test_every_committed_verdict_names_its_rule_n_and_an_interval_of_some_width(notebook):
     """The issue's 'must show': every verdict a chapter states names its rule, n and interval, and
     no interval collapses to a point (0 / 1 outcomes get exact intervals, not a bootstrap)."""

@@ -486,31 +486,84 @@ def threshold_curves(table, title: str = "", highlight=("random", "constant", "g
     return fig
 
 
-def rank_heatmap(ranks, metric: str, title: str = "", order=None):
-    """Methods (rows, in ``order`` when given) x removal operators (columns) per model: each cell
-    the method's rank under ``metric`` (1 = best) and its bootstrap interval; colour by rank."""
+def rank_heatmap(ranks, metric: str, title: str = "", order=None, columns: str = "operator",
+                 panel: str = "{model}: rank by {metric}", flagged=(), marked=()):
+    """Methods (rows, in ``order`` when given) x ``columns`` (removal operators, or metrics) per
+    model: each cell the method's rank under ``metric`` (1 = best) and its bootstrap interval;
+    colour by rank. Column labels in ``flagged`` get a flag; (model, method) rows in ``marked``
+    (an approximation) are labelled so."""
     models = list(dict.fromkeys(ranks.model))
-    fig, axes = plt.subplots(1, len(models), figsize=(1.2 + 1.25 * len(models) * ranks.operator.nunique(),
+    n_cols = ranks[columns].nunique()
+    fig, axes = plt.subplots(1, len(models), figsize=(1.2 + 1.25 * len(models) * n_cols if n_cols < 8 else
+                                                      1.5 + 0.55 * len(models) * n_cols,
                                                       0.8 + 0.3 * ranks.method.nunique()), squeeze=False)
     for ax, model in zip(axes[0], models):
         g = ranks[ranks.model == model]
-        ops = list(dict.fromkeys(g.operator))
+        ops = list(dict.fromkeys(g[columns]))
         methods = [m for m in (order or []) if m in set(g.method)] + sorted(set(g.method) - set(order or []))
-        r = g.pivot(index="method", columns="operator", values="rank").reindex(index=methods, columns=ops)
-        lo = g.pivot(index="method", columns="operator", values="low").reindex(index=methods, columns=ops)
-        hi = g.pivot(index="method", columns="operator", values="high").reindex(index=methods, columns=ops)
-        ax.imshow(r.to_numpy(dtype=float), cmap="viridis_r", aspect="auto", vmin=1, vmax=len(methods))
+        r = g.pivot(index="method", columns=columns, values="rank").reindex(index=methods, columns=ops)
+        lo = g.pivot(index="method", columns=columns, values="low").reindex(index=methods, columns=ops)
+        hi = g.pivot(index="method", columns=columns, values="high").reindex(index=methods, columns=ops)
+        worst = np.nanmax(r.to_numpy(dtype=float)) if r.notna().any().any() else len(methods)
+        ax.imshow(r.to_numpy(dtype=float), cmap="viridis_r", aspect="auto", vmin=1, vmax=worst)
         for i in range(len(methods)):
             for j in range(len(ops)):
                 v = r.iat[i, j]
                 if np.isfinite(v):
                     ax.text(j, i, f"{v:.0f}\n[{lo.iat[i, j]:.0f}-{hi.iat[i, j]:.0f}]", ha="center", va="center",
-                            fontsize=6, color="black" if v < 0.6 * len(methods) else "white")
-        ax.set_xticks(range(len(ops)), [str(o).replace("_", " ") for o in ops], fontsize=7, rotation=30)
-        ax.set_yticks(range(len(methods)), [m.replace("_", " ") for m in methods], fontsize=7)
-        ax.set_title(f"{model}: rank by {metric}", fontsize=8)
+                            fontsize=6 if n_cols < 8 else 5, color="black" if v < 0.6 * worst else "white")
+        ax.set_xticks(range(len(ops)), [str(o).replace("_", " ") + (" (flagged)" if o in flagged else "")
+                                        for o in ops], fontsize=7, rotation=30 if n_cols < 8 else 60,
+                      ha="center" if n_cols < 8 else "right")
+        ax.set_yticks(range(len(methods)), [m.replace("_", " ") + (" (approx.)" if (model, m) in marked else "")
+                                            for m in methods], fontsize=7)
+        ax.set_title(panel.format(model=model, metric=metric), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def agreement_heatmaps(matrices: dict, title: str = "", flagged=()):
+    """One panel per model: the rank correlation of every pair of metrics over the methods (a
+    square matrix, -1 to 1); flagged metrics are labelled."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(0.4 + 5.6 * len(matrices), 5.4), squeeze=False)
+    for ax, (model, m) in zip(axes[0], matrices.items()):
+        im = ax.imshow(m.to_numpy(dtype=float), cmap="RdBu", vmin=-1, vmax=1)
+        labels = [c + (" (flagged)" if c in flagged else "") for c in m.columns]
+        ax.set_xticks(range(len(labels)), labels, fontsize=6, rotation=60, ha="right")
+        ax.set_yticks(range(len(labels)), labels, fontsize=6)
+        for i in range(len(m)):
+            for j in range(len(m)):
+                v = m.iat[i, j]
+                if np.isfinite(v) and i != j:
+                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=4.5,
+                            color="white" if abs(v) > 0.6 else "black")
+        ax.set_title(model, fontsize=8)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.6, label="rank correlation over methods")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def cost_quality(cost, controls=("random", "constant", "edge")):
+    """Seconds per image (log scale) against the mean rank over the unflagged metrics, one
+    panel per model, every method labelled; the controls in grey."""
+    models = list(dict.fromkeys(cost.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.0), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        g = cost[cost.model == model]
+        for _, r in g.iterrows():
+            c = "0.55" if r.method in controls else "C0"
+            ax.scatter(r["s/image"], r["mean rank"], color=c, s=18)
+            ax.annotate(r.method.replace("_", " "), (r["s/image"], r["mean rank"]), fontsize=6,
+                        xytext=(3, 2), textcoords="offset points", color=c)
+        ax.set_xscale("log")
+        ax.invert_yaxis()
+        ax.set_xlabel("seconds per image (map)", fontsize=8)
+        ax.set_ylabel("mean rank over the unflagged metrics (1 = best)", fontsize=8)
+        ax.set_title(model, fontsize=8)
+        ax.tick_params(labelsize=7)
     fig.tight_layout()
     return fig
 

@@ -1,0 +1,195 @@
+"""Chapter 10's measures: known answers for the agreement and reliability measures, and the
+leaderboard's tables rebuilt from constructed per-image scores whose right answers are known."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from xailib import agreement, explain, leaderboard as lb, models, verdicts
+from xailib.errors import ParameterError
+
+
+# -- agreement and reliability: known answers --------------------------------------------------
+
+def test_identical_rankings_correlate_one_and_reversed_minus_one():
+    a = np.array([0.1, 0.5, 0.3, 0.9, 0.7])
+    for method in agreement.CORRELATIONS:
+        assert agreement.rank_correlation(a, 2 * a + 3, method) == pytest.approx(1.0)
+        assert agreement.rank_correlation(a, -a, method) == pytest.approx(-1.0)
+    # monotone but not linear: still 1 for a rank correlation
+    assert agreement.rank_correlation(a, np.exp(10 * a)) == pytest.approx(1.0)
+
+
+def test_rank_correlation_is_nan_when_undefined():
+    assert np.isnan(agreement.rank_correlation([1, 2], [1, 2]))            # fewer than three items
+    assert np.isnan(agreement.rank_correlation([1, 1, 1], [1, 2, 3]))      # a constant side
+    assert agreement.rank_correlation([1, 2, np.nan, 4], [1, 2, 3, 4]) == pytest.approx(1.0)   # missing left out
+    with pytest.raises(ParameterError, match="same length"):
+        agreement.rank_correlation([1, 2, 3], [1, 2])
+    with pytest.raises(ParameterError, match="not accepted"):
+        agreement.rank_correlation([1, 2, 3], [1, 2, 3], method="pearson")
+
+
+def test_kendall_w_known_answers():
+    rng = np.random.default_rng(0)
+    items = rng.normal(size=7)
+    assert agreement.kendall_w(np.tile(items, (5, 1))) == pytest.approx(1.0)          # identical raters
+    assert agreement.kendall_w(np.stack([items, -items])) == pytest.approx(0.0)        # two reversed raters
+    # identical raters with ties: 1 only with the tie correction
+    tied = np.array([1.0, 1.0, 2.0, 3.0])
+    assert agreement.kendall_w(np.stack([tied, tied, tied])) == pytest.approx(1.0)
+    # a hand-computed case: 3 raters, 3 items; rank sums 4, 6, 8 -> S = 8, W = 12 * 8 / (9 * 24) = 4 / 9
+    r = np.array([[1, 2, 3], [2, 1, 3], [1, 3, 2]], dtype=float)
+    assert agreement.kendall_w(r) == pytest.approx(4 / 9)
+    assert np.isnan(agreement.kendall_w(items[None]))                                  # one rater
+    with pytest.raises(ParameterError, match="2-D"):
+        agreement.kendall_w(items)
+
+
+def test_kendall_w_agrees_with_the_mean_spearman_identity():
+    """W = ((m - 1) mean rho + 1) / m over all pairs of m raters (no ties): an independent check."""
+    rng = np.random.default_rng(1)
+    s = rng.normal(size=(4, 9))
+    rhos = [agreement.rank_correlation(s[i], s[j]) for i in range(4) for j in range(i + 1, 4)]
+    assert agreement.kendall_w(s) == pytest.approx(((4 - 1) * np.mean(rhos) + 1) / 4)
+
+
+def test_orient_negates_lower_is_better_columns():
+    t = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    o = agreement.orient(t, {"a": True, "b": False})
+    assert o.a.tolist() == [1.0, 2.0] and o.b.tolist() == [-3.0, -4.0]
+    with pytest.raises(ParameterError, match="no direction"):
+        agreement.orient(t, {"a": True})
+
+
+def test_split_half_is_one_for_a_noiseless_ranking_and_low_for_noise():
+    rng = np.random.default_rng(0)
+    offsets = np.arange(6, dtype=float)
+    steady = pd.DataFrame(np.tile(offsets, (20, 1)) + 0.01 * rng.normal(size=(20, 6)))
+    mean, lo, hi = agreement.split_half(steady, n_splits=50)
+    assert mean == pytest.approx(1.0) and lo == pytest.approx(1.0)
+    # lower is better: the same data reversed is just as reliable
+    assert agreement.split_half(-steady, higher_is_better=False, n_splits=50)[0] == pytest.approx(1.0)
+    noise = pd.DataFrame(rng.normal(size=(20, 6)))
+    assert agreement.split_half(noise, n_splits=200)[0] < 0.5
+    assert np.isnan(agreement.split_half(steady.iloc[:3], n_splits=5)[0])          # too few images
+
+
+def test_bootstrap_ranks_orders_by_the_registry_direction():
+    wide = pd.DataFrame({"a": [1.0, 1.1, 0.9], "b": [2.0, 2.1, 1.9], "c": [3.0, 3.1, 2.9]})
+    hi = verdicts.bootstrap_ranks(wide, higher_is_better=True, n_boot=200)
+    lo = verdicts.bootstrap_ranks(wide, higher_is_better=False, n_boot=200)
+    assert hi["rank"].tolist() == [3, 2, 1] and lo["rank"].tolist() == [1, 2, 3]
+    assert (hi["low"] == hi["rank"]).all() and (hi["high"] == hi["rank"]).all()   # separated: no width
+    assert hi["mean"].tolist() == pytest.approx([1.0, 2.0, 3.0])
+    with pytest.raises(ParameterError, match="no images"):
+        verdicts.bootstrap_ranks(wide.iloc[:0])
+
+
+# -- LRP across a residual connection ----------------------------------------------------------
+
+def test_lrp_on_a_residual_network_is_marked_approximate():
+    res, vgg = models.load_model("resnet_mini"), models.load_model("vgg_mini")
+    assert explain.residual(res) and not explain.residual(vgg)
+    assert "residual" in explain.approximate("lrp_epsilon", res)
+    assert explain.approximate("lrp_epsilon", vgg) is None
+    assert explain.approximate("gradient", res) is None
+
+
+# -- the tables, from constructed per-image scores ---------------------------------------------
+
+N = 20
+METHODS = ["good", "poor", "random", "constant"]
+
+
+def _rows(model, column, images, values: dict):
+    return [pd.DataFrame({"model": model, "images": images, "method": m, "column": column, "image": np.arange(N),
+                          "score": v}) for m, v in values.items()]
+
+
+def _scores():
+    """Two networks. 'mask energy' (higher is better) ranks good > poor > constant > random and the
+    object mask first; 'deletion' (lower is better) gives the random map the best AUC and the
+    object mask the worst: a metric that fails its known truth and rewards a random map."""
+    rng = np.random.default_rng(0)
+    e = lambda: 0.01 * rng.normal(size=N)    # noqa: E731
+    parts = []
+    for model in ("net_a", "net_b"):
+        parts += _rows(model, "mask energy", "benchmark",
+                       {"good": 0.8 + e(), "poor": 0.5 + e(), "random": 0.2 + e(), "constant": 0.3 + e(),
+                        lb.TRUTH: 1.0 + 0 * e()})
+        parts += _rows(model, "deletion", "benchmark",
+                       {"good": 0.4 + e(), "poor": 0.5 + e(), "random": 0.2 + e(), "constant": 0.6 + e(),
+                        lb.TRUTH: 0.7 + e()})
+        parts += _rows(model, "randomisation similarity", "benchmark",
+                       {"good": 0.1 + e(), "poor": 0.9 + e(), "random": 1.0 + 0 * e(), "constant": 0 * e()})
+    # the trojan test: deletion prefers the trigger's mask (it passes this one)
+    parts += _rows(lb.TRUST_MODEL, "deletion", "trojan", {lb.TRIGGER: 0.1 + e(), lb.TRUTH: 0.6 + e()})
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_rebuild_ranks_by_the_registry_direction_and_flags_what_fails_a_known_truth():
+    t = lb.rebuild(_scores(), n_boot=200)
+    s = t["summary"].set_index(["model", "column", "method"])
+    assert lb.TRUTH not in set(t["summary"].method), "the known truths are never ranked"
+    assert s.loc[("net_a", "mask energy", "good"), "rank"] == 1
+    assert s.loc[("net_a", "mask energy", "random"), "rank"] == 4
+    assert s.loc[("net_a", "deletion", "random"), "rank"] == 1            # lower AUC is better
+    assert s.loc[("net_a", "deletion", "constant"), "rank"] == 4
+    assert s.loc[("net_a", "mask energy", "good"), "low"] < 0.8 < s.loc[("net_a", "mask energy", "good"), "high"]
+    v = t["validity"]
+    assert v.loc["mask energy", "object mask > random"] == "holds / holds"
+    assert v.loc["mask energy", "trigger > object (trojan)"] == "ignores the model"
+    assert v.loc["deletion", "object mask > random"] == "does not hold / does not hold"
+    assert v.loc["deletion", "trigger > object (trojan)"] == "holds"
+    assert v.loc["deletion", "rewards a control"] == "random"
+    assert v.loc["randomisation similarity", "rewards a control"] == "constant"
+    assert not v.loc["mask energy", "flag"] and v.loc["deletion", "flag"]
+    table = lb.leaderboard_table(t["summary"], "net_a", flagged=[c for c, f in v.flag.items() if f])
+    assert "deletion ⚑ ↓" in table.columns and "mask energy ↑" in table.columns
+    assert table.index[0] == "good"
+
+
+def test_agreement_and_controls_tables():
+    t = lb.rebuild(_scores(), n_boot=200)
+    m = t["agreement"]["net_a"]["matrix"]
+    # oriented: mask energy ranks good, poor, constant, random; -deletion ranks random, good, poor, constant
+    assert m.loc["mask energy", "mask energy"] == pytest.approx(1.0)
+    assert m.loc["mask energy", "deletion"] == pytest.approx(agreement.rank_correlation([4, 3, 1, 2], [3, 2, 4, 1]))
+    assert 0 <= t["agreement"]["net_a"]["w"] <= 1
+    c = t["controls"].set_index(["model", "column"])
+    assert c.loc[("net_a", "deletion"), "rewards random"] and not c.loc[("net_a", "mask energy"), "rewards random"]
+    r = t["reliability"].set_index(["model", "column"])
+    assert r.loc[("net_a", "mask energy"), "split-half rho"] == pytest.approx(1.0)
+
+
+def test_questions_name_the_methods_that_hold_up():
+    t = lb.rebuild(_scores(), n_boot=200)
+    q = t["questions"].set_index(["question", "model"])
+    # mask energy alone is scored here: 'good' and 'poor' both beat the random map on 20 images
+    loc = q.loc[("localises the object", "net_a")]
+    assert loc["hold up"] == 2 and set(loc["methods that hold up"].split(", ")) == {"good", "poor"}
+    rand = q.loc[("passes the randomisation check", "net_a")]
+    assert rand["methods that hold up"] == "good" and rand["fail"] == 1      # 'poor' stays at 0.9
+    assert "Kendall's W" in lb.findings(t)
+
+
+def test_rebuild_rejects_a_table_it_cannot_read(tmp_path):
+    s = _scores()
+    with pytest.raises(ParameterError, match="missing \\['score'\\]"):
+        lb.rebuild(s.drop(columns=["score"]))
+    with pytest.raises(ParameterError, match="unknown leaderboard columns \\['mask enrgy'\\]"):
+        lb.rebuild(s.assign(column=s.column.replace("mask energy", "mask enrgy")))
+    path = tmp_path / "per_image.csv"
+    s.to_csv(path, index=False)
+    assert len(lb.rebuild(path, n_boot=100)["summary"]) == len(lb.rebuild(s, n_boot=100)["summary"])
+
+
+def test_every_column_reads_its_direction_from_the_registry():
+    from xailib.metrics import METRICS
+    for c in lb.COLUMNS:
+        if c.metric:
+            assert c.higher is None, f"{c.label} declares a direction of its own"
+            assert c.higher_is_better == METRICS[c.metric].higher_is_better
+        else:
+            assert c.higher is not None
+    assert lb.directions()["deletion"] is False and lb.directions()["insertion"] is True

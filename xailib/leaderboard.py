@@ -1,0 +1,616 @@
+"""The leaderboard (chapter 10): every method under every metric on one shared set of images,
+how far the metrics agree, which of them pass tests against the benchmark's known truths, how
+stable their rankings are, and what each costs.
+
+The **columns** (:data:`COLUMNS`) are the book's metrics, each with the parameters and the image
+set it is scored on; a registered metric's direction (higher or lower is better) is read from
+:data:`xailib.metrics.METRICS`, and only the two derived scores (the similarity after model
+randomisation, BAM's contrast) declare their own. The **image sets**:
+
+- ``benchmark``: the first test images every network classifies correctly, with their exact
+  object masks and boxes; explained by each network, and by the same network with every layer
+  randomised (the sanity checks' last step);
+- ``patched``: test images of other classes that a network's committed adversarial patch turns
+  into its target (chapter 04), for Impact Coverage;
+- ``trojan``: triggered images that the zoo's fixed-trigger trojaned ``vgg_mini`` sends to its
+  target, with the trigger's mask (chapter 08);
+- ``bam``: BAM images that the object and the scene network both classify correctly.
+
+The **known truths** (:func:`validity_claims`), judged by the shared rule of
+:mod:`xailib.verdicts`:
+
+1. the object's mask, scored as a map, beats a random map (on the benchmark images);
+2. on the trojaned network's triggered images the trigger's mask beats the object's mask: the
+   network decides by the trigger, so a metric that reads the model must prefer it;
+3. the object's mask scores better under BAM's object network than under its scene network: the
+   object is the evidence for one and a distraction for the other.
+
+Tests 2 and 3 apply to the metrics that call the model; a metric that compares a map with the
+object's pixels cannot see which pixels a network uses, and the table says so ("ignores the
+model") instead of failing it. Everything a chapter shows is rebuilt from the long per-image
+table by :func:`rebuild`, which the committed CSVs feed as well.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import agreement, explain, models, patches, sanity, trust, variants, verdicts
+from .errors import ParameterError
+from .metrics import METRICS, score
+from .metrics import randomisation as rnd
+from .metrics import similarity as sim
+
+TRUTH, TRIGGER = "object mask", "trigger mask"
+CONTROLS = ("random", "constant")
+TRUST_MODEL = "vgg_mini"            # the zoo's BAM and trojan networks share its architecture
+SETS = ("benchmark", "patched", "trojan", "bam")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One leaderboard column: a registered metric with fixed parameters on one image set, or a
+    derived score (``metric=None``) that declares its own direction."""
+
+    label: str
+    metric: str | None
+    question: str
+    images: str = "benchmark"
+    params: dict = field(default_factory=dict)
+    needs: dict = field(default_factory=dict)      # metric parameter -> the image set's tensor
+    higher: bool | None = None                     # derived scores only
+    uses_model: bool = True
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRICS[self.metric].higher_is_better if self.metric else bool(self.higher)
+
+    @property
+    def takes_map(self) -> bool:
+        """Whether any map can be scored (a mask too), not only a method's own output."""
+        return self.metric not in (None, "max_sensitivity")
+
+
+MASKS, BOXES = {"masks": "masks"}, {"boxes": "boxes"}
+COLUMNS = (
+    Column("pointing game", "pointing_game", "localisation", needs=MASKS, uses_model=False),
+    Column("mask energy", "mask_energy", "localisation", needs=MASKS, uses_model=False),
+    Column("box IoU", "box_iou", "localisation", needs=BOXES, uses_model=False),
+    Column("PxAP", "pxap", "localisation", needs=MASKS, uses_model=False),
+    Column("top-k IoU", "top_k_iou", "localisation", needs=MASKS, uses_model=False),
+    Column("deletion", "deletion", "faithfulness", params={"removal": "dataset_mean"}),
+    Column("deletion (blur)", "deletion", "faithfulness", params={"removal": "blur"}),
+    Column("insertion", "insertion", "faithfulness", params={"removal": "blur"}),
+    Column("Impact Score", "impact", "faithfulness"),
+    Column("I_strict", "impact_strict", "faithfulness"),
+    Column("infidelity", "infidelity", "faithfulness"),
+    Column("sensitivity-n", "sensitivity_n", "faithfulness"),
+    Column("max-sensitivity", "max_sensitivity", "robustness"),
+    Column("roughness", "roughness", "complexity", uses_model=False),
+    Column("randomisation similarity", None, "randomisation", higher=False),
+    Column("Impact Coverage", "impact_coverage", "trust", images="patched", needs={"patch_masks": "patch_masks"},
+           uses_model=False),
+    Column("trigger mass", "mask_energy", "trust", images="trojan", needs={"masks": "trigger_masks"}, uses_model=False),
+    Column("BAM contrast", None, "trust", images="bam", higher=True),
+)
+BY_LABEL = {c.label: c for c in COLUMNS}
+STEPPED = ("deletion", "insertion")       # metrics that take the chapter's n_steps
+
+
+def directions() -> dict:
+    """{column label: higher is better}, from the registry."""
+    return {c.label: c.higher_is_better for c in COLUMNS}
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------
+
+def _params(col: Column, extra: dict, n_steps: int | None) -> dict:
+    p = {**col.params, **{k: extra[v] for k, v in col.needs.items()}}
+    if col.metric in STEPPED and n_steps is not None:
+        p["n_steps"] = n_steps
+    return p
+
+
+def score_maps(store, key: str, model: str, net, images: torch.Tensor, targets: torch.Tensor, maps: dict,
+               extra: dict, *, image_set: str, columns=COLUMNS, n_steps: int | None = None,
+               sensitivity_methods=(), method_params: dict | None = None, sensitivity_samples: int = 3,
+               seed: int = 0) -> pd.DataFrame:
+    """Long rows (model, images, method, column, image, score) of every map of ``maps`` under
+    every column scored on ``image_set``; each (column, map) cached in ``store`` under ``key``."""
+    n = len(images)
+    rows = []
+    for col in columns:
+        if col.images != image_set or col.metric is None:
+            continue
+        for m, s in maps.items():
+            if col.metric == "max_sensitivity":
+                if m not in sensitivity_methods:
+                    continue
+                p = {"method": m, "method_params": (method_params or {}).get(m, {}),
+                     "n_samples": sensitivity_samples, "seed": seed}
+            else:
+                p = _params(col, extra, n_steps)
+
+            def run(sl, col=col, s=s, p=p):
+                q = {k: (v[sl] if isinstance(v, torch.Tensor) and len(v) == n else
+                         v[sl] if isinstance(v, list) and len(v) == n else v) for k, v in p.items()}
+                return score(net if col.uses_model or col.metric == "max_sensitivity" else None,
+                             images[sl], targets[sl], s[sl], col.metric, **q)
+            v = store.batches(f"scores/{key}/{col.label}/{m}", n, n, run, progress=False).numpy()
+            rows.append(pd.DataFrame({"model": model, "images": image_set, "method": m, "column": col.label,
+                                      "image": np.arange(n), "score": v}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def seconds(store, key: str, maps: dict, columns=COLUMNS) -> pd.DataFrame:
+    """Seconds each (column, map) took in ``store`` under ``key`` (its first computation)."""
+    out = []
+    for col in columns:
+        for m in maps:
+            s = store.seconds(f"scores/{key}/{col.label}/{m}")
+            if s:
+                out.append({"column": col.label, "method": m, "seconds": s})
+    return pd.DataFrame(out)
+
+
+def randomisation_rows(model: str, maps: dict, random_maps: dict) -> pd.DataFrame:
+    """Per (method, image): the Spearman similarity of absolute values between the map of the
+    trained network and of the same network with every layer randomised (the sanity checks'
+    measure; lower: the map depends on what the network learned)."""
+    rows = []
+    for m, s in random_maps.items():
+        v = sim.similarity(maps[m], s, "spearman_abs")
+        rows.append(pd.DataFrame({"model": model, "images": "benchmark", "method": m,
+                                  "column": "randomisation similarity", "image": np.arange(len(v)),
+                                  "score": np.asarray(v, dtype=float)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def bam_contrast_rows(maps_object: dict, maps_scene: dict, images) -> pd.DataFrame:
+    """BAM's model contrast per (method, image), chapter 08's :func:`xailib.trust.bam_rows`."""
+    r = trust.bam_rows(maps_object, maps_scene, images)
+    return pd.DataFrame({"model": TRUST_MODEL, "images": "bam", "method": r.method, "column": "BAM contrast",
+                         "image": r.image, "score": r.contrast})
+
+
+@dataclass
+class Run:
+    """What :func:`collect` computed: the long per-image table and the seconds."""
+
+    scores: pd.DataFrame
+    method_seconds: pd.DataFrame        # model, method, s/image (benchmark maps)
+    metric_seconds: pd.DataFrame        # model, column, s/image-map
+    approximate: dict                   # (model, method) -> why
+    notes: list
+
+
+def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, method_params: dict,
+            n_steps: int, sensitivity_methods, sensitivity_samples: int, randomisation: dict,
+            patch_scale: float, trust_sets: bool, image_size: int, seed: int, progress=None) -> Run:
+    """Every map and score of the chapter, cached batch by batch in ``store`` (an interrupted
+    run resumes). ``pool`` is the test set; ``nets`` {name: network}."""
+    progress = progress or (lambda it, **_: it)
+    notes, parts, msec, approx = [], [], [], {}
+    correct = torch.ones(len(pool), dtype=torch.bool)
+    for net in nets.values():
+        correct &= models.predict(net, pool.images).argmax(1) == pool.labels
+    index = torch.nonzero(correct)[:n_images, 0]
+    if len(index) < n_images:
+        raise ParameterError(f"only {len(index)} test images are classified correctly by every network; "
+                             "lower n_images")
+    imgs = pool.subset(index)
+    truth = {TRUTH: imgs.masks.float()} if imgs.masks is not None else {}
+    cache = sanity.Maps(store, imgs.images, imgs.labels, method_params)
+    timing = []
+    for name, net in nets.items():
+        maps = {m: cache(f"maps/{name}", net, m) for m in progress(methods, desc=f"{name} maps")}
+        for m in methods:
+            msec.append({"model": name, "method": m, "s/image": cache.seconds(f"maps/{name}", m)})
+            why = explain.approximate(m, net)
+            if why:
+                approx[name, m] = why
+        example = imgs.images[:1]
+        rnet = sanity._Lazy(lambda net=net: rnd.random_network(net, example, **randomisation))
+        rmaps = {m: cache(f"maps/{name}/randomised", rnet, m) for m in progress(methods, desc=f"{name} randomised")}
+        parts.append(randomisation_rows(name, maps, rmaps))
+        extra = {"masks": imgs.masks, "boxes": imgs.boxes}
+        parts.append(score_maps(store, f"{name}/benchmark", name, net, imgs.images, imgs.labels, {**maps, **truth},
+                                extra, image_set="benchmark", n_steps=n_steps, sensitivity_methods=sensitivity_methods,
+                                method_params=method_params, sensitivity_samples=sensitivity_samples, seed=seed))
+        timing.append((name, f"{name}/benchmark", {**maps, **truth}, len(imgs)))
+        try:
+            patch, card = patches.load_patch(name)
+        except Exception as e:          # a network without a committed patch: no Impact Coverage
+            notes.append(f"{name}: no Impact Coverage ({e})")
+        else:
+            parts.append(_patched(store, cache, name, net, pool, patch, card, n_truth, patch_scale, methods,
+                                  method_params, seed))
+    if trust_sets:
+        parts += _trust(store, methods, method_params, n_truth, n_steps, image_size, seed)
+    scores = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    ms = []
+    for name, key, maps, n in timing:
+        s = seconds(store, key, maps)
+        if len(s):
+            ms.append(s.groupby("column", sort=False).seconds.sum().div(n * len(maps)).rename("s/image-map")
+                      .reset_index().assign(model=name))
+    return Run(scores, pd.DataFrame(msec), pd.concat(ms, ignore_index=True) if ms else pd.DataFrame(), approx, notes)
+
+
+def _patched(store, cache, name, net, pool, patch, card, n, scale, methods, method_params, seed):
+    target = card["target"]
+    ok = (models.predict(net, pool.images).argmax(1) == pool.labels) & (pool.labels != target)
+    idx = ok.nonzero()[:, 0][:4 * n]
+    xp, pmasks, pred, _ = patches.attack(net, pool.images[idx], patch, scale, seed=seed,
+                                         shape=card["config"]["shape"], scale_mode=card["config"]["scale_mode"])
+    hit = torch.nonzero(pred == target)[:n, 0]
+    if len(hit) < n:
+        raise ParameterError(f"{name}: only {len(hit)} successful patch attacks at scale {scale}; lower n_truth")
+    x, pm = xp[hit], pmasks[hit]
+    t = torch.full((n,), target, dtype=torch.long)
+    pc = sanity.Maps(store, x, t, method_params)
+    maps = {m: pc(f"maps/{name}/patched", net, m) for m in methods}
+    return score_maps(store, f"{name}/patched", name, net, x, t, maps, {"patch_masks": pm}, image_set="patched")
+
+
+def _trust(store, methods, method_params, n, n_steps, image_size, seed):
+    out = []
+    troj = models.load_model(f"{TRUST_MODEL}_trojan_fixed")
+    timgs, trig = trust.trojan_images(troj, "fixed", n, size=image_size, seed=seed)
+    tt = torch.full((n,), variants.TROJAN_TARGET, dtype=torch.long)
+    tc = sanity.Maps(store, timgs.images, tt, method_params)
+    maps = {m: tc("maps/trojan", troj, m) for m in methods}
+    maps[TRIGGER], maps[TRUTH] = trig.float(), timgs.masks.float()
+    out.append(score_maps(store, "trojan", TRUST_MODEL, troj, timgs.images, tt, maps, {"trigger_masks": trig},
+                          image_set="trojan"))
+    # known truth 2: the trigger's and the object's masks under the metrics that call the model
+    out.append(score_maps(store, "trojan/truth", TRUST_MODEL, troj, timgs.images, tt,
+                          {TRIGGER: trig.float(), TRUTH: timgs.masks.float()}, {"masks": timgs.masks, "boxes": timgs.boxes},
+                          image_set="benchmark", columns=[c for c in COLUMNS if c.uses_model and c.takes_map],
+                          n_steps=n_steps).assign(images="trojan"))
+    obj_net = models.load_model(f"{TRUST_MODEL}_bam_object")
+    scene_net = models.load_model(f"{TRUST_MODEL}_bam_scene")
+    bimgs, obj, scene = trust.bam_images(obj_net, scene_net, n, size=image_size, seed=seed)
+    mo = sanity.Maps(store, bimgs.images, obj, method_params)
+    ms = sanity.Maps(store, bimgs.images, scene, method_params)
+    maps_o = {m: mo("maps/bam/object", obj_net, m) for m in methods}
+    maps_s = {m: ms("maps/bam/scene", scene_net, m) for m in methods}
+    out.append(bam_contrast_rows(maps_o, maps_s, bimgs))
+    # known truth 3: the object's mask under the object and the scene network
+    cols = [c for c in COLUMNS if c.uses_model and c.takes_map]
+    for tag, net, t in (("object", obj_net, obj), ("scene", scene_net, scene)):
+        out.append(score_maps(store, f"bam/{tag}", f"bam {tag}", net, bimgs.images, t, {TRUTH: bimgs.masks.float()},
+                              {"masks": bimgs.masks, "boxes": bimgs.boxes}, image_set="benchmark", columns=cols,
+                              n_steps=n_steps).assign(images="bam"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Tables (all rebuilt from the long per-image table)
+# --------------------------------------------------------------------------------------------
+
+def _wide(scores: pd.DataFrame, model: str, column: str, images: str, methods=None) -> pd.DataFrame:
+    g = scores[(scores.model == model) & (scores.column == column) & (scores.images == images)]
+    w = g.pivot(index="image", columns="method", values="score")
+    return w if methods is None else w[[m for m in methods if m in w.columns]]
+
+
+def ranked(scores: pd.DataFrame) -> pd.DataFrame:
+    """The rows that the leaderboard ranks: the methods' own maps on their column's image set
+    (not the masks, and not the known-truth checks of other networks)."""
+    own = scores.images == scores.column.map({c.label: c.images for c in COLUMNS})
+    return scores[own & ~scores.method.isin([TRUTH, TRIGGER]) & scores.model.isin(_models(scores))]
+
+
+def _models(scores: pd.DataFrame) -> list:
+    return [m for m in dict.fromkeys(scores.model) if not str(m).startswith("bam ")]
+
+
+def summary(scores: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, approximate: dict | None = None) -> pd.DataFrame:
+    """Per (model, column, method): the mean with its 95 % interval (bootstrap over images, or
+    the exact interval of a 0 / 1 score: :func:`xailib.verdicts.paired`) and the rank (1 = best,
+    the registry's direction) with its bootstrap interval; ``approximate`` rows are marked."""
+    out = []
+    r = ranked(scores)
+    for (model, column), g in r.groupby(["model", "column"], sort=False):
+        wide = g.pivot(index="image", columns="method", values="score").dropna(axis=1)
+        if wide.shape[1] < 2:
+            continue
+        ranks = verdicts.bootstrap_ranks(wide, BY_LABEL[column].higher_is_better, n_boot=n_boot, seed=seed)
+        for m in wide.columns:
+            v = wide[m].to_numpy()
+            c = verdicts.paired(v, n_boot=n_boot, seed=seed, n_perm=1)
+            out.append({"model": model, "column": column, "question": BY_LABEL[column].question, "method": m,
+                        "mean": c.mean, "low": c.low, "high": c.high, "n": len(v),
+                        "rank": ranks.at[m, "rank"], "rank low": ranks.at[m, "low"], "rank high": ranks.at[m, "high"],
+                        "of": wide.shape[1], "approximate": (approximate or {}).get((model, m), "")})
+    return pd.DataFrame(out)
+
+
+def leaderboard_table(summ: pd.DataFrame, model: str, flagged=()) -> pd.DataFrame:
+    """Methods x columns for one network: 'mean [low, high] · rank (low-high)'; flagged columns
+    carry a mark, approximate rows '(approximate)'."""
+    g = summ[summ.model == model].copy()
+    g["cell"] = [f"{r['mean']:.3g} [{r['low']:.3g}, {r['high']:.3g}] · {r['rank']:.0f} ({r['rank low']:.0f}–{r['rank high']:.0f})"
+                 for _, r in g.iterrows()]
+    g["method"] = [m + (" (approximate)" if a else "") for m, a in zip(g.method, g.approximate)]
+    t = g.pivot(index="method", columns="column", values="cell")
+    cols = [c.label for c in COLUMNS if c.label in t.columns]
+    t = t[cols].fillna("—")
+    t.columns = [c + (" ⚑" if c in flagged else "") + (" ↑" if BY_LABEL[c].higher_is_better else " ↓") for c in cols]
+    order = g.groupby("method")["rank"].mean().sort_values().index
+    return t.reindex(order)
+
+
+def method_means(summ: pd.DataFrame, model: str, columns=None) -> pd.DataFrame:
+    """Methods x columns of mean scores, oriented so that larger is better."""
+    g = summ[summ.model == model]
+    w = g.pivot(index="method", columns="column", values="mean")
+    cols = [c.label for c in COLUMNS if c.label in w.columns and (columns is None or c.label in columns)]
+    return agreement.orient(w[cols], directions())
+
+
+def agreement_tables(summ: pd.DataFrame, method: str = "spearman") -> dict:
+    """Per model: the rank correlation of every pair of columns over the methods, and Kendall's W
+    over the columns that score every method."""
+    out = {}
+    for model in dict.fromkeys(summ.model):
+        w = method_means(summ, model)
+        full = w.dropna(axis=1)
+        out[model] = {"matrix": agreement.agreement_matrix(w, method),
+                      "w": agreement.kendall_w(full.T.to_numpy()), "w columns": list(full.columns),
+                      "w methods": len(full)}
+    return out
+
+
+def image_agreement(scores: pd.DataFrame, model: str, method: str = "spearman") -> pd.DataFrame:
+    """The rank correlation over methods of every pair of benchmark columns, per image, averaged
+    over the images (the columns with per-image scores for every method)."""
+    r = ranked(scores)
+    cols = [c.label for c in COLUMNS if c.images == "benchmark"]
+    wide = {c: agreement.orient(_wide(r, model, c, "benchmark"), {m: BY_LABEL[c].higher_is_better
+                                                                  for m in _wide(r, model, c, "benchmark").columns})
+            for c in cols}
+    wide = {c: w for c, w in wide.items() if w.shape[1] > 2 and not w.isna().any().any()}
+    keys = list(wide)
+    return pd.DataFrame([[agreement.per_image_agreement(wide[a], wide[b], method).mean() for b in keys] for a in keys],
+                        index=keys, columns=keys)
+
+
+def controls(summ: pd.DataFrame) -> pd.DataFrame:
+    """Where the random and the constant map rank under each column: a column that puts a
+    control in the better half of the methods rewards something other than the explanation."""
+    out = []
+    for (model, column), g in summ.groupby(["model", "column"], sort=False):
+        row = {"model": model, "column": column}
+        for c in CONTROLS:
+            r = g[g.method == c]
+            if len(r):
+                r = r.iloc[0]
+                row[f"{c} rank"] = f"{r['rank']:.0f} of {r['of']} ({r['rank low']:.0f}–{r['rank high']:.0f})"
+                row[f"rewards {c}"] = bool(r["rank"] <= r["of"] / 2)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def reliability(scores: pd.DataFrame, summ: pd.DataFrame, *, n_splits: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Per (model, column): split-half agreement of the method ranking (mean Spearman over random
+    halves of the images, with the spread of the splits) and the mean width of the rank intervals."""
+    out = []
+    r = ranked(scores)
+    for (model, column), g in r.groupby(["model", "column"], sort=False):
+        wide = g.pivot(index="image", columns="method", values="score").dropna(axis=1)
+        mean, lo, hi = agreement.split_half(wide, BY_LABEL[column].higher_is_better, n_splits=n_splits, seed=seed)
+        s = summ[(summ.model == model) & (summ.column == column)]
+        out.append({"model": model, "column": column, "split-half rho": mean, "low": lo, "high": hi,
+                    "mean rank-interval width": float((s["rank high"] - s["rank low"]).mean()) if len(s) else np.nan,
+                    "methods": wide.shape[1], "images": len(wide)})
+    return pd.DataFrame(out)
+
+
+def _oriented(v: np.ndarray, column: str) -> np.ndarray:
+    return v if BY_LABEL[column].higher_is_better else -v
+
+
+def validity_claims(scores: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> list:
+    """The known-truth tests of the module's doc, one claim per (column, network, test)."""
+    out = []
+    bench = scores[scores.images == "benchmark"]
+    for (model, column), g in bench[bench.model.isin(_models(scores))].groupby(["model", "column"], sort=False):
+        w = g.pivot(index="image", columns="method", values="score")
+        if TRUTH in w and "random" in w and not w[[TRUTH, "random"]].isna().any().any():
+            out.append(verdicts.Claim(
+                f"{column}: the object mask beats a random map", model,
+                verdicts.paired(_oriented(w[TRUTH].to_numpy(), column), _oriented(w["random"].to_numpy(), column),
+                                n_boot=n_boot, seed=seed),
+                effect=0.05, paper="known truth: the object's pixels", setting="benchmark images",
+                group="object mask beats random"))
+    for images, a, b, test, ma, mb in (("trojan", TRIGGER, TRUTH, "the trigger beats the object on a trojaned network",
+                                        TRUST_MODEL, TRUST_MODEL),
+                                       ("bam", TRUTH, TRUTH, "the object matters more to BAM's object network",
+                                        "bam object", "bam scene")):
+        sub = scores[(scores.images == images) & scores.method.isin([a, b])]
+        for column in dict.fromkeys(sub.column):
+            if column not in BY_LABEL or not BY_LABEL[column].uses_model:
+                continue
+            ga = sub[(sub.model == ma) & (sub.method == a) & (sub.column == column)].sort_values("image")
+            gb = sub[(sub.model == mb) & (sub.method == b) & (sub.column == column)].sort_values("image")
+            if not len(ga) or len(ga) != len(gb):
+                continue
+            out.append(verdicts.Claim(
+                f"{column}: {test}", TRUST_MODEL,
+                verdicts.paired(_oriented(ga.score.to_numpy(), column), _oriented(gb.score.to_numpy(), column),
+                                n_boot=n_boot, seed=seed),
+                effect=0.05, paper="known truth: " + ("the trojan's trigger" if images == "trojan" else "BAM"),
+                setting=f"{images} images", group=test))
+    return out
+
+
+TESTS = {"object mask beats random": "object mask > random",
+         "the trigger beats the object on a trojaned network": "trigger > object (trojan)",
+         "the object matters more to BAM's object network": "object net > scene net (BAM)"}
+
+
+def validity_table(claims: pd.DataFrame, ctrl: pd.DataFrame) -> pd.DataFrame:
+    """Columns x tests: the verdict of each known-truth test (one per network where it was run,
+    in the order of the networks, joined by " / "), which control map ranks in the better half,
+    and the resulting flag."""
+    rows = {}
+    for c in COLUMNS:
+        row = {"question": c.question, "direction": "higher" if c.higher_is_better else "lower"}
+        for group, label in TESTS.items():
+            sub = claims[(claims.group == group) & claims.claim.str.startswith(c.label + ":")]
+            if len(sub):
+                row[label] = " / ".join(sub.verdict)
+            elif group != "object mask beats random" and not c.uses_model and c.takes_map:
+                row[label] = "ignores the model"
+            else:
+                row[label] = "n/a"
+        cs = ctrl[ctrl.column == c.label]
+        rewards = sorted({k for k in CONTROLS for v in cs.get(f"rewards {k}", []) if pd.notna(v) and bool(v)})
+        row["rewards a control"] = ", ".join(rewards) or "no"
+        failed = claims[claims.claim.str.startswith(c.label + ":") & (claims.verdict == verdicts.FAILS)]
+        row["flag"] = bool(len(failed) or rewards)
+        rows[c.label] = row
+    return pd.DataFrame(rows).T.rename_axis("column")
+
+
+QUESTIONS = {
+    "localises the object": ("mask energy", "pointing game"),
+    "is faithful to the model": ("deletion (blur)", "insertion"),
+    "passes the randomisation check": ("randomisation similarity",),
+    "finds a trojan's trigger": ("trigger mass",),
+}
+
+
+def question_claims(scores: pd.DataFrame, *, threshold: float = sanity.THRESHOLD, n_boot: int = 1000,
+                    seed: int = 0) -> list:
+    """Per question of :data:`QUESTIONS`, method and network: the method beats the random map
+    under each of the question's columns (paired over images), or, for the randomisation check,
+    its similarity lies below ``threshold`` (the sanity checks' rule)."""
+    out = []
+    r = ranked(scores)
+    for q, cols in QUESTIONS.items():
+        for column in cols:
+            for model in _models(r):
+                w = _wide(r, model, column, BY_LABEL[column].images)
+                if w.empty:
+                    continue
+                for m in w.columns:
+                    if m in CONTROLS or w[m].isna().any():
+                        continue
+                    v = w[m].to_numpy()
+                    if column == "randomisation similarity":
+                        c, kind = verdicts.paired(v, threshold, n_boot=n_boot, seed=seed), "below"
+                    elif "random" in w:
+                        c = verdicts.paired(_oriented(v, column), _oriented(w["random"].to_numpy(), column),
+                                            n_boot=n_boot, seed=seed)
+                        kind = "better"
+                    else:
+                        continue
+                    out.append(verdicts.Claim(f"{m}: {column}", model, c, kind=kind, effect=0.05, paper=q,
+                                              setting=column, group=q))
+    return out
+
+
+def question_table(claims: pd.DataFrame, approximate: dict | None = None) -> pd.DataFrame:
+    """Per question and network: the methods whose every claim for the question holds, and how
+    many methods failed or were not resolved."""
+    out = []
+    claims = claims.assign(method=claims.claim.str.split(":").str[0])
+    for (q, model), g in claims.groupby(["group", "model"], sort=False):
+        per = g.groupby("method").verdict.agg(list)
+        hold = [m + (" (approximate)" if (approximate or {}).get((model, m)) else "")
+                for m, v in per.items() if all(x == verdicts.HOLDS for x in v)]
+        fail = [m for m, v in per.items() if any(x == verdicts.FAILS for x in v)]
+        out.append({"question": q, "model": model, "methods that hold up": ", ".join(hold) or "none",
+                    "hold up": len(hold), "fail": len(fail), "not resolved": len(per) - len(hold) - len(fail),
+                    "of": len(per), "columns": " and ".join(QUESTIONS[q])})
+    return pd.DataFrame(out)
+
+
+def cost_table(method_seconds: pd.DataFrame, summ: pd.DataFrame, valid_columns) -> pd.DataFrame:
+    """Per (model, method): seconds per image for the map and the mean rank over the columns
+    that are not flagged (lower is better)."""
+    q = (summ[summ.column.isin(valid_columns)].groupby(["model", "method"]).agg(
+        **{"mean rank": ("rank", "mean"), "columns": ("rank", "size")}).reset_index())
+    return method_seconds.merge(q, on=["model", "method"], how="inner")
+
+
+def rebuild(scores: pd.DataFrame | str | Path, *, method_seconds=None, approximate: dict | None = None,
+            n_boot: int = 1000, seed: int = 0) -> dict:
+    """Every table of the chapter from the long per-image table (a frame or its CSV path), so a
+    reader can re-rank the committed scores with other weights: summary, controls, validity
+    (claims and table), reliability, agreement, questions (claims and table), cost."""
+    if not isinstance(scores, pd.DataFrame):
+        scores = pd.read_csv(scores)
+    need = {"model", "images", "method", "column", "image", "score"}
+    if need - set(scores.columns):
+        raise ParameterError(f"the per-image table needs the columns {sorted(need)}; "
+                             f"missing {sorted(need - set(scores.columns))}")
+    unknown = set(scores.column) - set(BY_LABEL)
+    if unknown:
+        raise ParameterError(f"unknown leaderboard columns {sorted(unknown)}; known: {sorted(BY_LABEL)}")
+    summ = summary(scores, n_boot=n_boot, seed=seed, approximate=approximate)
+    ctrl = controls(summ)
+    vclaims = verdicts.claims_table(validity_claims(scores, n_boot=n_boot, seed=seed))
+    valid = validity_table(vclaims, ctrl)
+    qclaims = verdicts.claims_table(question_claims(scores, n_boot=n_boot, seed=seed))
+    out = {"summary": summ, "controls": ctrl, "validity claims": vclaims, "validity": valid,
+           "reliability": reliability(scores, summ, seed=seed), "agreement": agreement_tables(summ),
+           "question claims": qclaims, "questions": question_table(qclaims, approximate)}
+    if method_seconds is not None:
+        if not isinstance(method_seconds, pd.DataFrame):
+            method_seconds = pd.read_csv(method_seconds)
+        out["cost"] = cost_table(method_seconds, summ, [c for c, f in valid.flag.items() if not f])
+    return out
+
+
+def findings(tables: dict) -> str:
+    """Markdown generated from the tables: which columns pass every known-truth test, which are
+    flagged and why, the metrics' concordance, and the questions' answers."""
+    v = tables["validity"]
+    ok = [c for c, f in v.flag.items() if not f]
+    bad = [c for c, f in v.flag.items() if f]
+    lines = [f"- **{len(ok)} of {len(v)} columns pass every known-truth test that applies to them and "
+             f"rank neither control in the better half**: {', '.join(ok) or 'none'}."]
+    if bad:
+        why = []
+        for c in bad:
+            r = v.loc[c]
+            fails = [k for k in v.columns if isinstance(r[k], str) and verdicts.FAILS in r[k]]
+            parts = [f"{k} does not hold" for k in fails]
+            if r["rewards a control"] != "no":
+                parts.append(f"rewards {r['rewards a control']}")
+            why.append(f"{c} ({'; '.join(parts)})")
+        lines.append(f"- **Flagged ({len(bad)})**: " + "; ".join(why) + ".")
+    for model, a in tables["agreement"].items():
+        m = a["matrix"].to_numpy(dtype=float)
+        off = m[~np.eye(len(m), dtype=bool)]
+        off = off[np.isfinite(off)]
+        if len(off):
+            lines.append(f"- **{model}**: Kendall's W over the {len(a['w columns'])} columns that score all "
+                         f"{a['w methods']} methods is {a['w']:.2f}; the pairwise rank correlations range from "
+                         f"{off.min():+.2f} to {off.max():+.2f} (median {np.median(off):+.2f}).")
+    for _, r in tables["questions"].iterrows():
+        how = ("similarity below 0.5 after randomisation" if r["question"] == "passes the randomisation check"
+               else f"{r['columns']} against the random map")
+        lines.append(f"- **{r['question']}** ({r['model']}; {how}): {r['hold up']} of {r['of']} "
+                     f"methods hold up ({r['methods that hold up']}); {r['fail']} fail, {r['not resolved']} not resolved.")
+    return "\n".join(lines)
+
+
+def check_columns(labels) -> list:
+    """The column labels, checked (for a notebook parameter)."""
+    bad = [c for c in labels if c not in BY_LABEL]
+    if bad:
+        raise ParameterError(f"unknown leaderboard columns {bad}; known: {list(BY_LABEL)}")
+    return list(labels)
+
+
