@@ -3,6 +3,7 @@
     python scripts/run_notebooks.py --publish            # the book's build: every notebook in _toc.yml order
     python scripts/run_notebooks.py --publish --only 01_benchmark_and_methods
     python scripts/run_notebooks.py --only 01_benchmark_and_methods -p n_explain 32   # your own run
+    python scripts/run_notebooks.py --scheduler local:2 --only 06_sanity_checks 07_localisation   # side by side
 
 With --publish each notebook runs with its own default parameters *in place* in notebooks/ (its
 outputs are stored in the .ipynb: the book renders them, nbval compares them), its tables are
@@ -149,6 +150,37 @@ def write_page(notebooks):
     PAGE.write_text("\n".join(lines).rstrip() + "\n")
 
 
+def execute(path: str, out: str, overrides: dict, publish: bool):
+    """Run one notebook with papermill (here or on a worker): (seconds, None) or (seconds, the
+    one-line error)."""
+    os.environ["XAILIB_PUBLISH"] = "1" if publish else "0"
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(path, out, parameters=overrides, cwd=str(Path(path).parent),
+                            kernel_name="python3", progress_bar=False, request_save_on_cell_execute=True)
+    except pm.PapermillExecutionError as e:
+        return time.perf_counter() - t0, (f"cell {e.cell_index} (execution {e.exec_count}) stopped with "
+                                          f"{e.ename}: {e.evalue}")
+    return time.perf_counter() - t0, None
+
+
+def report(path: Path, out: Path, outcome, publish: bool, where) -> None:
+    """Stop on a failed notebook with one line; else print its time and, when publishing, keep
+    the record of its run (machine and packages) in the notebook."""
+    seconds, error = outcome
+    if error:
+        sys.exit(f"{path.stem}: {error}\n(the executed notebook, with the full traceback: {out})")
+    print(f"   {path.stem}: {seconds:.0f} s", flush=True)
+    if publish:
+        nb = nbformat.read(out, as_version=4)
+        nb.metadata["xailib_run"] = where
+        clean_outputs(nb)
+        for key in ("input_path", "output_path"):      # no machine's absolute path in the notebook
+            nb.metadata.get("papermill", {})[key] = str(path.relative_to(ROOT))
+        nbformat.write(nb, out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="+", help="notebook names (without .ipynb)")
@@ -156,6 +188,10 @@ def main():
                     help="a parameter override (Python literal), may repeat; not with --publish")
     ap.add_argument("--publish", action="store_true",
                     help="the book's build: execute in place, publish tables to results/, rewrite the build record")
+    ap.add_argument("--scheduler", default=None,
+                    help="run the notebooks side by side on a Dask cluster: 'local:N' (N worker processes) or "
+                         "a scheduler address 'tcp://host:8786' whose workers share this folder "
+                         "(default: $XAILIB_SCHEDULER when set, else one after the other here)")
     args = ap.parse_args()
     if args.publish and args.p:
         sys.exit("--publish writes the book's default runs, and -p overrides are never published: "
@@ -171,25 +207,23 @@ def main():
     os.environ["XAILIB_PUBLISH"] = "1" if args.publish else "0"
     runs = Path(os.environ.get("XAILIB_CACHE") or ROOT / ".cache") / "runs"
     where = machine() if args.publish else None
-    for path in notebooks:
-        out = path if args.publish else runs / path.name
-        out.parent.mkdir(parents=True, exist_ok=True)
-        print(f"-- {path.stem}" + ("" if args.publish else f" -> {out}"), flush=True)
-        t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(str(path), str(out), parameters=overrides, cwd=str(path.parent),
-                                kernel_name="python3", progress_bar=False, request_save_on_cell_execute=True)
-        except pm.PapermillExecutionError as e:
-            sys.exit(f"{path.stem}: cell {e.cell_index} (execution {e.exec_count}) stopped with "
-                     f"{e.ename}: {e.evalue}\n(the executed notebook, with the full traceback: {out})")
-        print(f"   {time.perf_counter() - t0:.0f} s", flush=True)
-        if args.publish:     # the notebook keeps the record of its own run: machine and packages
-            nb = nbformat.read(out, as_version=4)
-            nb.metadata["xailib_run"] = where
-            clean_outputs(nb)
-            for key in ("input_path", "output_path"):      # no machine's absolute path in the notebook
-                nb.metadata.get("papermill", {})[key] = str(path.relative_to(ROOT))
-            nbformat.write(nb, out)
+    jobs = [(path, path if args.publish else runs / path.name) for path in notebooks]
+    from xailib import shards
+    scheduler = shards.resolve_scheduler(args.scheduler)
+    if scheduler is None:
+        outcomes = []
+        for path, out in jobs:
+            print(f"-- {path.stem}" + ("" if args.publish else f" -> {out}"), flush=True)
+            outcomes.append(execute(str(path), str(out), overrides, args.publish))
+            report(path, out, outcomes[-1], args.publish, where)
+    else:      # independent notebooks side by side, each on one worker
+        with shards.client(scheduler) as c:
+            print(f"-- {len(jobs)} notebooks on {scheduler} ({len(c.scheduler_info()['workers'])} workers)", flush=True)
+            futures = [c.submit(execute, str(path), str(out), overrides, args.publish, key=f"notebook-{path.stem}",
+                                pure=False) for path, out in jobs]
+            outcomes = c.gather(futures)
+        for (path, out), outcome in zip(jobs, outcomes):
+            report(path, out, outcome, args.publish, where)
     if args.publish:
         write_page(toc_notebooks())
 

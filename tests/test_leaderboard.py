@@ -144,6 +144,8 @@ def test_rebuild_ranks_by_the_registry_direction_and_flags_what_fails_a_known_tr
     assert v.loc["deletion", "rewards a control"] == "random"
     assert v.loc["randomisation similarity", "rewards a control"] == "constant"
     assert not v.loc["mask energy", "flag"] and v.loc["deletion", "flag"]
+    # no verdict rests on 'deletion'; a column that rewards only the constant map stays usable
+    assert lb.unusable(v) == ["deletion"]
     table = lb.leaderboard_table(t["summary"], "net_a", flagged=[c for c, f in v.flag.items() if f])
     assert "deletion ⚑ ↓" in table.columns and "mask energy ↑" in table.columns
     assert table.index[0] == "good"

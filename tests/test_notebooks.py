@@ -64,6 +64,7 @@ BAD = [("01_benchmark_and_methods", p, m) for p, m in BAD] + [
     ("10_leaderboard", dict(methods=["gradient", "constant"]), "methods must include 'random'"),
     ("10_leaderboard", dict(n_truth=1), "n_truth=1 must be an integer >= 2"),
     ("10_leaderboard", dict(sensitivity_methods=["gradient", "gradcm"]), "sensitivity_methods='gradcm' is not accepted"),
+    ("10_leaderboard", dict(scheduler="laptop"), "scheduler='laptop' is not accepted"),
     ("06_sanity_checks", dict(tests=["independent"]), "tests must include 'cascading'"),
     ("06_sanity_checks", dict(measure="ssim", measures=["spearman_abs"]), "must be one of measures"),
     ("06_sanity_checks", dict(alternatives=["reset/zero"]), "alternatives='reset/zero' is not accepted"),

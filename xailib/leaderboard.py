@@ -47,6 +47,7 @@ from .metrics import similarity as sim
 
 TRUTH, TRIGGER = "object mask", "trigger mask"
 CONTROLS = ("random", "constant")
+MODEL_FREE = "edge"                   # a map of the image alone (a control of the registry, ranked as a method)
 TRUST_MODEL = "vgg_mini"            # the zoo's BAM and trojan networks share its architecture
 SETS = ("benchmark", "patched", "trojan", "bam")
 
@@ -192,9 +193,16 @@ class Run:
 
 def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, method_params: dict,
             n_steps: int, sensitivity_methods, sensitivity_samples: int, randomisation: dict,
-            patch_scale: float, trust_sets: bool, image_size: int, seed: int, progress=None) -> Run:
+            patch_scale: float, trust_sets: bool, image_size: int, seed: int, progress=None,
+            scheduler=None, source: dict | None = None, shard_size: int = 16) -> Run:
     """Every map and score of the chapter, cached batch by batch in ``store`` (an interrupted
-    run resumes). ``pool`` is the test set; ``nets`` {name: network}."""
+    run resumes). ``pool`` is the test set; ``nets`` {name: network}.
+
+    With a ``scheduler`` (or ``$XAILIB_SCHEDULER``; :mod:`xailib.shards`) and ``source`` (the
+    data set's ``dataset``, ``data_root``, ``annotations`` and the networks' ``weights``, from
+    which a worker rebuilds them), the benchmark maps of the trained networks, the bulk of the
+    work, are computed as shards of ``shard_size`` images on the cluster; a method whose
+    parameters are not plain values (expected gradients' background images) stays here."""
     progress = progress or (lambda it, **_: it)
     notes, parts, msec, approx = [], [], [], {}
     correct = torch.ones(len(pool), dtype=torch.bool)
@@ -208,10 +216,14 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
     truth = {TRUTH: imgs.masks.float()} if imgs.masks is not None else {}
     cache = sanity.Maps(store, imgs.images, imgs.labels, method_params)
     timing = []
+    remote = _remote_maps(nets, methods, index.tolist(), method_params, scheduler, source, image_size, seed,
+                          shard_size)
     for name, net in nets.items():
-        maps = {m: cache(f"maps/{name}", net, m) for m in progress(methods, desc=f"{name} maps")}
+        maps = {m: remote[name, m][0] if (name, m) in remote else cache(f"maps/{name}", net, m)
+                for m in progress(methods, desc=f"{name} maps")}
         for m in methods:
-            msec.append({"model": name, "method": m, "s/image": cache.seconds(f"maps/{name}", m)})
+            took = remote[name, m][1] if (name, m) in remote else cache.seconds(f"maps/{name}", m)
+            msec.append({"model": name, "method": m, "s/image": took})
             why = explain.approximate(m, net)
             if why:
                 approx[name, m] = why
@@ -241,6 +253,36 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
             ms.append(s.groupby("column", sort=False).seconds.sum().div(n * len(maps)).rename("s/image-map")
                       .reset_index().assign(model=name))
     return Run(scores, pd.DataFrame(msec), pd.concat(ms, ignore_index=True) if ms else pd.DataFrame(), approx, notes)
+
+
+def _plain(value) -> bool:
+    import json
+    try:
+        json.dumps(value)
+        return True
+    except TypeError:
+        return False
+
+
+def _remote_maps(nets, methods, index, method_params, scheduler, source, image_size, seed, shard_size) -> dict:
+    """{(network, method): (maps, seconds per image)} computed as shards, or {} without a scheduler."""
+    from . import shards
+    where = shards.resolve_scheduler(scheduler)
+    if where is None or source is None:
+        return {}
+    work = {(name, m): shards.shards_for(name, m, index, shard_size, dataset=source["dataset"], split="test",
+                                         size=image_size, seed=seed, data_root=source.get("data_root"),
+                                         annotations=source.get("annotations"),
+                                         weights=(source.get("weights") or {}).get(name),
+                                         params=method_params.get(m, {}))
+            for name in nets for m in methods if _plain(method_params.get(m, {}))}
+    flat = [s for v in work.values() for s in v]
+    values = shards.compute(flat, scheduler=where)
+    out, i = {}, 0
+    for k, v in work.items():
+        out[k] = (torch.cat(values[i:i + len(v)]), shards.seconds(v) / len(index))
+        i += len(v)
+    return out
 
 
 def _patched(store, cache, name, net, pool, patch, card, n, scale, methods, method_params, seed):
@@ -318,6 +360,7 @@ def summary(scores: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, approxim
     the registry's direction) with its bootstrap interval; ``approximate`` rows are marked."""
     out = []
     r = ranked(scores)
+    r = r.assign(order=r.column.map({c.label: i for i, c in enumerate(COLUMNS)})).sort_values("order", kind="stable")
     for (model, column), g in r.groupby(["model", "column"], sort=False):
         wide = g.pivot(index="image", columns="method", values="score").dropna(axis=1)
         if wide.shape[1] < 2:
@@ -489,15 +532,28 @@ QUESTIONS = {
 }
 
 
+def unusable(validity: pd.DataFrame) -> list:
+    """The columns no verdict may rest on: a known-truth test does not hold, or the random map
+    ranks in the better half (a column that rewards only the constant map stays usable for claims
+    against the random map, and the validity table says what it rewards)."""
+    out = []
+    for c, r in validity.iterrows():
+        failed = any(isinstance(r[k], str) and verdicts.FAILS in r[k] for k in TESTS.values() if k in r)
+        if failed or "random" in str(r.get("rewards a control", "")).split(", "):
+            out.append(c)
+    return out
+
+
 def question_claims(scores: pd.DataFrame, *, threshold: float = sanity.THRESHOLD, n_boot: int = 1000,
-                    seed: int = 0) -> list:
+                    seed: int = 0, skip=()) -> list:
     """Per question of :data:`QUESTIONS`, method and network: the method beats the random map
     under each of the question's columns (paired over images), or, for the randomisation check,
-    its similarity lies below ``threshold`` (the sanity checks' rule)."""
+    its similarity lies below ``threshold`` (the sanity checks' rule). Columns in ``skip``
+    (:func:`unusable`) are left out."""
     out = []
     r = ranked(scores)
     for q, cols in QUESTIONS.items():
-        for column in cols:
+        for column in [c for c in cols if c not in skip]:
             for model in _models(r):
                 w = _wide(r, model, column, BY_LABEL[column].images)
                 if w.empty:
@@ -531,7 +587,7 @@ def question_table(claims: pd.DataFrame, approximate: dict | None = None) -> pd.
         fail = [m for m, v in per.items() if any(x == verdicts.FAILS for x in v)]
         out.append({"question": q, "model": model, "methods that hold up": ", ".join(hold) or "none",
                     "hold up": len(hold), "fail": len(fail), "not resolved": len(per) - len(hold) - len(fail),
-                    "of": len(per), "columns": " and ".join(QUESTIONS[q])})
+                    "of": len(per), "columns": " and ".join(dict.fromkeys(g.setting))})
     return pd.DataFrame(out)
 
 
@@ -561,7 +617,7 @@ def rebuild(scores: pd.DataFrame | str | Path, *, method_seconds=None, approxima
     ctrl = controls(summ)
     vclaims = verdicts.claims_table(validity_claims(scores, n_boot=n_boot, seed=seed))
     valid = validity_table(vclaims, ctrl)
-    qclaims = verdicts.claims_table(question_claims(scores, n_boot=n_boot, seed=seed))
+    qclaims = verdicts.claims_table(question_claims(scores, n_boot=n_boot, seed=seed, skip=unusable(valid)))
     out = {"summary": summ, "controls": ctrl, "validity claims": vclaims, "validity": valid,
            "reliability": reliability(scores, summ, seed=seed), "agreement": agreement_tables(summ),
            "question claims": qclaims, "questions": question_table(qclaims, approximate)}
@@ -598,6 +654,15 @@ def findings(tables: dict) -> str:
             lines.append(f"- **{model}**: Kendall's W over the {len(a['w columns'])} columns that score all "
                          f"{a['w methods']} methods is {a['w']:.2f}; the pairwise rank correlations range from "
                          f"{off.min():+.2f} to {off.max():+.2f} (median {np.median(off):+.2f}).")
+    blind = [f"{r['question']} ({r['model']})" for _, r in tables["questions"].iterrows()
+             if MODEL_FREE in r["methods that hold up"].split(", ")]
+    if blind:
+        lines.append(f"- **The edge detector, which never sees the network, holds up for**: {'; '.join(blind)}. "
+                     "Such a question is answered by the image as much as by the model.")
+    left = [c for q in QUESTIONS.values() for c in q if c in unusable(v)]
+    if left:
+        lines.append(f"- **Left out of the verdicts below**, because a known-truth test does not hold or the random "
+                     f"map ranks in their better half: {', '.join(dict.fromkeys(left))}.")
     for _, r in tables["questions"].iterrows():
         how = ("similarity below 0.5 after randomisation" if r["question"] == "passes the randomisation check"
                else f"{r['columns']} against the random map")

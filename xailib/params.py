@@ -398,3 +398,15 @@ def removal_rule() -> Check:
             raise ParameterError(str(e).replace("removal=", f"{name}=", 1)) from None
         return value
     return Check(read, f"{', '.join(map(repr, sorted(removal.OPERATORS)))}, or a grey value in [0, 1]")
+
+
+def scheduler_rule() -> Check:
+    """Where a chapter's shards run (:mod:`xailib.shards`): None (``$XAILIB_SCHEDULER``, else this
+    process), 'local:N' or a scheduler address."""
+    from .shards import resolve_scheduler
+
+    def read(name, value, ns):
+        if value is not None and not isinstance(value, str):
+            raise ParameterError(f"{name}={value!r} is not accepted; use None, 'local:N' or 'tcp://host:port'")
+        return resolve_scheduler(value)
+    return Check(read, accepts="None ($XAILIB_SCHEDULER, else this process), 'local:N' or 'tcp://host:port'")

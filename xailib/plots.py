@@ -494,10 +494,16 @@ def rank_heatmap(ranks, metric: str, title: str = "", order=None, columns: str =
     (an approximation) are labelled so."""
     models = list(dict.fromkeys(ranks.model))
     n_cols = ranks[columns].nunique()
-    fig, axes = plt.subplots(1, len(models), figsize=(1.2 + 1.25 * len(models) * n_cols if n_cols < 8 else
-                                                      1.5 + 0.55 * len(models) * n_cols,
-                                                      0.8 + 0.3 * ranks.method.nunique()), squeeze=False)
-    for ax, model in zip(axes[0], models):
+    if n_cols < 8:       # a few operators: the models side by side
+        fig, axes = plt.subplots(1, len(models), figsize=(1.2 + 1.25 * len(models) * n_cols,
+                                                          0.8 + 0.3 * ranks.method.nunique()), squeeze=False)
+        axes = axes[0]
+    else:                # many metrics: one model under the other
+        fig, axes = plt.subplots(len(models), 1, figsize=(2.0 + 0.62 * n_cols,
+                                                          len(models) * (1.6 + 0.3 * ranks.method.nunique())),
+                                 squeeze=False)
+        axes = axes[:, 0]
+    for ax, model in zip(axes, models):
         g = ranks[ranks.model == model]
         ops = list(dict.fromkeys(g[columns]))
         methods = [m for m in (order or []) if m in set(g.method)] + sorted(set(g.method) - set(order or []))
@@ -527,28 +533,30 @@ def rank_heatmap(ranks, metric: str, title: str = "", order=None, columns: str =
 def agreement_heatmaps(matrices: dict, title: str = "", flagged=()):
     """One panel per model: the rank correlation of every pair of metrics over the methods (a
     square matrix, -1 to 1); flagged metrics are labelled."""
-    fig, axes = plt.subplots(1, len(matrices), figsize=(0.4 + 5.6 * len(matrices), 5.4), squeeze=False)
-    for ax, (model, m) in zip(axes[0], matrices.items()):
+    fig, axes = plt.subplots(len(matrices), 1, figsize=(7.5, 6.6 * len(matrices)), squeeze=False,
+                             layout="constrained")
+    for ax, (model, m) in zip(axes[:, 0], matrices.items()):
         im = ax.imshow(m.to_numpy(dtype=float), cmap="RdBu", vmin=-1, vmax=1)
         labels = [c + (" (flagged)" if c in flagged else "") for c in m.columns]
-        ax.set_xticks(range(len(labels)), labels, fontsize=6, rotation=60, ha="right")
-        ax.set_yticks(range(len(labels)), labels, fontsize=6)
+        ax.set_xticks(range(len(labels)), labels, fontsize=7, rotation=60, ha="right")
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
         for i in range(len(m)):
             for j in range(len(m)):
                 v = m.iat[i, j]
                 if np.isfinite(v) and i != j:
-                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=4.5,
+                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=5.5,
                             color="white" if abs(v) > 0.6 else "black")
         ax.set_title(model, fontsize=8)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.6, label="rank correlation over methods")
+    fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.5, label="rank correlation over methods")
     if title:
         fig.suptitle(title, fontsize=9)
     return fig
 
 
-def cost_quality(cost, controls=("random", "constant", "edge")):
+def cost_quality(cost, controls=("random", "constant", "edge"), marked=()):
     """Seconds per image (log scale) against the mean rank over the unflagged metrics, one
-    panel per model, every method labelled; the controls in grey."""
+    panel per model, every method labelled; the controls in grey, (model, method) pairs in
+    ``marked`` (an approximation) labelled so."""
     models = list(dict.fromkeys(cost.model))
     fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.0), squeeze=False)
     for ax, model in zip(axes[0], models):
@@ -556,7 +564,8 @@ def cost_quality(cost, controls=("random", "constant", "edge")):
         for _, r in g.iterrows():
             c = "0.55" if r.method in controls else "C0"
             ax.scatter(r["s/image"], r["mean rank"], color=c, s=18)
-            ax.annotate(r.method.replace("_", " "), (r["s/image"], r["mean rank"]), fontsize=6,
+            label = r.method.replace("_", " ") + (" (approx.)" if (model, r.method) in marked else "")
+            ax.annotate(label, (r["s/image"], r["mean rank"]), fontsize=6,
                         xytext=(3, 2), textcoords="offset points", color=c)
         ax.set_xscale("log")
         ax.invert_yaxis()
