@@ -447,6 +447,7 @@ def reliability(scores: pd.DataFrame, summ: pd.DataFrame, *, n_splits: int = 200
     halves of the images, with the spread of the splits) and the mean width of the rank intervals."""
     out = []
     r = ranked(scores)
+    r = r.assign(order=r.column.map({c.label: i for i, c in enumerate(COLUMNS)})).sort_values("order", kind="stable")
     for (model, column), g in r.groupby(["model", "column"], sort=False):
         wide = g.pivot(index="image", columns="method", values="score").dropna(axis=1)
         mean, lo, hi = agreement.split_half(wide, BY_LABEL[column].higher_is_better, n_splits=n_splits, seed=seed)
@@ -454,7 +455,8 @@ def reliability(scores: pd.DataFrame, summ: pd.DataFrame, *, n_splits: int = 200
         out.append({"model": model, "column": column, "split-half rho": mean, "low": lo, "high": hi,
                     "mean rank-interval width": float((s["rank high"] - s["rank low"]).mean()) if len(s) else np.nan,
                     "methods": wide.shape[1], "images": len(wide)})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out).sort_values("model", key=lambda m: m.map({k: i for i, k in enumerate(_models(scores))}),
+                                         kind="stable").reset_index(drop=True)
 
 
 def _oriented(v: np.ndarray, column: str) -> np.ndarray:
