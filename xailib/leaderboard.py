@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 
 from . import agreement, explain, models, patches, sanity, trust, variants, verdicts
-from .errors import ParameterError
+from .errors import MissingResourceError, ParameterError
 from .metrics import METRICS, score
 from .metrics import randomisation as rnd
 from .metrics import similarity as sim
@@ -238,10 +238,10 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
         timing.append((name, f"{name}/benchmark", {**maps, **truth}, len(imgs)))
         try:
             patch, card = patches.load_patch(name)
-        except Exception as e:          # a network without a committed patch: no Impact Coverage
+        except MissingResourceError as e:          # a network without a committed patch: no Impact Coverage
             notes.append(f"{name}: no Impact Coverage ({e})")
         else:
-            parts.append(_patched(store, cache, name, net, pool, patch, card, n_truth, patch_scale, methods,
+            parts.append(_patched(store, name, net, pool, patch, card, n_truth, patch_scale, methods,
                                   method_params, seed))
     if trust_sets:
         parts += _trust(store, methods, method_params, n_truth, n_steps, image_size, seed)
@@ -285,7 +285,7 @@ def _remote_maps(nets, methods, index, method_params, scheduler, source, image_s
     return out
 
 
-def _patched(store, cache, name, net, pool, patch, card, n, scale, methods, method_params, seed):
+def _patched(store, name, net, pool, patch, card, n, scale, methods, method_params, seed):
     target = card["target"]
     ok = (models.predict(net, pool.images).argmax(1) == pool.labels) & (pool.labels != target)
     idx = ok.nonzero()[:, 0][:4 * n]
