@@ -139,8 +139,7 @@ def score_maps(store, key: str, model: str, net, images: torch.Tensor, targets: 
                 p = _params(col, extra, n_steps)
 
             def run(sl, col=col, s=s, p=p):
-                q = {k: (v[sl] if isinstance(v, torch.Tensor) and len(v) == n else
-                         v[sl] if isinstance(v, list) and len(v) == n else v) for k, v in p.items()}
+                q = {k: v[sl] if isinstance(v, (torch.Tensor, list)) and len(v) == n else v for k, v in p.items()}
                 return score(net if col.uses_model or col.metric == "max_sensitivity" else None,
                              images[sl], targets[sl], s[sl], col.metric, **q)
             v = store.batches(f"scores/{key}/{col.label}/{m}", n, n, run, progress=False).numpy()
@@ -205,9 +204,10 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
     parameters are not plain values (expected gradients' background images) stays here."""
     progress = progress or (lambda it, **_: it)
     notes, parts, msec, approx = [], [], [], {}
+    predicted = {name: models.predict(net, pool.images).argmax(1) for name, net in nets.items()}   # once per network
     correct = torch.ones(len(pool), dtype=torch.bool)
-    for net in nets.values():
-        correct &= models.predict(net, pool.images).argmax(1) == pool.labels
+    for p in predicted.values():
+        correct &= p == pool.labels
     index = torch.nonzero(correct)[:n_images, 0]
     if len(index) < n_images:
         raise ParameterError(f"only {len(index)} test images are classified correctly by every network; "
@@ -241,7 +241,7 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
         except MissingResourceError as e:          # a network without a committed patch: no Impact Coverage
             notes.append(f"{name}: no Impact Coverage ({e})")
         else:
-            parts.append(_patched(store, name, net, pool, patch, card, n_truth, patch_scale, methods,
+            parts.append(_patched(store, name, net, pool, predicted[name], patch, card, n_truth, patch_scale, methods,
                                   method_params, seed))
     if trust_sets:
         parts += _trust(store, methods, method_params, n_truth, n_steps, image_size, seed)
@@ -285,9 +285,9 @@ def _remote_maps(nets, methods, index, method_params, scheduler, source, image_s
     return out
 
 
-def _patched(store, name, net, pool, patch, card, n, scale, methods, method_params, seed):
+def _patched(store, name, net, pool, predicted, patch, card, n, scale, methods, method_params, seed):
     target = card["target"]
-    ok = (models.predict(net, pool.images).argmax(1) == pool.labels) & (pool.labels != target)
+    ok = (predicted == pool.labels) & (pool.labels != target)
     idx = ok.nonzero()[:, 0][:4 * n]
     xp, pmasks, pred, _ = patches.attack(net, pool.images[idx], patch, scale, seed=seed,
                                          shape=card["config"]["shape"], scale_mode=card["config"]["scale_mode"])

@@ -76,8 +76,8 @@ class Shard:
     def __hash__(self):
         return hash(self.key)
 
-    @property
-    def key(self) -> str:
+    @functools.cached_property
+    def key(self) -> str:       # (hashing xailib's source once per shard object, not at every use)
         from .results import code_version
         text = json.dumps({**asdict(self), "index": list(self.index), "_xailib": code_version()},
                           sort_keys=True, default=str)
