@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The kernels and batch size every published number is made with (xailib/determinism.py).
+. scripts/pinned_env.sh
 echo "== drawing the shapes benchmark (cached in .cache/ after the first time)"
 .venv/bin/python -c "from xailib.data import load_shapes; [load_shapes(s, progress=True) for s in ('test', 'val')]"
 echo "== executing the notebooks with papermill"

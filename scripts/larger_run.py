@@ -67,6 +67,9 @@ def main():
         if name not in LARGER:
             sys.exit(f"no larger run is defined for {name!r}; choose from {', '.join(LARGER)}")
     os.environ["XAILIB_LARGER_RUN"] = "1"
+    sys.path.insert(0, str(ROOT))
+    from xailib import determinism
+    kernels = determinism.apply()     # the pinned kernels and batch size (xailib/determinism.py)
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     for name in args.notebooks:
         folder = ROOT / "results" / name / "larger_run"
@@ -81,7 +84,7 @@ def main():
             (folder / judged).unlink(missing_ok=True)
         record = {"command": f"python scripts/larger_run.py {name}", "parameters": LARGER[name],
                   "seconds": round(seconds, 1), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"}
+                  "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "kernels": kernels}
         (folder / "run.json").write_text(json.dumps(record, indent=1) + "\n")
         print(f"{name}: larger run published to {folder} in {seconds / 60:.1f} min")
 

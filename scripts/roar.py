@@ -64,6 +64,8 @@ def maps_for(net, data: ImageSet, method: str, batch: int = 64) -> torch.Tensor:
 
 
 def main():
+    from xailib import determinism
+    determinism.apply()               # the pinned kernels (xailib/determinism.py), before any model runs
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="vgg_mini", choices=list(models.BENCHMARK_MODELS))
     ap.add_argument("--methods", nargs="+", default=METHODS)

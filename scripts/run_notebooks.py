@@ -83,8 +83,10 @@ def machine() -> dict:
         pass
     import torch
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    from xailib import determinism
     return {"os": f"{platform.system()} {platform.machine()}", "cpu": cpu, "cpus": os.cpu_count(), "gpu": gpu,
-            "python": platform.python_version(), "packages": {p: metadata.version(p) for p in PACKAGES}}
+            "python": platform.python_version(), "packages": {p: metadata.version(p) for p in PACKAGES},
+            "kernels": determinism.in_force()}
 
 
 def stored_run(path: Path) -> dict:
@@ -114,6 +116,11 @@ def write_page(notebooks):
         m = run["machine"]
         where = f"{m.get('cpu', '?')}, {m.get('cpus', '?')} cores" + (f", {m['gpu']}" if m.get("gpu") else "") \
             if m else "(not recorded)"
+        if m.get("kernels"):          # xailib.determinism: the kernels the run was pinned to, if any
+            k = m["kernels"]
+            pinned = k.get("ONEDNN_MAX_CPU_ISA") and k.get("ATEN_CPU_CAPABILITY")
+            where += f"; kernels {k.get('torch kernels')}" + (" (pinned)" if pinned else " (the machine's own)") \
+                + f", batch {k.get('XAILIB_BATCH_SIZE') or 'measured'}"
         secs = f"{run['seconds']:.0f}" if run["seconds"] is not None else "?"
         done = (run["finished"] or "?")[:16].replace("T", " ")
         lines.append(f"| {name} | {secs} | {done} | {where} |")
@@ -204,6 +211,8 @@ def main():
             sys.exit(f"unknown notebook(s) {bad}; choose from {sorted(known)}")
         notebooks = [known[n] for n in args.only]
     overrides = {k: parse_value(v) for k, v in args.p}
+    from xailib import determinism
+    determinism.apply()           # the pinned kernels and batch size, for every notebook's kernel
     os.environ["XAILIB_PUBLISH"] = "1" if args.publish else "0"
     runs = Path(os.environ.get("XAILIB_CACHE") or ROOT / ".cache") / "runs"
     where = machine() if args.publish else None

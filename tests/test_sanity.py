@@ -189,8 +189,9 @@ def test_controls_are_left_out_of_all_unless_asked():
     assert e[:, 7:9].min() > 0 and e[:, :6].max() == 0 and e[:, 10:].max() == 0   # the edge, and only it
 
 
-def test_randomised_copies_reuse_the_measured_batch_size(resnet, shapes):
+def test_randomised_copies_reuse_the_measured_batch_size(resnet, shapes, monkeypatch):
     from xailib import inference
+    monkeypatch.delenv("XAILIB_BATCH_SIZE", raising=False)     # measured, not pinned (scripts/test.sh pins it)
     inference.forward(resnet, shapes.images)          # measures (or reuses) the trained model's batch size
     net = rnd.random_network(resnet, shapes.images)
     assert inference._BATCHES[net] == inference._BATCHES[resnet]

@@ -1,7 +1,8 @@
 """The results store: per-image results and tables, keyed by an experiment's parameters.
 
 ``ResultStore(notebook, params)`` owns ``<cache>/results/<notebook>/<hash>/``, the hash being
-of the parameters and of xailib's source code (so a change of code never reuses stale results).
+of the parameters, of xailib's source code (so a change of code never reuses stale results) and of
+the kernels in force (:func:`xailib.determinism.kernel_key`).
 Long computations go through :meth:`ResultStore.batches`, which saves every finished batch
 with an atomic write (temporary file, then rename), so an interrupted run resumes at the first
 missing batch and loses nothing. Tables go through :meth:`ResultStore.save_table`: always into
@@ -25,6 +26,7 @@ from typing import Callable
 
 import torch
 
+from . import determinism
 from .data import cache_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,7 +97,8 @@ class ResultStore:
                  publish: bool | None = None, publish_root: Path | None = None,
                  verbose: bool = True):
         self.notebook, self.params = notebook, dict(params)
-        keyed = {**self.params, "_xailib": code_version()}
+        # results made under other kernels round otherwise (xailib.determinism): not reused either
+        keyed = {**self.params, "_xailib": code_version(), "_kernels": determinism.kernel_key()}
         self.key = hashlib.sha256(_canonical(keyed).encode()).hexdigest()[:12]
         self.dir = Path(root or cache_dir() / "results") / notebook / self.key
         self.publish_dir = Path(publish_root or REPO / "results") / notebook
@@ -166,10 +169,12 @@ class ResultStore:
                               json.dumps(json.loads(_canonical(self.params)), indent=1, sort_keys=True) + "\n")
 
 
-def larger_run(notebook: str, root: Path | None = None):
+def larger_run(notebook: str, root: Path | None = None, part: str | None = None):
     """The committed larger run of a chapter: ``(params, run record, {table name: path})``, or None
-    when the chapter has none. ``run`` holds the script's command and wall time."""
-    folder = Path(root or REPO / "results") / notebook / "larger_run"
+    when the chapter has none. ``run`` holds the script's command and wall time. ``part`` names a
+    sub-folder of it (``"other_cpu"``: the same run made on another processor, kept to measure
+    how far the machine moves its numbers)."""
+    folder = Path(root or REPO / "results") / notebook / "larger_run" / (part or "")
     if not (folder / "params.json").exists():
         return None
     params = json.loads((folder / "params.json").read_text())
