@@ -18,14 +18,15 @@ So every published run (the book's build, the larger runs) and the test suite ru
 "Haswell"), which every x86-64 server of the last decade has and which an AVX2 machine runs
 anyway, and one fixed model batch size instead of the one measured under the day's load. MKL is
 not pinned (see :data:`KERNELS`): the small fully connected layers still round as the machine's
-MKL does, which a learned mask can amplify. They are environment variables that each library reads
-once, when it first runs, so they are set before a Python process or a notebook's kernel starts:
+MKL does, which a learned mask can amplify. These are environment variables that each library
+reads once, when it first runs, so they are set before a Python process or a notebook's kernel starts:
 ``scripts/test.sh`` and ``scripts/build_book.sh`` source ``scripts/pinned_env.sh``,
 ``scripts/run_notebooks.py`` and ``scripts/larger_run.py`` call :func:`apply`. A reader's own
 runs keep their machine's fastest kernels unless they do the same.
 
-What no setting reaches: MKL, a processor without AVX2, another architecture (Arm). For those, :data:`TOLERANCES` says how far a number may move, as
-measured between the two machines, and the replay tests of the larger runs use it.
+What no setting reaches: MKL, a processor without AVX2, another architecture (Arm). For those,
+:data:`TOLERANCES` says how far a number may move, as measured between the two machines, and
+the replay tests of the larger runs use it.
 """
 from __future__ import annotations
 
