@@ -71,7 +71,7 @@ def test_thesis_claims_have_the_expected_verdicts():
     assert v["lime: localises the object better than a random map / a"] == verdicts.OPEN   # 0 against 0
     assert v["DeepLIFT and integrated gradients give highly correlated maps / a"] == verdicts.HOLDS
     assert v["LIME's map varies from run to run / a"] == verdicts.FAILS       # 0.95-0.99 is above 0.9
-    assert v["LIME costs more than gradient / a"] == verdicts.HOLDS
+    assert not any(k.startswith("LIME costs more") for k in v)             # cost is reported, not tested
     assert v["gradient: noisier maps on the deeper network / b vs a"] == verdicts.HOLDS
 
 

@@ -195,3 +195,26 @@ def test_every_column_reads_its_direction_from_the_registry():
         else:
             assert c.higher is not None
     assert lb.directions()["deletion"] is False and lb.directions()["insertion"] is True
+
+
+def test_a_column_whose_removal_removes_nothing_is_flagged_and_answers_no_question():
+    from xailib.calibration import describe
+    rng = np.random.default_rng(1)
+    e = lambda: 0.01 * rng.normal(size=N)    # noqa: E731
+    blur = [p for model in ("net_a", "net_b") for p in _rows(model, "deletion (blur)", "benchmark", {
+        "good": 0.2 + e(), "poor": 0.3 + e(), "random": 0.8 + e(), "constant": 0.7 + e(), lb.TRUTH: 0.05 + e()})]
+    s = pd.concat([_scores(), *blur], ignore_index=True)
+    calib = pd.DataFrame({"model": ["net_a", "net_b"], "removal": describe("blur", 64),
+                          "accuracy, all removed": [0.97, 0.95], "degenerate": True})
+    plain = lb.rebuild(s, n_boot=100)
+    assert "deletion (blur)" not in lb.unusable(plain["validity"])     # good scores alone would pass it
+    t = lb.rebuild(s, n_boot=100, calibration=calib, image_size=64)
+    v = t["validity"]
+    assert v.loc["deletion (blur)", "all removed, still correct"] == "97 % / 95 % (removes nothing)"
+    assert v.loc["mask energy", "all removed, still correct"] == "—" and v.loc["deletion (blur)", "flag"]
+    assert "deletion (blur)" in lb.unusable(v)
+    assert not t["question claims"].setting.eq("deletion (blur)").any()
+    q = t["questions"].set_index("question")
+    assert q.loc["is faithful to the model", "methods that hold up"] == "not answered: no usable column"
+    text = lb.findings(t)
+    assert "**is faithful to the model**: not answered here" in text and "still classified correctly: 97 %" in text

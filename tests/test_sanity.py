@@ -175,9 +175,31 @@ def test_summary_intervals_and_agreement():
                          "image": range(6), "spearman_abs": [0.1, 0.2, 0.3, 0.1, 0.2, 0.3]})
     s = sanity.summary(rows).iloc[0]
     assert s["mean"] == pytest.approx(0.2) and 0.1 <= s["low"] < 0.2 < s["high"] <= 0.3
-    table = pd.DataFrame({"paper": ["changes (x)", "largely unchanged (y)", "not in the papers' panel"],
-                          "verdict": [verdicts.HOLDS, verdicts.HOLDS, verdicts.FAILS]})
-    assert list(sanity.agreement(table)) == ["agrees", "disagrees", "—"]
+    table = pd.DataFrame({"claim": ["gradient: x", "guided_backprop: x", "lime: x", "edge: x"],
+                          "paper": ["changes (x)", "largely unchanged (y)", "not in the papers' panel",
+                                    "largely unchanged (by construction)"],
+                          "verdict": [verdicts.HOLDS, verdicts.HOLDS, verdicts.FAILS, verdicts.FAILS]})
+    assert list(sanity.agreement(table)) == ["agrees", "disagrees", "—", "— (control)"]
+
+
+def test_claims_as_the_paper_frames_them():
+    """Guided backprop is judged after the top layers (the paper's 'higher-layer' claim), every
+    other method after the last step; a method whose seeds disagree gets no verdict."""
+    n = 12
+    def rows(method, test, step, value):
+        return pd.DataFrame({"model": "m", "test": test, "step": step, "layer": "l", "method": method,
+                             "image": range(n), "spearman_abs": np.full(n, value) + np.linspace(0, 0.01, n)})
+    per_image = pd.concat([rows("guided_backprop", "cascading", 3, 0.95), rows("guided_backprop", "cascading", 8, 0.1),
+                           rows("gradient", "cascading", 3, 0.9), rows("gradient", "cascading", 8, 0.1),
+                           rows("neuromask", "cascading", 8, 0.1), rows("neuromask", "ceiling", 0, 0.2),
+                           rows("gradient", "ceiling", 0, 1.0)], ignore_index=True)
+    t = verdicts.claims_table(sanity.claims(per_image, tests=("cascading",))).set_index("claim")
+    assert t.loc["guided_backprop: changes when the top 3 layers are randomised", "verdict"] == verdicts.FAILS
+    assert "top 3 layers" in t.loc["guided_backprop: changes when the top 3 layers are randomised", "setting"]
+    assert t.loc["gradient: changes when every layer is randomised", "verdict"] == verdicts.HOLDS
+    dead = t.loc["neuromask: changes when every layer is randomised"]
+    assert dead["verdict"] == verdicts.UNJUDGED and "own seeds" in dead["rule"]
+    assert list(sanity.agreement(t.reset_index())) == ["agrees", "agrees", "—"]
 
 
 def test_controls_are_left_out_of_all_unless_asked():

@@ -218,3 +218,123 @@ def test_no_verdict_on_a_degenerate_setting():
     assert list(t.verdict) == [v.UNJUDGED, v.HOLDS]
     assert "degenerate" in t.rule.iloc[0] and "60 %" in t.rule.iloc[0]
     assert "no verdict (degenerate setting)" in v.findings(t)
+
+
+# -- direction and size judged apart (issue 27) ------------------------------------------------
+
+def _uniform(lo, hi, n=4001):
+    """A comparison whose bootstrap replicates are evenly spread over [lo, hi] (known quantiles)."""
+    reps = np.linspace(lo, hi, n)
+    return v.Comparison(float(reps.mean()), lo, hi, 0.5, 1.0, 20, 20, 0.95, reps)
+
+
+def test_equivalence_and_beyond_p_known_answers():
+    # replicates uniform on [-1, 1]: the 1 - 2a interval is [-1 + 2a, 1 - 2a], inside +-0.5 from a = 0.25
+    assert v.equivalence_p(_uniform(-1, 1), 0.5) == pytest.approx(0.25, abs=1e-3)
+    # uniform on [0, 2]: the interval lies wholly above +0.5 from a = 0.25, so p = 2 * 0.25
+    assert v.beyond_p(_uniform(0, 2), 0.5) == pytest.approx(0.5, abs=2e-3)
+    # every replicate inside the margin: the smallest share the bootstrap resolves
+    assert v.equivalence_p(_uniform(-0.1, 0.1), 0.5) == pytest.approx(1 / 4002)
+    assert v.equivalence_p(_uniform(0.6, 0.9), 0.5) == 1.0
+    with pytest.raises(ParameterError, match="margin"):
+        v.equivalence_p(_uniform(-1, 1), 0.0)
+
+
+def test_a_significant_difference_below_the_papers_gap_holds_and_says_smaller():
+    rng = np.random.default_rng(5)
+    c = v.paired(0.026 + rng.normal(0, 0.02, 40))          # well inside the paper's gap of 0.0746
+    out = v.judge(c, paper_gap=0.0746)
+    assert out.verdict == v.HOLDS
+    assert out.size.startswith("smaller than the paper's gap") and "+0.0746 in the paper" in out.size
+    # the same difference with the paper's gap as a margin used to read "does not hold"; a
+    # margin that means something here (well below the difference) leaves it holding
+    assert v.judge(c, margin=0.0746, paper_gap=0.0746).verdict == v.HOLDS
+    big = v.judge(v.paired(0.3 + rng.normal(0, 0.02, 40)), paper_gap=0.0746)
+    assert big.verdict == v.HOLDS and big.size.startswith("larger than")
+    t = v.claims_table([v.Claim("A beats B", "net", c, paper_gap=0.0746, scale=100, unit=" pts")])
+    assert t["verdict"].iloc[0] == v.HOLDS and "+7.46 pts in the paper" in t["size beside the paper's"].iloc[0]
+    assert "smaller than the paper's gap" in v.findings(t)
+
+
+def test_does_not_hold_needs_evidence():
+    rng = np.random.default_rng(6)
+    flat = v.paired(rng.normal(0, 0.01, 60))
+    assert v.judge(flat, paper_gap=0.05).verdict == v.OPEN           # a paper's gap alone refutes nothing
+    assert v.judge(flat, margin=0.05).verdict == v.FAILS             # equivalence inside a stated margin does
+    assert "two one-sided tests" in v.judge(flat, margin=0.05).rule
+
+
+def test_equivalence_is_judged_at_the_adjusted_level():
+    # ten claims, each equivalent at the unadjusted level only (TOST p about 0.02)
+    claims = [v.Claim(f"A{i} beats B", "net", _uniform(-0.52, 0.52), margin=0.5) for i in range(10)]
+    alone = v.judge(claims[0].comparison, margin=0.5)
+    assert alone.verdict == v.FAILS and alone.p_equivalence < 0.05
+    t = v.claims_table(claims)
+    assert (t.verdict == v.OPEN).all()
+    assert (t["p equivalence (Holm)"] > 0.05).all()
+    # and superiority in the same family is Holm-corrected as before
+    assert np.allclose(t["p (Holm)"], 1.0)
+
+
+def test_alike_claims_in_the_margin_family():
+    rng = np.random.default_rng(7)
+    far = v.paired(0.4 + rng.normal(0, 0.05, 40))
+    near = v.paired(rng.normal(0, 0.01, 40))
+    t = v.claims_table([v.Claim("far alike", "net", far, kind="alike", margin=0.05),
+                        v.Claim("near alike", "net", near, kind="alike", margin=0.05)])
+    assert list(t.verdict) == [v.FAILS, v.HOLDS]
+
+
+def test_a_degenerate_claim_stays_out_of_the_holm_family():
+    rng = np.random.default_rng(8)
+    a = v.paired(0.2 + rng.normal(0, 0.5, 30))
+    t = v.claims_table([v.Claim("A beats B", "net", a),
+                        v.Claim("A beats B", "net2", a, control=0.9)])
+    assert t["p (Holm)"].iloc[0] == float(f"{a.p:.3g}")            # a family of one
+    assert t.verdict.iloc[1] == v.UNJUDGED and np.isnan(t["p (Holm)"].iloc[1])
+    assert "not tested" in v.findings(t)
+
+
+def test_a_continuous_score_at_one_is_not_an_outcome():
+    ones = np.ones(12)
+    assert v.paired(ones, 0.5).test == "exact binomial test"
+    c = v.paired(ones, 0.5, outcomes=False)
+    assert c.test == "paired sign-flip test" and c.p == pytest.approx(2 / 2 ** 12)
+    with pytest.raises(ParameterError, match="0 / 1"):
+        v.paired(np.full(5, 0.3), 0.5, outcomes=True)
+
+
+def test_changes_between_editions_name_their_reason():
+    import pandas as pd
+    old = pd.DataFrame({"claim": ["A beats B", "C beats D", "timing"], "model": ["n"] * 3, "setting": [""] * 3,
+                        "verdict": [v.FAILS, v.HOLDS, v.HOLDS],
+                        "rule": ["paired sign-flip test, alpha 0.05, margin 0.07 (equivalent within the margin)",
+                                 "paired sign-flip test, alpha 0.05", "paired sign-flip test, alpha 0.05"]})
+    new = pd.DataFrame({"claim": ["A beats B", "C beats D", "E new"], "model": ["n"] * 3, "setting": [""] * 3,
+                        "verdict": [v.HOLDS, v.HOLDS, v.OPEN], "rule": ["paired sign-flip test, alpha 0.05"] * 3})
+    ch = v.changes(old, new).set_index("claim")
+    assert list(ch.index) == ["A beats B", "E new", "timing"]
+    assert ch.loc["A beats B", "before"] == v.FAILS and ch.loc["A beats B", "now"] == v.HOLDS
+    assert "size no longer turns into a verdict" in ch.loc["A beats B", "why"]
+    assert ch.loc["timing", "now"] == "—" and "no longer tested" in ch.loc["timing", "why"]
+    assert "new" in ch.loc["E new", "why"]
+    assert v.changes(new, new).empty
+
+
+def test_reference_margin_known_answers():
+    m, note = v.reference_margin([0.8, 0.9], [0.2, 0.3])           # lead 0.6
+    assert m == pytest.approx(0.06) and "10 % of the object mask's lead over a random map, 0.6" == note
+    m, _ = v.reference_margin([0.1, 0.1], [0.5, 0.5], lower_is_better=True)
+    assert m == pytest.approx(0.04)
+    m, note = v.reference_margin([0.33], [0.16], lower_is_better=True)   # the reference loses: no margin
+    assert m is None and "does not beat" in note
+
+
+def test_a_setting_whose_reference_loses_to_the_null_gets_no_verdict():
+    rng = np.random.default_rng(9)
+    strong = v.paired(0.5 + rng.normal(0, 0.1, 40))
+    margin, note = v.reference_margin([0.33], [0.16], lower_is_better=True)
+    t = v.claims_table([v.Claim("A beats B", "net", strong, degenerate="" if margin else note),
+                        v.Claim("A beats C", "net", strong)])
+    assert list(t.verdict) == [v.UNJUDGED, v.HOLDS]
+    assert "does not beat a random map" in t.rule.iloc[0] and "degenerate" in t.rule.iloc[0]

@@ -380,7 +380,7 @@ def leaderboard_table(summ: pd.DataFrame, model: str, flagged=()) -> pd.DataFram
     """Methods x columns for one network: 'mean [low, high] · rank (low-high)'; flagged columns
     carry a mark, approximate rows '(approximate)'."""
     g = summ[summ.model == model].copy()
-    g["cell"] = [f"{r['mean']:.3g} [{r['low']:.3g}, {r['high']:.3g}] · {r['rank']:.0f} ({r['rank low']:.0f}–{r['rank high']:.0f})"
+    g["cell"] = [f"{r['mean']:.3g} [{r['low']:.3g}, {r['high']:.3g}] · {r['rank']:g} ({r['rank low']:g}–{r['rank high']:g})"
                  for _, r in g.iterrows()]
     g["method"] = [m + (" (approximate)" if a else "") for m, a in zip(g.method, g.approximate)]
     t = g.pivot(index="method", columns="column", values="cell")
@@ -436,7 +436,7 @@ def controls(summ: pd.DataFrame) -> pd.DataFrame:
             r = g[g.method == c]
             if len(r):
                 r = r.iloc[0]
-                row[f"{c} rank"] = f"{r['rank']:.0f} of {r['of']} ({r['rank low']:.0f}–{r['rank high']:.0f})"
+                row[f"{c} rank"] = f"{r['rank']:g} of {r['of']} ({r['rank low']:g}–{r['rank high']:g})"
                 row[f"rewards {c}"] = bool(r["rank"] <= r["of"] / 2)
         out.append(row)
     return pd.DataFrame(out)
@@ -502,10 +502,32 @@ TESTS = {"object mask beats random": "object mask > random",
          "the object matters more to BAM's object network": "object net > scene net (BAM)"}
 
 
-def validity_table(claims: pd.DataFrame, ctrl: pd.DataFrame) -> pd.DataFrame:
+def removals() -> dict:
+    """The removal operator of each column that removes pixels with an explicit one ({label: removal})."""
+    return {c.label: c.params["removal"] for c in COLUMNS if "removal" in c.params}
+
+
+def removes_nothing(calibration: pd.DataFrame | None, image_size: int) -> dict:
+    """{column label: "97 % / 95 %"} for each column whose removal leaves the decision mostly
+    intact on some network (:func:`xailib.calibration.full_removal`'s table): the accuracy on
+    fully removed images, per network. Such a column is degenerate: no verdict rests on it."""
+    from .calibration import describe
+    if calibration is None or not len(calibration):
+        return {}
+    out = {}
+    for label, r in removals().items():
+        rows = calibration[calibration.removal == describe(r, image_size, BY_LABEL[label].params.get("blur_sigma"))]
+        if len(rows) and rows.degenerate.any():
+            out[label] = " / ".join(f"{100 * a:.0f} %" for a in rows["accuracy, all removed"])
+    return out
+
+
+def validity_table(claims: pd.DataFrame, ctrl: pd.DataFrame, degenerate: dict | None = None) -> pd.DataFrame:
     """Columns x tests: the verdict of each known-truth test (one per network where it was run,
     in the order of the networks, joined by " / "), which control map ranks in the better half,
-    and the resulting flag."""
+    whether fully removed images are still classified correctly (``degenerate``: column -> the
+    accuracies, from :func:`removes_nothing`), and the resulting flag."""
+    degenerate = degenerate or {}
     rows = {}
     for c in COLUMNS:
         row = {"question": c.question, "direction": "higher" if c.higher_is_better else "lower"}
@@ -520,8 +542,10 @@ def validity_table(claims: pd.DataFrame, ctrl: pd.DataFrame) -> pd.DataFrame:
         cs = ctrl[ctrl.column == c.label]
         rewards = sorted({k for k in CONTROLS for v in cs.get(f"rewards {k}", []) if pd.notna(v) and bool(v)})
         row["rewards a control"] = ", ".join(rewards) or "no"
+        row["all removed, still correct"] = (degenerate[c.label] + " (removes nothing)" if c.label in degenerate
+                                             else "—" if c.label not in removals() else "no")
         failed = claims[claims.claim.str.startswith(c.label + ":") & (claims.verdict == verdicts.FAILS)]
-        row["flag"] = bool(len(failed) or rewards)
+        row["flag"] = bool(len(failed) or rewards or c.label in degenerate)
         rows[c.label] = row
     return pd.DataFrame(rows).T.rename_axis("column")
 
@@ -535,13 +559,14 @@ QUESTIONS = {
 
 
 def unusable(validity: pd.DataFrame) -> list:
-    """The columns no verdict may rest on: a known-truth test does not hold, or the random map
-    ranks in the better half (a column that rewards only the constant map stays usable for claims
+    """The columns no verdict may rest on: a known-truth test does not hold, the removal leaves
+    fully removed images mostly classified correctly, or the random map ranks in the better half (a column that rewards only the constant map stays usable for claims
     against the random map, and the validity table says what it rewards)."""
     out = []
     for c, r in validity.iterrows():
         failed = any(isinstance(r[k], str) and verdicts.FAILS in r[k] for k in TESTS.values() if k in r)
-        if failed or "random" in str(r.get("rewards a control", "")).split(", "):
+        removes_nothing_here = "removes nothing" in str(r.get("all removed, still correct", ""))
+        if failed or removes_nothing_here or "random" in str(r.get("rewards a control", "")).split(", "):
             out.append(c)
     return out
 
@@ -577,10 +602,16 @@ def question_claims(scores: pd.DataFrame, *, threshold: float = sanity.THRESHOLD
     return out
 
 
-def question_table(claims: pd.DataFrame, approximate: dict | None = None) -> pd.DataFrame:
+def question_table(claims: pd.DataFrame, approximate: dict | None = None, skipped=()) -> pd.DataFrame:
     """Per question and network: the methods whose every claim for the question holds, and how
-    many methods failed or were not resolved."""
+    many methods failed or were not resolved. A question whose every column is ``skipped``
+    (:func:`unusable`) gets one row that says so: it is not answered here."""
     out = []
+    for q, cols in QUESTIONS.items():
+        if all(c in skipped for c in cols):
+            out.append({"question": q, "model": "—", "methods that hold up": "not answered: no usable column",
+                        "hold up": 0, "fail": 0, "not resolved": 0, "of": 0,
+                        "columns": " and ".join(cols) + " (flagged)"})
     claims = claims.assign(method=claims.claim.str.split(":").str[0])
     for (q, model), g in claims.groupby(["group", "model"], sort=False):
         per = g.groupby("method").verdict.agg(list)
@@ -602,10 +633,13 @@ def cost_table(method_seconds: pd.DataFrame, summ: pd.DataFrame, valid_columns) 
 
 
 def rebuild(scores: pd.DataFrame | str | Path, *, method_seconds=None, approximate: dict | None = None,
-            n_boot: int = 1000, seed: int = 0) -> dict:
+            n_boot: int = 1000, seed: int = 0, calibration: pd.DataFrame | None = None,
+            image_size: int = 64) -> dict:
     """Every table of the chapter from the long per-image table (a frame or its CSV path), so a
     reader can re-rank the committed scores with other weights: summary, controls, validity
-    (claims and table), reliability, agreement, questions (claims and table), cost."""
+    (claims and table), reliability, agreement, questions (claims and table), cost.
+    ``calibration``: :func:`xailib.calibration.full_removal`'s table for the networks (at
+    ``image_size``), which flags the columns whose removal removes nothing."""
     if not isinstance(scores, pd.DataFrame):
         scores = pd.read_csv(scores)
     need = {"model", "images", "method", "column", "image", "score"}
@@ -618,11 +652,12 @@ def rebuild(scores: pd.DataFrame | str | Path, *, method_seconds=None, approxima
     summ = summary(scores, n_boot=n_boot, seed=seed, approximate=approximate)
     ctrl = controls(summ)
     vclaims = verdicts.claims_table(validity_claims(scores, n_boot=n_boot, seed=seed))
-    valid = validity_table(vclaims, ctrl)
-    qclaims = verdicts.claims_table(question_claims(scores, n_boot=n_boot, seed=seed, skip=unusable(valid)))
+    valid = validity_table(vclaims, ctrl, removes_nothing(calibration, image_size))
+    skip = unusable(valid)
+    qclaims = verdicts.claims_table(question_claims(scores, n_boot=n_boot, seed=seed, skip=skip))
     out = {"summary": summ, "controls": ctrl, "validity claims": vclaims, "validity": valid,
            "reliability": reliability(scores, summ, seed=seed), "agreement": agreement_tables(summ),
-           "question claims": qclaims, "questions": question_table(qclaims, approximate)}
+           "question claims": qclaims, "questions": question_table(qclaims, approximate, skip)}
     if method_seconds is not None:
         if not isinstance(method_seconds, pd.DataFrame):
             method_seconds = pd.read_csv(method_seconds)
@@ -646,6 +681,8 @@ def findings(tables: dict) -> str:
             parts = [f"{k} does not hold" for k in fails]
             if r["rewards a control"] != "no":
                 parts.append(f"rewards {r['rewards a control']}")
+            if "removes nothing" in str(r.get("all removed, still correct", "")):
+                parts.append(f"fully removed images still classified correctly: {r['all removed, still correct']}")
             why.append(f"{c} ({'; '.join(parts)})")
         lines.append(f"- **Flagged ({len(bad)})**: " + "; ".join(why) + ".")
     for model, a in tables["agreement"].items():
@@ -663,9 +700,13 @@ def findings(tables: dict) -> str:
                      "Such a question is answered by the image as much as by the model.")
     left = [c for q in QUESTIONS.values() for c in q if c in unusable(v)]
     if left:
-        lines.append(f"- **Left out of the verdicts below**, because a known-truth test does not hold or the random "
-                     f"map ranks in their better half: {', '.join(dict.fromkeys(left))}.")
+        lines.append(f"- **Left out of the verdicts below**, because a known-truth test does not hold, their removal "
+                     f"removes nothing, or the random map ranks in their better half: {', '.join(dict.fromkeys(left))}.")
     for _, r in tables["questions"].iterrows():
+        if r["of"] == 0:
+            lines.append(f"- **{r['question']}**: not answered here; every column that would answer it "
+                         f"({r['columns']}) is flagged.")
+            continue
         how = ("similarity below 0.5 after randomisation" if r["question"] == "passes the randomisation check"
                else f"{r['columns']} against the random map")
         lines.append(f"- **{r['question']}** ({r['model']}; {how}): {r['hold up']} of {r['of']} "

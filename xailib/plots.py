@@ -516,7 +516,7 @@ def rank_heatmap(ranks, metric: str, title: str = "", order=None, columns: str =
             for j in range(len(ops)):
                 v = r.iat[i, j]
                 if np.isfinite(v):
-                    ax.text(j, i, f"{v:.0f}\n[{lo.iat[i, j]:.0f}-{hi.iat[i, j]:.0f}]", ha="center", va="center",
+                    ax.text(j, i, f"{v:g}\n[{lo.iat[i, j]:g}-{hi.iat[i, j]:g}]", ha="center", va="center",
                             fontsize=6 if n_cols < 8 else 5, color="black" if v < 0.6 * worst else "white")
         ax.set_xticks(range(len(ops)), [str(o).replace("_", " ") + (" (flagged)" if o in flagged else "")
                                         for o in ops], fontsize=7, rotation=30 if n_cols < 8 else 60,

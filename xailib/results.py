@@ -180,3 +180,19 @@ def larger_run(notebook: str, root: Path | None = None, part: str | None = None)
     params = json.loads((folder / "params.json").read_text())
     run = json.loads((folder / "run.json").read_text()) if (folder / "run.json").exists() else {}
     return params, run, {p.stem: p for p in sorted(folder.glob("*.csv"))}
+
+
+# The verdict tables a chapter publishes; scripts/new_edition.py keeps them as the previous edition.
+EDITION_TABLES = ("verdicts", "claims", "grid_verdicts", "validity_verdicts")
+
+
+def previous_edition(notebook: str, name: str = "verdicts", root: Path | None = None):
+    """The verdict table ``name`` as the book published it in its previous edition
+    (``results/<notebook>/previous_edition/``, kept by ``scripts/new_edition.py``) and that
+    edition's record (commit, note), or None when there is none."""
+    import pandas as pd
+    folder = Path(root or REPO / "results") / notebook / "previous_edition"
+    if not (folder / f"{name}.csv").exists():
+        return None
+    record = json.loads((folder / "edition.json").read_text()) if (folder / "edition.json").exists() else {}
+    return pd.read_csv(folder / f"{name}.csv", keep_default_na=False, na_values=[""]), record

@@ -2,18 +2,27 @@
 
 Every chapter judges the papers' claims with these functions, so that no notebook carries its
 own statistics. The rule, at level ``alpha`` (default 0.05) after Holm's correction over the
-chapter's family of claims:
+chapter's family of claims, judges **direction and size apart**:
 
 - a claim that A is better than B (``kind="better"``) **holds** when the paired difference is
   significant in the claimed direction (a paired sign-flip test over images or clusters, or an
-  exact test for 0 / 1 values, below); it **does not hold** when it is significant in the other
-  direction, or when the difference is shown to lie within ``margin`` of zero (two one-sided
-  tests: the (1 - 2 alpha) interval inside +-margin); otherwise it is **not resolved**;
+  exact test for 0 / 1 values, below), whatever its size. Its size is reported beside the
+  paper's (``paper_gap``: "smaller than the paper's gap", with both numbers), never turned into
+  a verdict: the papers' gaps are ImageNet numbers, and a benchmark's scores sit elsewhere;
+- it **does not hold** only on evidence: the difference significant in the other direction, or
+  shown to lie within ``margin`` of zero by two one-sided tests whose p-value (the smallest
+  ``a`` at which the ``1 - 2a`` interval lies inside +-margin) is Holm-corrected over the same
+  family and judged at the same level. ``margin`` must mean something on *this* benchmark
+  (:func:`benchmark_margin`: a share of the spread between the metric's upper reference and its
+  null, stated in the rule); a claim without one cannot be refuted by equivalence;
+- otherwise it is **not resolved**;
 - a claim that A and B are alike (``kind="alike"``) holds only by that same equivalence test,
-  does not hold when the difference is significant *and* its interval lies wholly outside
-  +-margin, and is otherwise not resolved;
+  does not hold when the difference lies beyond the margin at the same adjusted level (the
+  ``1 - a`` interval wholly outside +-margin), and is otherwise not resolved;
 - a claim about one proportion or mean against a reference value (``kind="above"`` /
   ``"below"``) is judged like ``better`` against that value.
+
+Cost and timing are reported beside the claims, never tested among them.
 
 A verdict that is not resolved names the number of images that would decide it: the ``n`` at
 which a paired difference of the size the *paper* reports (``effect``; not the one observed
@@ -101,13 +110,15 @@ class Comparison:
 
 
 def paired(a, b=0.0, clusters=None, n_boot: int = 4000, seed: int = 0, level: float = 0.95,
-           n_perm: int = 20000) -> Comparison:
+           n_perm: int = 20000, outcomes: bool | None = None) -> Comparison:
     """The mean of ``a - b`` (per image, same images; ``b`` may be a number), with a percentile
     bootstrap interval that resamples ``clusters`` (one label per value) or single values, and the
     sign-flip p-value from ``n_perm`` random sign patterns (exact up to 16 units). The smallest
     Monte Carlo p is 1 / (n_perm + 1); 20000 patterns keep it below what Holm's correction over a
     chapter's fifty-odd claims needs. Values that are all 0 / 1 (and ``b`` 0 / 1 too, or a
-    reference in [0, 1]) get the exact answers of the module's doc instead, named in ``test``."""
+    reference in [0, 1]) get the exact answers of the module's doc instead, named in ``test``.
+    ``outcomes=False`` keeps a continuous score that happens to sit at 0 or 1 everywhere (a
+    similarity of exactly 1) out of that branch; ``True`` demands 0 / 1 values."""
     a = np.asarray(a, dtype=np.float64)
     d = a - np.asarray(b, dtype=np.float64)
     if d.ndim != 1 or len(d) == 0:
@@ -130,7 +141,9 @@ def paired(a, b=0.0, clusters=None, n_boot: int = 4000, seed: int = 0, level: fl
     unit_means = sums / sizes
     sd = float(np.std(unit_means, ddof=1)) if len(groups) > 1 else float("nan")
     b_arr = np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape)
-    if _binary(a) and (np.ndim(b) == 0 and 0 <= float(b) <= 1 or np.ndim(b) == 1 and _binary(b_arr)):
+    if outcomes and not (_binary(a) and (np.ndim(b) == 0 or _binary(b_arr))):
+        raise ParameterError("outcomes=True needs 0 / 1 values on both sides")
+    if outcomes is not False and _binary(a) and (np.ndim(b) == 0 and 0 <= float(b) <= 1 or np.ndim(b) == 1 and _binary(b_arr)):
         return _paired_binary(a, b, d, clusters, len(groups), sd, level, reps, sums, n_perm, seed)
     p = sign_flip_p(sums, n_perm=n_perm, seed=seed)
     return Comparison(mean, float(lo), float(hi), p, sd, len(d), len(groups), level, reps)
@@ -269,6 +282,77 @@ def n_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0.8) 
     return int(np.ceil((z * sd / abs(effect)) ** 2))
 
 
+def _smallest_tail(c: Comparison, inside, floor: float) -> float:
+    """The smallest tail share ``a`` at which ``inside(low, high)`` holds for the ``1 - 2a``
+    interval (1.0 when it holds at no level): intervals narrow as ``a`` grows, so bisection on a
+    log scale finds it. ``floor``: the smallest share the interval can resolve."""
+    at = lambda a: inside(*c.interval(1 - 2 * a))
+    if not at(0.4999):
+        return 1.0
+    if at(floor):
+        return floor
+    lo, hi = np.log(floor), np.log(0.4999)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if at(np.exp(mid)) else (mid, hi)
+    return float(np.exp(hi))
+
+
+def _floor(c: Comparison) -> float:
+    return 1.0 / (len(c.replicates) + 1) if c.interval_at is None and c.replicates is not None else 1e-12
+
+
+def equivalence_p(c: Comparison, margin: float, sign: float = 1.0) -> float:
+    """The p-value of two one-sided tests that the difference lies inside +-``margin``: the
+    smallest ``a`` at which the ``1 - 2a`` interval (bootstrap or exact, as ``c`` has it) lies
+    inside. ``sign`` -1 reads the comparison turned (``kind="below"``; the margin is symmetric)."""
+    if margin is None or not margin > 0:
+        raise ParameterError(f"margin must be a positive number, got {margin!r}")
+    return _smallest_tail(c, lambda lo, hi: -margin < lo and hi < margin, _floor(c))
+
+
+def beyond_p(c: Comparison, margin: float) -> float:
+    """The p-value that the difference lies beyond +-``margin`` (two-sided: twice the smallest
+    tail at which the ``1 - 2a`` interval lies wholly on one side outside the margin)."""
+    if margin is None or not margin > 0:
+        raise ParameterError(f"margin must be a positive number, got {margin!r}")
+    return min(1.0, 2 * _smallest_tail(c, lambda lo, hi: lo >= margin or hi <= -margin, _floor(c)))
+
+
+def benchmark_margin(reference: float, null: float, share: float = 0.1) -> float:
+    """A margin of equivalence that means something on this benchmark: ``share`` (10 %) of the
+    spread between a metric's upper reference (the object mask, the trigger) and its null (the
+    strongest null map), both measured here. Two methods within it are "alike" on this metric."""
+    check_fraction("share", share)
+    spread = abs(float(reference) - float(null))
+    if not np.isfinite(spread) or spread == 0:
+        raise ParameterError(f"the reference ({reference}) and the null ({null}) do not differ: no margin can be set")
+    return share * spread
+
+
+def reference_margin(reference, null, lower_is_better: bool = False, share: float = 0.1,
+                     names: tuple[str, str] = ("the object mask", "a random map")) -> tuple[float | None, str]:
+    """The margin of equivalence for one metric on this benchmark, and the sentence that states it:
+    ``share`` of the lead of the upper reference's mean score (``reference``, per image) over the
+    null's (``null``). None, said so, when the reference does not lead: then no margin means
+    anything, and nothing on that metric can be refuted by equivalence."""
+    ref, nul = float(np.mean(reference)), float(np.mean(null))
+    lead = (nul - ref) if lower_is_better else (ref - nul)
+    if not np.isfinite(lead) or lead <= 0:
+        return None, f"{names[0]} does not beat {names[1]} here ({ref:.3g} against {nul:.3g}): no margin"
+    return benchmark_margin(ref, nul, share), f"{100 * share:.0f} % of {names[0]}'s lead over {names[1]}, {lead:.3g}"
+
+
+def size_beside(c: Comparison, paper_gap: float, sign: float = 1.0, scale: float = 1.0, unit: str = "") -> str:
+    """How the difference found here compares with the paper's gap, in the claimed direction:
+    "smaller than", "larger than", or "as large as" (the 95 % interval contains it); numbers
+    multiplied by ``scale`` for display (100: points)."""
+    mean, (lo, hi) = sign * c.mean, sorted((sign * c.low, sign * c.high))
+    gap = abs(float(paper_gap))
+    word = "smaller than" if hi < gap else "larger than" if lo > gap else "as large as"
+    return f"{word} the paper's gap ({scale * mean:+.3g}{unit} here, {scale * gap:+.3g}{unit} in the paper)"
+
+
 @dataclass
 class Verdict:
     verdict: str
@@ -276,6 +360,8 @@ class Verdict:
     comparison: Comparison
     p_adjusted: float
     n_to_decide: int | None = None
+    p_equivalence: float | None = None     # Holm-adjusted, when a margin was given
+    size: str = ""                         # beside the paper's gap, when the paper gives one
 
     def describe(self, fmt: str = "{:+.3f}") -> str:
         c = self.comparison
@@ -283,51 +369,84 @@ class Verdict:
         text = (f"{self.verdict}: difference {fmt.format(c.mean)} "
                 f"[{fmt.format(c.low)}, {fmt.format(c.high)}] ({100 * c.level:.0f} % interval, {units}; "
                 f"Holm-adjusted p = {self.p_adjusted:.3g}; {self.rule})")
+        if self.size:
+            text += f"; {self.size}"
         if self.verdict == OPEN and self.n_to_decide:
             text += f"; about {self.n_to_decide} {'clusters' if c.n_units != c.n else 'images'} would decide it"
         return text
 
 
 def judge(comparison: Comparison, kind: str = "better", margin: float | None = None,
-          effect: float | None = None, p_adjusted: float | None = None, alpha: float = 0.05) -> Verdict:
+          effect: float | None = None, p_adjusted: float | None = None, alpha: float = 0.05,
+          p_equivalence: float | None = None, paper_gap: float | None = None,
+          margin_note: str = "", p_beyond: float | None = None) -> Verdict:
     """The verdict on one claim (see the module's doc). ``comparison`` is of the claimed-better
     minus the other (``kind="better"`` / ``"above"``; for ``"below"`` give it as is, the sign is
-    turned here); ``p_adjusted`` is the claim's Holm-adjusted p (default: its own p)."""
+    turned here); ``p_adjusted`` / ``p_equivalence`` / ``p_beyond``: the claim's Holm-adjusted p
+    of the directional test, of the equivalence test and (``"alike"``) of a difference beyond the
+    margin (default: their own, unadjusted); ``paper_gap``: the size the
+    paper reports, set beside the one found here; ``effect``: the size to plan the n that would
+    decide an open claim (default: the paper's gap, else the margin)."""
     check_choice("kind", kind, KINDS)
     check_fraction("alpha", alpha)
     c = comparison
     p = c.p if p_adjusted is None else float(p_adjusted)
     sign = -1.0 if kind == "below" else 1.0
     mean, (lo, hi) = sign * c.mean, sorted((sign * c.low, sign * c.high))
-    lo2, hi2 = sorted(sign * v for v in c.interval(1 - 2 * alpha)) if margin is not None else (None, None)
-    equivalent = margin is not None and -margin < lo2 and hi2 < margin
-    rule = f"{c.test}, alpha {alpha}" + (f", margin {margin:g}" if margin is not None else "")
-    need = n_needed(effect if effect is not None else margin, c.sd, alpha)
+    pe = None
+    if margin is not None:
+        pe = equivalence_p(c, margin) if p_equivalence is None else float(p_equivalence)
+    why = f" ({margin_note})" if margin_note else ""
+    rule = f"{c.test}, alpha {alpha}" + (f", margin {margin:.3g}{why}" if margin is not None else "")
+    plan = effect if effect is not None else paper_gap if paper_gap is not None else margin
+    need = n_needed(plan, c.sd, alpha)
+    size = size_beside(c, paper_gap, sign) if paper_gap is not None else ""
     if kind == "alike":
         if margin is None:
             raise ParameterError("a claim that two things are alike needs margin= (what counts as alike)")
-        if equivalent:
-            return Verdict(HOLDS, rule + " (equivalence: two one-sided tests)", c, p)
-        if p < alpha and (lo >= margin or hi <= -margin):
-            return Verdict(FAILS, rule + " (a difference beyond the margin)", c, p)
-        return Verdict(OPEN, rule, c, p, need)
+        if pe < alpha:
+            return Verdict(HOLDS, rule + " (equivalence: two one-sided tests, Holm-adjusted)", c, p,
+                           p_equivalence=pe, size=size)
+        beyond = beyond_p(c, margin) if p_beyond is None else float(p_beyond)
+        if beyond < alpha:
+            return Verdict(FAILS, rule + " (a difference beyond the margin)", c, p, p_equivalence=pe, size=size)
+        return Verdict(OPEN, rule, c, p, need, p_equivalence=pe, size=size)
     if p < alpha and mean > 0:
-        return Verdict(HOLDS, rule, c, p)
+        return Verdict(HOLDS, rule, c, p, p_equivalence=pe, size=size)
     if p < alpha and mean < 0:
-        return Verdict(FAILS, rule + " (significant in the other direction)", c, p)
-    if equivalent:
-        return Verdict(FAILS, rule + " (equivalent within the margin)", c, p)
-    return Verdict(OPEN, rule, c, p, need)
+        return Verdict(FAILS, rule + " (significant in the other direction)", c, p, p_equivalence=pe, size=size)
+    if pe is not None and pe < alpha:
+        return Verdict(FAILS, rule + " (equivalent within the margin: two one-sided tests, Holm-adjusted)", c, p,
+                       p_equivalence=pe, size=size)
+    return Verdict(OPEN, rule, c, p, need, p_equivalence=pe, size=size)
 
 
 def judge_family(comparisons: dict, kinds: dict | None = None, margins: dict | None = None,
                  effects: dict | None = None, alpha: float = 0.05) -> dict:
-    """Verdicts for a chapter's family of claims ``{name: Comparison}``, Holm-corrected together."""
+    """Verdicts for a chapter's family of claims ``{name: Comparison}``, Holm-corrected together
+    (the directional tests over every claim; the equivalence tests over the claims with a margin)."""
     names = list(comparisons)
-    adj = holm([comparisons[k].p for k in names]) if names else []
     kinds, margins, effects = kinds or {}, margins or {}, effects or {}
-    return {k: judge(comparisons[k], kinds.get(k, "better"), margins.get(k), effects.get(k),
-                     p_adjusted=a, alpha=alpha) for k, a in zip(names, adj)}
+    adj = holm([comparisons[k].p for k in names]) if names else []
+    eq, beyond = margin_family([(comparisons[k], kinds.get(k, "better"), margins.get(k)) for k in names])
+    return {k: judge(comparisons[k], kinds.get(k, "better"), margins.get(k), effects.get(k), p_adjusted=a,
+                     alpha=alpha, p_equivalence=e, p_beyond=bp) for k, a, e, bp in zip(names, adj, eq, beyond)}
+
+
+def margin_family(items) -> tuple[list, list]:
+    """The tests against a margin of a family of claims ``[(comparison, kind, margin)]``, Holm-
+    corrected together: equivalence for every claim with a margin, and a difference beyond it for
+    the "alike" ones. Returns the adjusted (equivalence, beyond) p per claim (None where untested)."""
+    tests = []
+    for i, (c, kind, margin) in enumerate(items):
+        if margin is not None:
+            tests.append((i, "eq", equivalence_p(c, margin)))
+            if kind == "alike":
+                tests.append((i, "beyond", beyond_p(c, margin)))
+    eq, beyond = [None] * len(items), [None] * len(items)
+    for (i, what, _), a in zip(tests, holm([t[2] for t in tests]) if tests else []):
+        (eq if what == "eq" else beyond)[i] = float(a)
+    return eq, beyond
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,36 +462,56 @@ class Claim:
     model: str
     comparison: Comparison
     kind: str = "better"
-    margin: float | None = None
-    effect: float | None = None      # the paper's own gap, for the n that would decide it
+    margin: float | None = None      # of equivalence, meaningful on this benchmark (benchmark_margin)
+    effect: float | None = None      # the size to plan for (the n that would decide it); default paper_gap
     paper: str = ""
     setting: str = ""
     scale: float = 1.0
     unit: str = ""
     group: str = ""                  # claims of one statement over many methods, summarised together
     control: float | None = None     # a random map's score at this setting: at DEGENERATE or more, no verdict
+    paper_gap: float | None = None   # the size the paper reports, set beside the one found here
+    margin_note: str = ""            # where the margin comes from, stated in the rule
+    degenerate: str = ""             # why the setting measures nothing here (no verdict), when it does not
 
 
 def claims_table(claims: list[Claim], alpha: float = 0.05) -> "pd.DataFrame":
-    """Judge a chapter's family of claims together (Holm over all of them) and tabulate each with
-    its rule, n, interval, adjusted p and, when not resolved, the n that would decide it."""
+    """Judge a chapter's family of claims together and tabulate each with its rule, n, interval,
+    adjusted p, its size beside the paper's and, when not resolved, the n that would decide it.
+    Holm's correction runs over the claims that are tested: a claim on a degenerate setting gets
+    no verdict and does not enter the family. The tests against a margin (equivalence, or a
+    difference beyond it) are Holm-corrected together, at the same level."""
     import pandas as pd
     if not claims:
         return pd.DataFrame(columns=["claim", "model", "verdict"])
-    adj = holm([c.comparison.p for c in claims])
+    tested = [i for i, c in enumerate(claims) if not (c.degenerate or c.control is not None and degenerate(c.control))]
+    adj = dict(zip(tested, holm([claims[i].comparison.p for i in tested]) if tested else []))
+    eq, beyond = margin_family([(claims[i].comparison, claims[i].kind, claims[i].margin) for i in tested])
+    eq, beyond = dict(zip(tested, eq)), dict(zip(tested, beyond))
+    any_margin = any(c.margin is not None for c in claims)
     rows = []
-    for c, p in zip(claims, adj):
-        v = judge(c.comparison, c.kind, c.margin, c.effect, p_adjusted=p, alpha=alpha)
-        if c.control is not None and degenerate(c.control):
-            v = Verdict(UNJUDGED, f"a random map scores {100 * c.control:.0f} % here: the setting is degenerate",
-                        c.comparison, p)
+    for i, c in enumerate(claims):
         k = c.comparison
+        sign = -1.0 if c.kind == "below" else 1.0
+        if i in adj:
+            p = adj[i]
+            v = judge(k, c.kind, c.margin, c.effect, p_adjusted=p, alpha=alpha, p_equivalence=eq[i],
+                      paper_gap=None, margin_note=c.margin_note, p_beyond=beyond[i])
+        else:
+            p = float("nan")
+            why = c.degenerate or f"a random map scores {100 * c.control:.0f} % here"
+            v = Verdict(UNJUDGED, f"{why}: the setting is degenerate (not tested, not in the Holm family)", k, p)
         f = (lambda x: f"{c.scale * x:+.3g}") if c.scale != 1 else (lambda x: f"{x:+.3f}")
         units = f"{k.n}" if k.n_units == k.n else f"{k.n} ({k.n_units} clusters)"
-        rows.append({"claim": c.claim, "model": c.model, "setting": c.setting, "paper": c.paper, "group": c.group,
-                     "difference [95 % CI]": f"{f(k.mean)} [{f(k.low)}, {f(k.high)}]{c.unit}",
-                     "n": units, "p (Holm)": float(f"{p:.3g}"), "verdict": v.verdict,
-                     "rule": v.rule, "n to decide": v.n_to_decide if v.verdict == OPEN else None})
+        size = size_beside(k, c.paper_gap, sign, c.scale, c.unit) if c.paper_gap is not None else ""
+        row = {"claim": c.claim, "model": c.model, "setting": c.setting, "paper": c.paper, "group": c.group,
+               "difference [95 % CI]": f"{f(k.mean)} [{f(k.low)}, {f(k.high)}]{c.unit}",
+               "n": units, "p (Holm)": float(f"{p:.3g}"), "verdict": v.verdict,
+               "size beside the paper's": size,
+               "rule": v.rule, "n to decide": v.n_to_decide if v.verdict == OPEN else None}
+        if any_margin:
+            row["p equivalence (Holm)"] = float(f"{v.p_equivalence:.3g}") if v.p_equivalence is not None else None
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -395,12 +534,74 @@ def findings(table, n_label: str = "images", counted: str = "methods") -> str:
                          + f" (each {counted.rstrip('s')}'s row is in the table).")
             continue
         text = (f"- **{r['claim']}**, {r['model']}{where}: **{r['verdict']}**; difference "
-                f"{r['difference [95 % CI]']}, n = {r['n']}, Holm-adjusted p = {r['p (Holm)']:.3g}")
+                f"{r['difference [95 % CI]']}, n = {r['n']}")
+        p = r["p (Holm)"]
+        text += f", Holm-adjusted p = {p:.3g}" if np.isfinite(p) else " (not tested: the setting is degenerate)"
+        size = r.get("size beside the paper's")
+        if r["verdict"] == HOLDS and isinstance(size, str) and size:
+            text += f"; {size}"
         need = r.get("n to decide")
         if r["verdict"] == OPEN and need is not None and np.isfinite(need) and need > 0:
             text += f"; about {int(need)} {n_label} would decide it"
         lines.append(text + ".")
     return "\n".join(lines)
+
+
+# The reasons a verdict moved between two editions, read from the rules the two tables record.
+_WHY = (
+    ("equivalent within the margin", HOLDS,
+     "size no longer turns into a verdict: the paper's gap was the margin of 'does not hold'; "
+     "the difference is significant in the claimed direction, its size is reported beside the paper's"),
+    ("equivalent within the margin", OPEN,
+     "'does not hold' needs evidence: the paper's ImageNet gap is no longer a margin of equivalence "
+     "on this benchmark, and the difference is not significant either way"),
+)
+
+
+def changes(previous, current, key=("claim", "model", "setting")) -> "pd.DataFrame":
+    """The claims whose verdict differs between two claims tables (the last edition's and this
+    one), with the reason read from their rules: before, after, why. Claims only in one of the
+    two are listed as added or no longer tested."""
+    import pandas as pd
+    key = [k for k in key if k in previous.columns and k in current.columns]
+    cols = key + ["verdict", "rule"]
+    prev = previous[cols].drop_duplicates(key).fillna({k: "" for k in key})
+    cur = current[cols].drop_duplicates(key).fillna({k: "" for k in key})
+    both = prev.merge(cur, on=key, how="outer", suffixes=(" before", " now"), indicator=True)
+    rows = []
+    for _, r in both.iterrows():
+        before, now = r.get("verdict before"), r.get("verdict now")
+        if r["_merge"] == "both" and before == now:
+            continue
+        if r["_merge"] == "left_only":
+            why = "no longer tested in this edition"
+        elif r["_merge"] == "right_only":
+            why = "a claim new in this edition"
+        else:
+            old_rule = str(r["rule before"])
+            why = next((w for frag, to, w in _WHY if frag in old_rule and now == to), None)
+            if why is None:
+                why = f"the rule now reads: {r['rule now']}" if r["rule now"] != old_rule else \
+                      "the adjusted p crossed the level (the Holm family changed)"
+        rows.append({**{k: r[k] for k in key}, "before": before if isinstance(before, str) else "—",
+                     "now": now if isinstance(now, str) else "—", "why": why})
+    return pd.DataFrame(rows, columns=key + ["before", "now", "why"])
+
+
+def since_last_edition(notebook: str, current, name: str = "verdicts") -> tuple[str, "pd.DataFrame"]:
+    """A sentence and the table of :func:`changes` between the verdicts a chapter states now
+    (``current``) and those of the book's previous edition (``results/<notebook>/previous_edition/``,
+    kept by ``scripts/new_edition.py``). The sentence says when no edition is kept."""
+    import pandas as pd
+    from .results import previous_edition
+    prev = previous_edition(notebook, name)
+    if prev is None:
+        return "No previous edition is kept: nothing to compare.", pd.DataFrame()
+    table, record = prev
+    ch = changes(table, current)
+    why = f" ({record['note']})" if record.get("note") else ""
+    return (f"Against the previous edition (commit {record.get('commit', '?')}{why}): {len(ch)} of "
+            f"{len(current)} verdicts differ or are new or gone.", ch)
 
 
 def rank_intervals(replicates, higher_is_better: bool = True, level: float = 0.95):
