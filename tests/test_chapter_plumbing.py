@@ -67,11 +67,21 @@ def test_thesis_claims_have_the_expected_verdicts():
                           wsol.LIME_AGAIN: np.linspace(0.95, 0.99, n)})
     table = verdicts.claims_table(wsol.claims(rows, pairs, {"a": 8, "b": 10}, ["gradient", "lime", "random"]))
     v = dict(zip(table.claim + " / " + table.model, table.verdict))
-    assert v["gradient: localises the object better than a random map / a"] == verdicts.HOLDS
-    assert v["lime: localises the object better than a random map / a"] == verdicts.OPEN   # 0 against 0
+    assert v["gradient: localises the object better than the strongest null / a"] == verdicts.HOLDS
+    assert v["lime: localises the object better than the strongest null / a"] == verdicts.OPEN   # 0 against 0
+    assert not any(k.startswith("random:") for k in v)                         # a null is not judged
     assert v["DeepLIFT and integrated gradients give highly correlated maps / a"] == verdicts.HOLDS
     assert v["LIME's map varies from run to run / a"] == verdicts.FAILS       # 0.95-0.99 is above 0.9
     assert not any(k.startswith("LIME costs more") for k in v)             # cost is reported, not tested
+    # an edge detector that hits on 10 of 12 images becomes the bar: lime (no hit) now fails, and
+    # gradient (12 of 12) no longer beats it
+    rows2 = pd.concat([rows, _rows({("a", "edge"): (hit, dict(iou_largest=np.r_[hit[:10], miss[10:]],
+                                                              roughness=np.full(n, 0.2), seconds=np.full(n, 0.01)))})])
+    t2 = verdicts.claims_table(wsol.claims(rows2, pairs, {"a": 8, "b": 10}, ["gradient", "lime", "random", "edge"]))
+    loc = t2[t2.group == "localises better than the strongest null"].set_index("claim")
+    assert (loc.setting.str.endswith("against the edge map")).all() and "edge: localises" not in " ".join(loc.index)
+    assert loc.loc["lime: localises the object better than the strongest null", "verdict"] == verdicts.FAILS
+    assert loc.loc["gradient: localises the object better than the strongest null", "verdict"] == verdicts.OPEN
     assert v["gradient: noisier maps on the deeper network / b vs a"] == verdicts.HOLDS
 
 

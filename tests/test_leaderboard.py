@@ -218,3 +218,18 @@ def test_a_column_whose_removal_removes_nothing_is_flagged_and_answers_no_questi
     assert q.loc["is faithful to the model", "methods that hold up"] == "not answered: no usable column"
     text = lb.findings(t)
     assert "**is faithful to the model**: not answered here" in text and "still classified correctly: 97 %" in text
+
+
+def test_a_method_must_beat_the_strongest_null_not_only_the_random_map():
+    """An edge detector that localises better than 'poor' makes 'poor' fail to hold up, where
+    beating the random map alone would have let it; the null is named and never judged itself."""
+    rng = np.random.default_rng(2)
+    e = lambda: 0.01 * rng.normal(size=N)    # noqa: E731
+    edge = [p for model in ("net_a", "net_b") for p in _rows(model, "mask energy", "benchmark", {"edge": 0.6 + e()})]
+    t = lb.rebuild(pd.concat([_scores(), *edge], ignore_index=True), n_boot=100)
+    q = t["questions"].set_index(["question", "model"]).loc[("localises the object", "net_a")]
+    assert q["methods that hold up"] == "good" and q["fail"] == 1
+    assert "mask energy against the edge map" in q["columns"]
+    claims = t["question claims"]
+    assert not claims.claim.str.startswith(("edge:", "random:", "constant:")).any()
+    assert (claims[claims.setting.str.startswith("mask energy")].setting == "mask energy against the edge map").all()

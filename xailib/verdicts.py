@@ -339,7 +339,7 @@ def reference_margin(reference, null, lower_is_better: bool = False, share: floa
     ref, nul = float(np.mean(reference)), float(np.mean(null))
     lead = (nul - ref) if lower_is_better else (ref - nul)
     if not np.isfinite(lead) or lead <= 0:
-        return None, f"{names[0]} does not beat {names[1]} here ({ref:.3g} against {nul:.3g}): no margin"
+        return None, f"{names[0]} does not beat {names[1]} here ({ref:.3g} against {nul:.3g})"
     return benchmark_margin(ref, nul, share), f"{100 * share:.0f} % of {names[0]}'s lead over {names[1]}, {lead:.3g}"
 
 
@@ -564,7 +564,7 @@ def changes(previous, current, key=("claim", "model", "setting")) -> "pd.DataFra
     two are listed as added or no longer tested."""
     import pandas as pd
     key = [k for k in key if k in previous.columns and k in current.columns]
-    cols = key + ["verdict", "rule"]
+    cols = key + ["verdict", "rule"] + (["p (Holm)"] if "p (Holm)" in previous and "p (Holm)" in current else [])
     prev = previous[cols].drop_duplicates(key).fillna({k: "" for k in key})
     cur = current[cols].drop_duplicates(key).fillna({k: "" for k in key})
     both = prev.merge(cur, on=key, how="outer", suffixes=(" before", " now"), indicator=True)
@@ -577,12 +577,18 @@ def changes(previous, current, key=("claim", "model", "setting")) -> "pd.DataFra
             why = "no longer tested in this edition"
         elif r["_merge"] == "right_only":
             why = "a claim new in this edition"
+        elif now == UNJUDGED:
+            why = "no verdict: " + str(r["rule now"]).split(": the setting is degenerate")[0]
+        elif before == UNJUDGED:
+            why = "the setting is no longer degenerate: " + str(r["rule now"])
         else:
             old_rule = str(r["rule before"])
             why = next((w for frag, to, w in _WHY if frag in old_rule and now == to), None)
-            if why is None:
-                why = f"the rule now reads: {r['rule now']}" if r["rule now"] != old_rule else \
-                      "the adjusted p crossed the level (the Holm family changed)"
+            if why is None and "p (Holm) before" in r:
+                why = (f"the Holm-adjusted p moved from {r['p (Holm) before']:.3g} to {r['p (Holm) now']:.3g} "
+                       "across the level: the family changed (claims on degenerate settings, or timings, left it)")
+            elif why is None:
+                why = f"the rule now reads: {r['rule now']}"
         rows.append({**{k: r[k] for k in key}, "before": before if isinstance(before, str) else "—",
                      "now": now if isinstance(now, str) else "—", "why": why})
     return pd.DataFrame(rows, columns=key + ["before", "now", "why"])

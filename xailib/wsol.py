@@ -119,6 +119,9 @@ def correlations(a, b, kind: str = "spearman") -> np.ndarray:
     return np.where(den > 0, (x * y).sum(1) / np.where(den > 0, den, 1), 0.0)
 
 
+NULLS = ("random", "constant", "edge")     # maps that know nothing of the network
+
+
 def claims(rows: pd.DataFrame, pairs: pd.DataFrame, depth: dict, methods, *, high: float = HIGH,
            stable: float = STABLE, n_boot: int = 2000, seed: int = 0) -> list:
     """The thesis's claims and the localisation claims, one per model (and method where it applies).
@@ -132,18 +135,21 @@ def claims(rows: pd.DataFrame, pairs: pd.DataFrame, depth: dict, methods, *, hig
     by = {k: g.sort_values("image") for k, g in rows.groupby(["model", "method"], sort=False)}
     models = list(dict.fromkeys(rows.model))
     for model in models:
-        if (model, "random") in by:
-            floor = (by[model, "random"]["iou_largest"].to_numpy() >= 0.5).astype(float)
+        hit = lambda m: (by[model, m]["iou_largest"].to_numpy() >= 0.5).astype(float)   # noqa: E731
+        nulls = {n: hit(n).mean() for n in NULLS if (model, n) in by}
+        if nulls:
+            # at CAM's 20 % threshold a random map boxes the whole image and never hits, so beating
+            # it means "any hit"; the strongest null (the edge detector, often) is the bar
+            null = max(nulls, key=nulls.get)
             for m in methods:
-                if m in ("random",) or (model, m) not in by:
+                if m in NULLS or (model, m) not in by:
                     continue
-                hits = (by[model, m]["iou_largest"].to_numpy() >= 0.5).astype(float)
                 out.append(verdicts.Claim(
-                    f"{m}: localises the object better than a random map", model,
-                    verdicts.paired(hits, floor, n_boot=n_boot, seed=seed), kind="better",
+                    f"{m}: localises the object better than the strongest null", model,
+                    verdicts.paired(hit(m), hit(null), n_boot=n_boot, seed=seed), kind="better",
                     effect=0.2, paper="— (the thesis's metric; it reports no result)",
-                    setting="box accuracy, CAM's rule (largest component, 20 %, IoU >= 0.5)", scale=100,
-                    unit=" points", group="localises better than a random map"))
+                    setting=f"box accuracy, CAM's rule (largest component, 20 %, IoU >= 0.5), against the {null} map",
+                    scale=100, unit=" points", group="localises better than the strongest null"))
         p = pairs[pairs.model == model].sort_values("image")
         if DL_IG in p and p[DL_IG].notna().any():
             out.append(verdicts.Claim(
