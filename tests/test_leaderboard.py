@@ -204,7 +204,7 @@ def test_a_column_whose_removal_removes_nothing_is_flagged_and_answers_no_questi
     blur = [p for model in ("net_a", "net_b") for p in _rows(model, "deletion (blur)", "benchmark", {
         "good": 0.2 + e(), "poor": 0.3 + e(), "random": 0.8 + e(), "constant": 0.7 + e(), lb.TRUTH: 0.05 + e()})]
     s = pd.concat([_scores(), *blur], ignore_index=True)
-    calib = pd.DataFrame({"model": ["net_a", "net_b"], "removal": describe("blur", 64),
+    calib = pd.DataFrame({"model": ["net_a", "net_b"], "removal": describe("blur", 64, lb.BLUR_SIGMA),
                           "accuracy, all removed": [0.97, 0.95], "degenerate": True})
     plain = lb.rebuild(s, n_boot=100)
     assert "deletion (blur)" not in lb.unusable(plain["validity"])     # good scores alone would pass it
