@@ -574,7 +574,7 @@ def changes(previous, current, key=("claim", "model", "setting")) -> "pd.DataFra
         if r["_merge"] == "both" and before == now:
             continue
         if r["_merge"] == "left_only":
-            why = "no longer tested in this edition"
+            why = "not in this edition (dropped, or reframed under another name: see the chapter's text)"
         elif r["_merge"] == "right_only":
             why = "a claim new in this edition"
         elif now == UNJUDGED:
@@ -594,7 +594,8 @@ def changes(previous, current, key=("claim", "model", "setting")) -> "pd.DataFra
     return pd.DataFrame(rows, columns=key + ["before", "now", "why"])
 
 
-def since_last_edition(notebook: str, current, name: str = "verdicts") -> tuple[str, "pd.DataFrame"]:
+def since_last_edition(notebook: str, current, name: str = "verdicts",
+                       key=("claim", "model", "setting")) -> tuple[str, "pd.DataFrame"]:
     """A sentence and the table of :func:`changes` between the verdicts a chapter states now
     (``current``) and those of the book's previous edition (``results/<notebook>/previous_edition/``,
     kept by ``scripts/new_edition.py``). The sentence says when no edition is kept."""
@@ -604,7 +605,7 @@ def since_last_edition(notebook: str, current, name: str = "verdicts") -> tuple[
     if prev is None:
         return "No previous edition is kept: nothing to compare.", pd.DataFrame()
     table, record = prev
-    ch = changes(table, current)
+    ch = changes(table, current, key=key)
     why = f" ({record['note']})" if record.get("note") else ""
     return (f"Against the previous edition (commit {record.get('commit', '?')}{why}): {len(ch)} of "
             f"{len(current)} verdicts differ or are new or gone.", ch)
