@@ -16,6 +16,7 @@ import torch
 
 from .errors import ParameterError
 from .metrics.removal import blur_kernel, check_removal, fill_image
+from .models import predict
 
 DEGENERATE_ACCURACY = 0.5      # full removal leaves at least half of the decisions intact
 
@@ -47,7 +48,6 @@ def full_removal(nets: dict, images: torch.Tensor, labels: torch.Tensor, removal
     side = images.shape[-1]
     rows = []
     for name, net in nets.items():
-        from .models import predict
         acc = lambda x: float((predict(net, x).argmax(1) == labels).float().mean())   # noqa: E731
         clean = acc(images)
         for r in removals:

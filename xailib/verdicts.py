@@ -302,10 +302,10 @@ def _floor(c: Comparison) -> float:
     return 1.0 / (len(c.replicates) + 1) if c.interval_at is None and c.replicates is not None else 1e-12
 
 
-def equivalence_p(c: Comparison, margin: float, sign: float = 1.0) -> float:
+def equivalence_p(c: Comparison, margin: float) -> float:
     """The p-value of two one-sided tests that the difference lies inside +-``margin``: the
     smallest ``a`` at which the ``1 - 2a`` interval (bootstrap or exact, as ``c`` has it) lies
-    inside. ``sign`` -1 reads the comparison turned (``kind="below"``; the margin is symmetric)."""
+    inside (the margin is symmetric, so a turned comparison gives the same p)."""
     if margin is None or not margin > 0:
         raise ParameterError(f"margin must be a positive number, got {margin!r}")
     return _smallest_tail(c, lambda lo, hi: -margin < lo and hi < margin, _floor(c))
