@@ -153,4 +153,6 @@ def test_every_committed_verdict_names_its_rule_n_and_an_interval_of_some_width(
             assert r["verdict"] in (verdicts.HOLDS, verdicts.FAILS, verdicts.OPEN, verdicts.UNJUDGED), r
             assert r["rule"] and r["n"], r
             low, high = re.search(r"\[([^,]+), ([^\]]+)\]", r["difference [95 % CI]"]).groups()
+            if "the interval is that point" in r["rule"]:
+                continue          # a continuous score with no spread at all, said in its rule
             assert low.strip() != high.strip(), (path.name, r["claim"], r["model"], r["difference [95 % CI]"])

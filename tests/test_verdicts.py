@@ -299,9 +299,24 @@ def test_a_continuous_score_at_one_is_not_an_outcome():
     ones = np.ones(12)
     assert v.paired(ones, 0.5).test == "exact binomial test"
     c = v.paired(ones, 0.5, outcomes=False)
-    assert c.test == "paired sign-flip test" and c.p == pytest.approx(2 / 2 ** 12)
+    assert c.test.startswith("paired sign-flip test") and c.p == pytest.approx(2 / 2 ** 12)
+    assert (c.low, c.high) == (0.5, 0.5) and "the interval is that point" in c.test   # said, not hidden
+    spread = v.paired(np.r_[np.ones(11), 0.9], 0.5, outcomes=False)
+    assert spread.test == "paired sign-flip test" and spread.low < spread.high
     with pytest.raises(ParameterError, match="0 / 1"):
         v.paired(np.full(5, 0.3), 0.5, outcomes=True)
+
+
+def test_an_interval_of_some_width_never_prints_as_a_point():
+    """Three images a few ten-thousandths apart once printed "+0.875 [+0.875, +0.875]", which reads
+    as no spread at all; the table widens its digits until the ends differ, and a true point stays one."""
+    narrow = v.paired(np.array([0.8749, 0.8752, 0.8751]))
+    cell = v.claims_table([v.Claim("A beats B", "net", narrow)])["difference [95 % CI]"][0]
+    low, high = cell.split("[")[1].rstrip("]").split(", ")
+    assert narrow.low < narrow.high and low != high and len(low) > len("+0.875")
+    point = v.claims_table([v.Claim("A beats B", "net", v.paired(np.full(6, 0.875), outcomes=False))])
+    assert point["difference [95 % CI]"][0] == "+0.875 [+0.875, +0.875]"
+    assert "the interval is that point" in point["rule"][0]
 
 
 def test_changes_between_editions_name_their_reason():

@@ -146,7 +146,12 @@ def paired(a, b=0.0, clusters=None, n_boot: int = 4000, seed: int = 0, level: fl
     if outcomes is not False and _binary(a) and (np.ndim(b) == 0 and 0 <= float(b) <= 1 or np.ndim(b) == 1 and _binary(b_arr)):
         return _paired_binary(a, b, d, clusters, len(groups), sd, level, reps, sums, n_perm, seed)
     p = sign_flip_p(sums, n_perm=n_perm, seed=seed)
-    return Comparison(mean, float(lo), float(hi), p, sd, len(d), len(groups), level, reps)
+    test = "paired sign-flip test"
+    if len(groups) > 1 and np.ptp(unit_means) <= 1e-12 * max(1.0, abs(mean)):
+        # a continuous score with no spread at all (a control whose map never depends on the
+        # network; a flat map, whose rank correlation counts as 0): the interval is truly a point
+        test += f" (every image gives the same difference, {mean:+.3f}: the interval is that point)"
+    return Comparison(mean, float(lo), float(hi), p, sd, len(d), len(groups), level, reps, test=test)
 
 
 def _binary(v: np.ndarray) -> bool:
@@ -501,7 +506,7 @@ def claims_table(claims: list[Claim], alpha: float = 0.05) -> "pd.DataFrame":
             p = float("nan")
             why = c.degenerate or f"a random map scores {100 * c.control:.0f} % here"
             v = Verdict(UNJUDGED, f"{why}: the setting is degenerate (not tested, not in the Holm family)", k, p)
-        f = (lambda x: f"{c.scale * x:+.3g}") if c.scale != 1 else (lambda x: f"{x:+.3f}")
+        f = _interval_format(k, c.scale)
         units = f"{k.n}" if k.n_units == k.n else f"{k.n} ({k.n_units} clusters)"
         size = size_beside(k, c.paper_gap, sign, c.scale, c.unit) if c.paper_gap is not None else ""
         row = {"claim": c.claim, "model": c.model, "setting": c.setting, "paper": c.paper, "group": c.group,
@@ -513,6 +518,16 @@ def claims_table(claims: list[Claim], alpha: float = 0.05) -> "pd.DataFrame":
             row["p equivalence (Holm)"] = float(f"{v.p_equivalence:.3g}") if v.p_equivalence is not None else None
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _interval_format(k: Comparison, scale: float = 1.0):
+    """Three decimals (three significant digits for a scaled unit), more where an interval of
+    some width would otherwise print as a point ([+0.875, +0.875]) and read as no spread at all."""
+    for digits in range(3, 9):
+        f = (lambda x, d=digits: f"{scale * x:+.{d}g}") if scale != 1 else (lambda x, d=digits: f"{x:+.{d}f}")
+        if k.high <= k.low or f(k.low) != f(k.high):
+            return f
+    return f
 
 
 def findings(table, n_label: str = "images", counted: str = "methods") -> str:
