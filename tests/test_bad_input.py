@@ -159,3 +159,35 @@ def test_targets_out_of_range_are_named_in_the_metrics():
     with pytest.raises(ParameterError, match="integer class indices"):
         metrics.score(RedMean(), x, torch.tensor([0.0, 1.0]), maps, "deletion")
     assert metrics.score(None, x, [0, 1], maps, "pointing_game", masks=masks).shape == (2,)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "integrated_gradients", "rise", "occlusion", "edge"])
+def test_bad_images_and_targets_get_one_sentence_in_explain(method):
+    """A NaN pixel gave maps of NaN without a word in these five methods; targets=None ended in
+    "Could not infer dtype of NoneType"; an empty batch in a torch.cat error; 0-255 images ran."""
+    from xailib import explain
+    model = models.load_model("vgg_mini")
+    x = data.load_dataset("shapes", "test", size=64, seed=0).images[:2].clone()
+    extra = {"n_masks": 8} if method == "rise" else {}
+    nan = x.clone()
+    nan[1, 0, 3, 4] = float("nan")
+    with pytest.raises(ParameterError, match=r"^images hold NaN or infinite pixels \(image 1\)"):
+        explain.explain(model, nan, [0, 1], method, **extra)
+    with pytest.raises(ParameterError, match=r"^targets=None: give the class to explain"):
+        explain.explain(model, x, None, method, **extra)
+    with pytest.raises(ParameterError, match=r"^images is an empty batch"):
+        explain.explain(model, x[:0], [], method, **extra)
+    with pytest.raises(ParameterError, match=r"^images reach 255, but the models take pixels in \[0, 1\]"):
+        explain.explain(model, (x * 255).round(), [0, 1], method, **extra)
+    with pytest.raises(ParameterError, match=r"^images must be floating point"):
+        explain.explain(model, (x * 255).to(torch.uint8), [0, 1], method, **extra)
+    assert torch.isfinite(explain.explain(model, x, [0, 1], method, **extra)).all()
+
+
+def test_a_missing_weights_file_is_named_without_a_training_remedy():
+    """It used to advise `python scripts/train_models.py` for a path the user typed."""
+    from xailib.errors import MissingResourceError
+    with pytest.raises(MissingResourceError) as err:
+        models.load_model("vgg_mini", weights="/nonexistent/vgg.pt")
+    assert "weights file /nonexistent/vgg.pt for vgg_mini does not exist" in str(err.value)
+    assert "train" not in str(err.value)

@@ -65,6 +65,8 @@ BAD = [("01_benchmark_and_methods", p, m) for p, m in BAD] + [
     ("10_leaderboard", dict(n_truth=1), "n_truth=1 must be an integer >= 2"),
     ("10_leaderboard", dict(sensitivity_methods=["gradient", "gradcm"]), "sensitivity_methods='gradcm' is not accepted"),
     ("10_leaderboard", dict(scheduler="laptop"), "scheduler='laptop' is not accepted"),
+    ("08_trustworthiness", dict(weights={"vgg_mini": "/nonexistent/vgg.pt"}),
+     "weights['vgg_mini']: /nonexistent/vgg.pt does not exist"),      # before its BAM and trojan sections
     ("06_sanity_checks", dict(tests=["independent"]), "tests must include 'cascading'"),
     ("06_sanity_checks", dict(measure="ssim", measures=["spearman_abs"]), "must be one of measures"),
     ("06_sanity_checks", dict(alternatives=["reset/zero"]), "alternatives='reset/zero' is not accepted"),

@@ -105,3 +105,27 @@ def test_each_rule_accepts_what_it_says_and_rejects_the_rest(rule, good, bad):
     for v in bad:
         with pytest.raises(ParameterError, match="x"):
             rule.read("x", v, {})
+
+
+def test_what_a_new_user_mistypes_gets_a_remedy(tmp_path):
+    """A misspelled method or model name gets the closest one; a list passed with -p is told to go
+    with -y; an empty list is accepted where the chapter can skip the comparison; a weights path
+    that does not exist stops at the parameters, before any work."""
+    with pytest.raises(ParameterError, match=r"methods='gradcm' is not accepted \(did you mean 'gradcam'\?\)"):
+        params.methods_rule().read("methods", ["gradient", "gradcm"], {})
+    rules = params.common_rules()
+    with pytest.raises(ParameterError, match=r"model_names='vgg_mni' is not accepted \(did you mean 'vgg_mini'\?\)"):
+        rules["model_names"].read("model_names", "vgg_mni", {})
+    with pytest.raises(ParameterError, match=r"is not a readable list or dict; lists and dicts go with papermill's -y "
+                                             r"as YAML, e.g. -y \"methods: \[gradient, lime\]\""):
+        params.methods_rule().read("methods", "[gradient, lime]", {})
+    assert params.ListOf(params.Int(), minimum=0).read("alternatives", [], {}) == []
+    ns = {"model_names": ["vgg_mini"]}
+    with pytest.raises(ParameterError, match=r"weights\['vgg_mini'\]: /nonexistent/vgg.pt does not exist"):
+        rules["weights"].read("weights", {"vgg_mini": "/nonexistent/vgg.pt"}, ns)
+    real = tmp_path / "vgg.pt"
+    real.write_bytes(b"x")
+    assert rules["weights"].read("weights", {"vgg_mini": str(real)}, ns) == {"vgg_mini": str(real)}
+    # -p model_names vgg_mini and -y "model_names: [vgg_mini]" are read alike (one cache key)
+    assert rules["model_names"].read("model_names", "vgg_mini", {}) == \
+        rules["model_names"].read("model_names", ["vgg_mini"], {})

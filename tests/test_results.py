@@ -117,3 +117,25 @@ def test_editing_the_computing_cell_invalidates_its_batches(tmp_path):
     edited = _cell(body.format(2), "cell_c", calls)            # the computation edited: recomputed
     torch.testing.assert_close(store.batches("maps", 4, 2, edited, progress=False), 2 * torch.ones(4))
     assert calls == [0, 2, 0, 2]
+
+
+def test_a_larger_run_speaks_only_for_the_default_run(tmp_path):
+    """A chapter re-run on one network showed the committed larger run's two networks and 20
+    methods as its own; the larger run is now read only by the run it was made beside."""
+    import json
+
+    from xailib import results
+    (tmp_path / "nb" / "larger_run").mkdir(parents=True)
+    (tmp_path / "nb" / "params.json").write_text(json.dumps({"model_names": ["a", "b"], "n": 4}))
+    (tmp_path / "nb" / "larger_run" / "params.json").write_text(json.dumps({"model_names": ["a", "b"], "n": 20}))
+    (tmp_path / "nb" / "larger_run" / "per_image.csv").write_text("x\n1\n")
+    default = {"model_names": ("a", "b"), "n": 4}          # a tuple reads as the committed list
+    assert results.larger_run("nb", root=tmp_path, this_run=default)[2].keys() == {"per_image"}
+    assert results.larger_run("nb", root=tmp_path) is not None            # (the scripts that replay it)
+    mine = {"model_names": ["a"], "n": 4}
+    assert results.larger_run("nb", root=tmp_path, this_run=mine) is None
+    assert results.differs_from_default("nb", mine, root=tmp_path) == ["model_names"]
+    note = results.larger_run_note("nb", mine, root=tmp_path)
+    assert note.startswith("Tables and verdicts from this run") and "model_names" in note
+    assert results.larger_run_note("nb", default, root=tmp_path).startswith("This is the book's default run")
+    assert results.larger_run_note("other", mine, root=tmp_path).startswith("No larger run committed")

@@ -139,6 +139,31 @@ def test_bad_input_says_what_is_wrong(tmp_path, cluster, monkeypatch):
         shards.shards_for("vgg_mini", "gradient", range(4), 0)
 
 
+def test_a_scheduler_without_workers_stops_within_its_stated_time(tmp_path, monkeypatch):
+    """It used to wait for a worker forever, saying nothing."""
+    from distributed import LocalCluster
+    monkeypatch.setattr(shards, "WORKER_TIMEOUT", 3)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0", silence_logs=40) as lc:
+        t0 = time.perf_counter()
+        with pytest.raises(MissingResourceError, match=f"the Dask scheduler at '{lc.scheduler_address}' has no "
+                                                       "worker after 3 s; start one with `dask worker"):
+            shards.compute(shards.shards_for("vgg_mini", "gradient", range(2), 2), store=str(tmp_path),
+                           scheduler=lc.scheduler_address, progress=False)
+        assert time.perf_counter() - t0 < 60       # (a hang would never get here)
+
+
+def test_a_truncated_shard_file_is_named_and_computed_again(tmp_path):
+    """PyTorch's own "failed reading zip archive" used to end the run, naming no file."""
+    work = shards.shards_for("vgg_mini", "gradient", range(4), 2, **FIELDS)
+    first = shards.compute(work, store=str(tmp_path), progress=False)
+    path = tmp_path / work[1].path
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.warns(UserWarning, match=f"shard file .*{work[1].path} could not be read"):
+        again = shards.compute(work, store=str(tmp_path), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert len(torch.load(path, weights_only=True)["value"]) == 2
+
+
 def test_the_leaderboard_computes_its_maps_on_a_cluster(tmp_path, cluster, monkeypatch):
     """Chapter 10 with scheduler=...: the benchmark maps come from shards, and every score agrees
     with the in-process run within the fast path's tolerance (the workers run one thread, this

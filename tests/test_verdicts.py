@@ -353,3 +353,15 @@ def test_a_setting_whose_reference_loses_to_the_null_gets_no_verdict():
                         v.Claim("A beats C", "net", strong)])
     assert list(t.verdict) == [v.UNJUDGED, v.HOLDS]
     assert "does not beat a random map" in t.rule.iloc[0] and "degenerate" in t.rule.iloc[0]
+
+
+def test_empty_cells_read_as_a_dash_with_their_reason():
+    import pandas as pd
+    t = pd.DataFrame({"claim": ["a", "b"], "p (Holm)": [0.01, np.nan], "n to decide": [np.nan, 13.0],
+                      "other": [None, "x"]})
+    shown, note = v.readable(t)
+    assert list(shown["p (Holm)"]) == [0.01, "—"] and list(shown["n to decide"]) == ["—", 13]
+    assert list(shown["other"]) == ["—", "x"] and list(shown["claim"]) == ["a", "b"]
+    assert "*p (Holm)*: not tested" in note and "*other*: does not apply" in note
+    assert "NaN" not in shown.to_string() and "<NA>" not in shown.to_html()
+    assert v.readable(t.dropna())[1] == ""

@@ -20,8 +20,12 @@ class MissingResourceError(FileNotFoundError):
 def check_choice(name: str, value, choices: Iterable) -> None:
     choices = list(choices)
     if value not in choices:
+        import difflib
+        close = difflib.get_close_matches(value, [c for c in choices if isinstance(c, str)], n=1, cutoff=0.6) \
+            if isinstance(value, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ParameterError(
-            f"{name}={value!r} is not accepted; choose one of: {', '.join(map(repr, choices))}"
+            f"{name}={value!r} is not accepted{hint}; choose one of: {', '.join(map(repr, choices))}"
         )
 
 

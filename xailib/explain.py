@@ -100,10 +100,42 @@ CAPTUM_NOTICES = ("Input Tensor 0 did not already require gradients",
                   "Setting forward, backward hooks and attributes on non-linear")
 
 
+# Pixels of a [0, 1] image stay far below this even with the noise the chapters add (sMPRT's
+# noisy copies, max-sensitivity's); a 0-255 image goes far above it.
+MAX_PIXEL = 8.0
+
+
+def check_images(images) -> None:
+    """One sentence for each input a method would otherwise turn into a confusing error or, worse,
+    into maps of NaN without a word: not a tensor, not (batch, 3, H, W), an empty batch, NaN or
+    infinite pixels, 0-255 pixels (the models take [0, 1] and normalise them themselves)."""
+    if not torch.is_tensor(images):
+        raise ParameterError(f"images must be a torch tensor (batch, 3, H, W) in [0, 1], got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ParameterError(f"images must be (batch, 3, H, W), got {tuple(images.shape)}")
+    if len(images) == 0:
+        raise ParameterError("images is an empty batch (0, 3, H, W): there is nothing to explain")
+    if not torch.is_floating_point(images):
+        raise ParameterError(f"images must be floating point in [0, 1], got {images.dtype} (divide 0-255 pixels by 255)")
+    bad = ~torch.isfinite(images)
+    if bad.any():
+        which = torch.nonzero(bad.flatten(1).any(1)).flatten().tolist()
+        raise ParameterError(f"images hold NaN or infinite pixels (image{'s' if len(which) > 1 else ''} "
+                             f"{', '.join(map(str, which[:5]))}{' ...' if len(which) > 5 else ''}): every map "
+                             "of them would be NaN")
+    top = float(images.abs().amax())
+    if top > MAX_PIXEL:
+        raise ParameterError(f"images reach {top:.4g}, but the models take pixels in [0, 1] (they normalise them "
+                             "themselves): divide 0-255 images by 255")
+
+
 def check_targets(targets, n: int, model=None, example=None) -> torch.Tensor:
     """``targets`` as one class index per image, each in [0, number of classes): the number of
     classes from one forward pass of ``model`` on ``example[:1]`` when given. A negative index is
     an error, not "counted from the end" as Python would read it."""
+    if targets is None:
+        raise ParameterError("targets=None: give the class to explain, one index per image (the labels, or "
+                             "the model's own predictions, model(images).argmax(1))")
     t = torch.as_tensor(targets)
     if torch.is_floating_point(t) or t.dtype == torch.bool:
         raise ParameterError(f"targets must be integer class indices, got {t.dtype}")
@@ -147,8 +179,7 @@ def explain(model: nn.Module, images: torch.Tensor, targets, method: str = "grad
     if missing:
         raise ParameterError(f"method {method!r} needs {', '.join(missing)}= (see its docstring: "
                              f"{m.fn.__doc__.strip().splitlines()[0]})")
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ParameterError(f"images must be (batch, 3, H, W), got {tuple(images.shape)}")
+    check_images(images)
     if hasattr(model, "xai_input_size"):
         check_input_size(model, images)
     bs = batch_size or m.batch_size

@@ -140,7 +140,9 @@ def model_card(name: str) -> dict:
 
 def _load_benchmark(name: str, weights) -> nn.Module:
     card = model_card(name)
-    path = Path(weights) if weights else MODELS_DIR / card["checkpoint"]
+    path = Path(weights).expanduser() if weights else MODELS_DIR / card["checkpoint"]
+    if weights and not path.exists():
+        raise MissingResourceError(f"weights file {path} for {name} does not exist (the path given in weights)")
     if not path.exists():
         script = "train_zoo.py" if name in ZOO_MODELS else "train_models.py"
         raise MissingResourceError(f"checkpoint {path} for {name} is missing; run "

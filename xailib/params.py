@@ -153,7 +153,9 @@ def _literal(name, value):
         try:
             return ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
-            raise ParameterError(f"{name}={value!r} is not a readable list or dict") from None
+            hint = (f"; lists and dicts go with papermill's -y as YAML, e.g. -y \"{name}: {value.strip()}\""
+                    if "'" not in value and '"' not in value else "")
+            raise ParameterError(f"{name}={value!r} is not a readable list or dict{hint}") from None
     return value
 
 
@@ -211,6 +213,19 @@ class Text(Rule):
     def read(self, name, value, ns):
         if not isinstance(value, str):
             raise ParameterError(f"{name}={value!r} must be text")
+        return value
+
+
+class File(Rule):
+    """The path of a file that exists, checked with the parameters so that a mistyped path stops
+    the run before any work, not after minutes of it."""
+    accepts = "the path of an existing file"
+
+    def read(self, name, value, ns):
+        Text().read(name, value, ns)
+        from pathlib import Path
+        if not Path(value).expanduser().is_file():
+            raise ParameterError(f"{name}: {value} does not exist (no such file; check the path you gave)")
         return value
 
 
@@ -356,7 +371,7 @@ def common_rules() -> dict[str, Rule]:
         "annotations": Maybe(Text()),
         "model_names": ListOf(Choice(models.MODEL_NAMES, accepts="a name in xailib.models.MODEL_NAMES")),
         "image_size": Check(image_size, "the side the models expect (64 for the benchmark's)"),
-        "weights": DictOf(Choice(lambda ns: ns.get("model_names", []), accepts="one of model_names"), Text()),
+        "weights": DictOf(Choice(lambda ns: ns.get("model_names", []), accepts="one of model_names"), File()),
         "device": Check(device, "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"),
         "precision": Choice(inference.PRECISIONS),
         "seed": Int(minimum=0),

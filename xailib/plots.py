@@ -486,23 +486,23 @@ def threshold_curves(table, title: str = "", highlight=("random", "constant", "g
     return fig
 
 
+PAGE_WIDTH = 7.5      # inches: the book's column, where a figure is shown at about its own size
+
+
 def rank_heatmap(ranks, metric: str, title: str = "", order=None, columns: str = "operator",
                  panel: str = "{model}: rank by {metric}", flagged=(), marked=()):
     """Methods (rows, in ``order`` when given) x ``columns`` (removal operators, or metrics) per
-    model: each cell the method's rank under ``metric`` (1 = best) and its bootstrap interval;
-    colour by rank. Column labels in ``flagged`` get a flag; (model, method) rows in ``marked``
-    (an approximation) are labelled so."""
+    model, one model under the other at the page's width: each cell the method's rank under
+    ``metric`` (1 = best) and, where the cell is wide enough to print it at a readable size, its
+    bootstrap interval (else the rank alone, said in the title); colour by rank. Column labels in
+    ``flagged`` get a flag; (model, method) rows in ``marked`` (an approximation) are labelled so."""
     models = list(dict.fromkeys(ranks.model))
-    n_cols = ranks[columns].nunique()
-    if n_cols < 8:       # a few operators: the models side by side
-        fig, axes = plt.subplots(1, len(models), figsize=(1.2 + 1.25 * len(models) * n_cols,
-                                                          0.8 + 0.3 * ranks.method.nunique()), squeeze=False)
-        axes = axes[0]
-    else:                # many metrics: one model under the other
-        fig, axes = plt.subplots(len(models), 1, figsize=(2.0 + 0.62 * n_cols,
-                                                          len(models) * (1.6 + 0.3 * ranks.method.nunique())),
-                                 squeeze=False)
-        axes = axes[:, 0]
+    n_cols, n_rows = ranks[columns].nunique(), ranks.method.nunique()
+    cell = (PAGE_WIDTH - 1.7) / max(n_cols, 1)         # inches per column, beside the method names
+    with_interval = cell >= 0.55                       # "[10.5-14]" at 7 pt needs about half an inch
+    fig, axes = plt.subplots(len(models), 1, squeeze=False, figsize=(
+        PAGE_WIDTH, len(models) * (0.9 + (0.85 if n_cols >= 8 else 0.4) + (0.34 if with_interval else 0.24) * n_rows)))
+    axes = axes[:, 0]
     for ax, model in zip(axes, models):
         g = ranks[ranks.model == model]
         ops = list(dict.fromkeys(g[columns]))
@@ -516,16 +516,18 @@ def rank_heatmap(ranks, metric: str, title: str = "", order=None, columns: str =
             for j in range(len(ops)):
                 v = r.iat[i, j]
                 if np.isfinite(v):
-                    ax.text(j, i, f"{v:g}\n[{lo.iat[i, j]:g}-{hi.iat[i, j]:g}]", ha="center", va="center",
-                            fontsize=6 if n_cols < 8 else 5, color="black" if v < 0.6 * worst else "white")
+                    text = f"{v:g}\n[{lo.iat[i, j]:g}-{hi.iat[i, j]:g}]" if with_interval else f"{v:g}"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                            color="black" if v < 0.6 * worst else "white")
         ax.set_xticks(range(len(ops)), [str(o).replace("_", " ") + (" (flagged)" if o in flagged else "")
-                                        for o in ops], fontsize=7, rotation=30 if n_cols < 8 else 60,
+                                        for o in ops], fontsize=8, rotation=0 if n_cols < 8 else 60,
                       ha="center" if n_cols < 8 else "right")
         ax.set_yticks(range(len(methods)), [m.replace("_", " ") + (" (approx.)" if (model, m) in marked else "")
-                                            for m in methods], fontsize=7)
-        ax.set_title(panel.format(model=model, metric=metric), fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
+                                            for m in methods], fontsize=8)
+        ax.set_title(panel.format(model=model, metric=metric), fontsize=9)
+    if title or not with_interval:
+        fig.suptitle(title + ("" if with_interval else "\n(ranks only: their intervals are in the tables)"),
+                     fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -169,17 +169,47 @@ class ResultStore:
                               json.dumps(json.loads(_canonical(self.params)), indent=1, sort_keys=True) + "\n")
 
 
-def larger_run(notebook: str, root: Path | None = None, part: str | None = None):
+def larger_run(notebook: str, root: Path | None = None, part: str | None = None, this_run: dict | None = None):
     """The committed larger run of a chapter: ``(params, run record, {table name: path})``, or None
     when the chapter has none. ``run`` holds the script's command and wall time. ``part`` names a
     sub-folder of it (``"other_cpu"``: the same run made on another processor, kept to measure
-    how far the machine moves its numbers)."""
+    how far the machine moves its numbers).
+
+    ``this_run``: the parameters of the run that asks (its store's). A larger run speaks only for
+    the book's own default run (the same data set, networks and parameters it was made beside,
+    ``results/<notebook>/params.json``); for any other run this returns None, so that the run shows
+    its own tables and verdicts. :func:`larger_run_note` says which of the two a run reads."""
     folder = Path(root or REPO / "results") / notebook / "larger_run" / (part or "")
     if not (folder / "params.json").exists():
+        return None
+    if this_run is not None and differs_from_default(notebook, this_run, root):
         return None
     params = json.loads((folder / "params.json").read_text())
     run = json.loads((folder / "run.json").read_text()) if (folder / "run.json").exists() else {}
     return params, run, {p.stem: p for p in sorted(folder.glob("*.csv"))}
+
+
+def differs_from_default(notebook: str, this_run: dict, root: Path | None = None) -> list[str]:
+    """The parameters in which ``this_run`` differs from the book's committed default run of
+    ``notebook`` (all of them, ``["(no default run committed)"]``, when there is none)."""
+    path = Path(root or REPO / "results") / notebook / "params.json"
+    if not path.exists():
+        return ["(no default run committed)"]
+    default, mine = json.loads(path.read_text()), json.loads(_canonical(this_run))
+    return sorted(k for k in set(default) | set(mine) if default.get(k, "<absent>") != mine.get(k, "<absent>"))
+
+
+def larger_run_note(notebook: str, this_run: dict, root: Path | None = None) -> str:
+    """One sentence: whether this run's tables and verdicts are its own, and why."""
+    lr = Path(root or REPO / "results") / notebook / "larger_run" / "params.json"
+    if not lr.exists():
+        return f"No larger run committed in results/{notebook}/larger_run/: tables and verdicts from this run"
+    changed = differs_from_default(notebook, this_run, root)
+    if not changed:
+        return "This is the book's default run: its verdicts are read from the committed larger run"
+    names = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
+    return (f"Tables and verdicts from this run: its parameters differ from the book's default run in {names}, "
+            "and the committed larger run speaks only for that one")
 
 
 # The verdict tables a chapter publishes; scripts/new_edition.py keeps them as the previous edition.

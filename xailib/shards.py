@@ -50,6 +50,7 @@ from .errors import MissingResourceError, ParameterError
 
 SCHEDULER_ENV, STORE_ENV = "XAILIB_SCHEDULER", "XAILIB_STORE"
 CONNECT_TIMEOUT = 10          # seconds to wait for a remote scheduler to answer
+WORKER_TIMEOUT = int(os.environ.get("XAILIB_WORKER_TIMEOUT", 60))   # seconds to wait for its first worker
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,20 @@ class Store:
     def read(self, shard: Shard) -> dict:
         with self.fs.open(self._full(shard.path), "rb") as f:
             return torch.load(io.BytesIO(f.read()), weights_only=True)
+
+    def read_or_forget(self, shard: Shard) -> dict | None:
+        """The shard's record, or None when it is not in the store. A file that cannot be read
+        (truncated by a kill, a full disk) is named in a warning and removed, so it is computed again."""
+        if not self.exists(shard):
+            return None
+        try:
+            return self.read(shard)
+        except Exception as e:
+            import warnings
+            warnings.warn(f"shard file {self._full(shard.path)} could not be read ({type(e).__name__}: {e}); "
+                          "it is removed and computed again", stacklevel=3)
+            self.fs.rm(self._full(shard.path))
+            return None
 
     def listing(self) -> list[str]:
         """Every file under the store (for checks: no temporary file left behind)."""
@@ -279,9 +294,22 @@ def client(scheduler: str, threads_per_worker: int = 1):
                                    "start one with `dask scheduler` and workers with `dask worker "
                                    f"{scheduler}`, or use scheduler='local:N' or None") from None
     try:
+        wait_for_workers(c, scheduler)
         yield c
     finally:
         c.close()
+
+
+def wait_for_workers(c, scheduler, timeout: float | None = None) -> None:
+    """Wait up to ``timeout`` seconds (``WORKER_TIMEOUT``, ``$XAILIB_WORKER_TIMEOUT``) for the
+    scheduler to have a worker; a scheduler with none would otherwise hold the run forever."""
+    timeout = WORKER_TIMEOUT if timeout is None else timeout
+    try:
+        c.wait_for_workers(1, timeout=timeout)
+    except (TimeoutError, OSError):
+        raise MissingResourceError(f"the Dask scheduler at {scheduler!r} has no worker after {timeout:g} s; start "
+                                   f"one with `dask worker {scheduler}` (or set $XAILIB_WORKER_TIMEOUT to wait "
+                                   "longer), or use scheduler='local:N' or None") from None
 
 
 def submit(c, shards, store: str) -> list:
@@ -303,10 +331,16 @@ def compute(shards, store: str | None = None, scheduler=None, progress: bool = T
     used as it is) and written there first."""
     shards = list(shards)
     st = Store(store)
-    todo = list(dict.fromkeys(s for s in shards if not st.exists(s)))
+    done = {}
+    for s in dict.fromkeys(shards):
+        record = st.read_or_forget(s)
+        if record is not None:
+            done[s] = record["value"]
+    todo = [s for s in dict.fromkeys(shards) if s not in done]
     where = resolve_scheduler(scheduler)
     if todo:
         if where is not None and not isinstance(where, str):        # a Client
+            wait_for_workers(where, getattr(getattr(where, "scheduler", None), "address", "this client's scheduler"))
             where.gather(submit(where, todo, st.url))
         elif where is None:
             it = todo
@@ -318,7 +352,7 @@ def compute(shards, store: str | None = None, scheduler=None, progress: bool = T
         else:
             with client(where) as c:
                 c.gather(submit(c, todo, st.url))
-    return [st.read(s)["value"] for s in shards]
+    return [done[s] if s in done else st.read(s)["value"] for s in shards]
 
 
 def seconds(shards, store: str | None = None) -> float:

@@ -530,6 +530,47 @@ def _interval_format(k: Comparison, scale: float = 1.0):
     return f
 
 
+# Why a cell of a claims table is empty, said once under the table instead of a raw NaN.
+EMPTY_BECAUSE = {
+    "p (Holm)": "not tested (the setting is degenerate: outside the Holm family)",
+    "p equivalence (Holm)": "the claim has no equivalence margin",
+    "n to decide": "the claim is resolved (or no size to plan for is known)",
+    "size beside the paper's": "the paper reports no size to set beside it",
+    "this run": "this run does not make the claim",
+    "verdict (default run)": "the default run does not make the claim",
+    "difference [95 % CI] (default run)": "the default run does not make the claim",
+}
+
+
+def readable(table, because: dict | None = None):
+    """``(table, note)``: the table with each empty cell (NaN, None, <NA>) shown as "—", whole
+    numbers that pandas made float by an empty cell shown whole again, and one Markdown line
+    saying why each column has empty cells (``because`` adds or overrides reasons)."""
+    import pandas as pd
+    reasons = {**EMPTY_BECAUSE, **(because or {})}
+    out, said = table.copy(), []
+    for c in out.columns:
+        col = out[c]
+        if not col.isna().any():
+            continue
+        known = col.dropna()
+        if pd.api.types.is_float_dtype(col) and len(known) and (known % 1 == 0).all():
+            col = col.astype("Int64")
+        out[c] = col.astype(object).where(col.notna(), "—")
+        said.append(f"*{c}*: {reasons.get(c, 'does not apply to that row')}")
+    note = ("— marks an empty cell. " + "; ".join(said) + ".") if said else ""
+    return out, note
+
+
+def show(table, because: dict | None = None) -> None:
+    """Display ``table`` through :func:`readable`, its note under it."""
+    from IPython.display import Markdown, display
+    shown, note = readable(table, because)
+    display(shown)
+    if note:
+        display(Markdown(note))
+
+
 def findings(table, n_label: str = "images", counted: str = "methods") -> str:
     """Markdown bullets generated from a claims table (so the prose never goes stale when the
     chapter is re-run on other data): one per claim, and one per (group, model) that counts the
@@ -610,12 +651,17 @@ def changes(previous, current, key=("claim", "model", "setting")) -> "pd.DataFra
 
 
 def since_last_edition(notebook: str, current, name: str = "verdicts",
-                       key=("claim", "model", "setting")) -> tuple[str, "pd.DataFrame"]:
+                       key=("claim", "model", "setting"), this_run: dict | None = None) -> tuple[str, "pd.DataFrame"]:
     """A sentence and the table of :func:`changes` between the verdicts a chapter states now
     (``current``) and those of the book's previous edition (``results/<notebook>/previous_edition/``,
-    kept by ``scripts/new_edition.py``). The sentence says when no edition is kept."""
+    kept by ``scripts/new_edition.py``). The sentence says when no edition is kept, and when
+    ``this_run`` (the run's parameters) is not the book's default run: the editions are of that
+    run, so another run is not compared with them."""
     import pandas as pd
-    from .results import previous_edition
+    from .results import differs_from_default, previous_edition
+    if this_run is not None and differs_from_default(notebook, this_run):
+        return ("This run is not the book's default run: its verdicts are not compared with the book's "
+                "previous edition, which is of that run.", pd.DataFrame())
     prev = previous_edition(notebook, name)
     if prev is None:
         return "No previous edition is kept: nothing to compare.", pd.DataFrame()
