@@ -41,3 +41,15 @@ def test_bad_input():
         calibration.full_removal(net, torch.rand(0, 3, 8, 8), torch.tensor([], dtype=torch.long))
     with pytest.raises(ParameterError):
         calibration.full_removal(net, torch.rand(2, 3, 8, 8), torch.tensor([0, 1]), removals=("smudge",))
+
+
+def test_a_degenerate_setting_names_its_reason_for_the_claims_on_it():
+    torch.manual_seed(0)
+    x = torch.rand(20, 3, 16, 16) * 0.2 + torch.arange(20).view(20, 1, 1, 1) % 2 * 0.5
+    y = (x.mean((1, 2, 3)) > 0.25).long()
+    t = calibration.full_removal({"net": Brightness().eval()}, x, y, removals=("zero", "blur"), threshold=0.6)
+    why = calibration.reasons(t)
+    assert set(why) == {("net", "blur")}                                   # zero fill removes; the blur does not
+    assert why["net", "blur"].startswith("full removal (blur") and "100 % of net's test images" in why["net", "blur"]
+    assert calibration.summary(t).startswith("Degenerate, no verdict rests on them: blur")
+    assert calibration.summary(t[~t.degenerate]).startswith("Every operator removes what it should")

@@ -222,6 +222,16 @@ def test_operator_claims_withhold_a_verdict_where_a_random_map_passes():
     assert harmless["removal: road"] == verdicts.HOLDS and harmless["removal: zero"] == verdicts.FAILS
 
 
+def test_operator_claims_on_a_setting_that_removes_nothing_get_no_verdict():
+    why = "full removal (blur) leaves 97 % of net's test images classified correctly"
+    table = verdicts.claims_table(faith.operator_claims(_rows(), ["random", "good", "bad"], n_boot=200,
+                                                        degenerate={("net", "road"): why}))
+    road = table[table.setting.str.contains("road")]
+    assert len(road) == 3 and (road.verdict == verdicts.UNJUDGED).all() and road.rule.str.startswith(why).all()
+    assert road["p (Holm)"].isna().all()                       # out of the Holm family
+    assert not (table[~table.setting.str.contains("road")].verdict == verdicts.UNJUDGED).all()
+
+
 def test_roar_tables_and_claims():
     per_image = []
     for m, acc in (("(none)", 1.0), ("random", 0.9), ("gradient", 0.2)):

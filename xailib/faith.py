@@ -80,14 +80,19 @@ def control_table(rows: pd.DataFrame, control: str = CONTROL) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: int = 0) -> list:
+def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: int = 0,
+                    degenerate: dict | None = None) -> list:
     """Per model and operator:
 
     - the operator keeps a random removal harmless: a random map's Impact Score (10 % of the
       pixels) below 1/2 (the survey's doubt: if a random removal already flips decisions, the
       score measures the shift, not the explanation);
     - each method beats the random map under deletion (lower AUC, paired over images), with the
-      random map's impact rate as the setting's control (no verdict where a random map passes)."""
+      random map's impact rate as the setting's control (no verdict where a random map passes).
+
+    ``degenerate``: ``{(model, operator): why}`` from :func:`xailib.calibration.reasons`; a claim on
+    such a setting gets no verdict and says why."""
+    degenerate = degenerate or {}
     out = []
     for (model, op), g in rows.groupby(["model", "operator"], sort=False):
         rnd = g[g.method == CONTROL].sort_values("image")
@@ -98,7 +103,7 @@ def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: in
             f"a random 10 % removal leaves most decisions intact ({op})", model,
             verdicts.paired(rnd.impact.to_numpy(), 0.5, n_boot=n_boot, seed=seed), kind="below", effect=0.25,
             paper="the survey: a removal may measure the distribution shift", setting=f"removal: {op}",
-            scale=100, unit=" points", group="random removal harmless"))
+            scale=100, unit=" points", group="random removal harmless", degenerate=degenerate.get((model, op), "")))
         for m in methods:
             if m in (CONTROL,):
                 continue
@@ -110,7 +115,7 @@ def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: in
                 verdicts.paired(rnd.deletion.to_numpy(), s.deletion.to_numpy(), n_boot=n_boot, seed=seed),
                 kind="better", effect=0.05, paper="Petsiuk et al.'s deletion, every operator",
                 setting=f"removal: {op}; deletion AUC, random minus method", control=rate,
-                group=f"deletion beats a random map ({op})"))
+                group=f"deletion beats a random map ({op})", degenerate=degenerate.get((model, op), "")))
     return out
 
 
