@@ -84,7 +84,8 @@ def main():
             (folder / judged).unlink(missing_ok=True)
         record = {"command": f"python scripts/larger_run.py {name}", "parameters": LARGER[name],
                   "seconds": round(seconds, 1), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "kernels": kernels}
+                  "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "kernels": kernels,
+                  "ties": "random"}          # xailib.metrics.order: how tied pixels are ranked
         (folder / "run.json").write_text(json.dumps(record, indent=1) + "\n")
         print(f"{name}: larger run published to {folder} in {seconds / 60:.1f} min")
 

@@ -272,7 +272,7 @@ def read_roar(notebook: str = "09_faithfulness", root=None):
 
 
 def top_fraction(maps: torch.Tensor, fraction: float) -> torch.Tensor:
-    """(B, H, W) bool: each map's top ``fraction`` of pixels (ties by index), whatever their sign."""
+    """(B, H, W) bool: each map's top ``fraction`` of pixels (ties in a fixed random order), whatever their sign."""
     from .impact import critical_region
     shifted = maps - maps.flatten(1).amin(1)[:, None, None] + 1.0     # all > 0: rank every pixel
     return critical_region(shifted, "pixels", fraction)

@@ -13,9 +13,9 @@ for pixels, so both are parameters here:
 *for* the decision, can be critical)
 
 - ``"pixels"``: the ``fraction`` of the image's pixels with the highest saliency (ties broken by
-  pixel index, row-major), the default;
+  a fixed random order of the pixels, :mod:`xailib.metrics.order`), the default;
 - ``"segments"``: whole superpixels (SLIC, as LIME and KernelSHAP use them) ranked by their mean
-  saliency, taken in that order while the covered area gets nearer to ``fraction`` of the image;
+  saliency (equal means in a fixed random order), taken in that order while the covered area gets nearer to ``fraction`` of the image;
 - ``"threshold"``: every pixel whose saliency is at least ``threshold`` times the map's maximum.
 
 ``removal`` (what the pixels of ``c`` become)
@@ -44,6 +44,7 @@ from . import inference
 from .errors import ParameterError, check_choice, check_fraction, check_positive_int
 from .metrics import register
 from .metrics import removal as removal_op
+from .metrics.order import saliency_order
 from .metrics.removal import check_removal
 
 SELECTIONS = ("pixels", "segments", "threshold")
@@ -100,7 +101,7 @@ def critical_region(maps: torch.Tensor, selection: str = "pixels", fraction: flo
     budget = fraction * H * W
     if selection == "pixels":
         k = int(round(budget))
-        order = torch.argsort(s.flatten(1), dim=1, descending=True, stable=True)
+        order = saliency_order(s.flatten(1))
         top = torch.zeros(B, H * W, dtype=torch.bool, device=s.device)
         top.scatter_(1, order[:, :k], True)
         return top.view(B, H, W) & positive
@@ -117,7 +118,7 @@ def critical_region(maps: torch.Tensor, selection: str = "pixels", fraction: flo
         size = torch.bincount(flat, minlength=k).double()
         mean = torch.zeros(k, dtype=torch.float64, device=s.device).index_add_(
             0, flat, s[b].flatten()) / size.clamp(min=1)
-        order = torch.argsort(-mean, stable=True).tolist()
+        order = saliency_order(mean[None])[0].tolist()         # equal means: a fixed random order
         chosen, area = [], 0.0
         for j in order:
             if size[j] == 0 or mean[j] <= 0:

@@ -199,6 +199,18 @@ def differs_from_default(notebook: str, this_run: dict, root: Path | None = None
     return sorted(k for k in set(default) | set(mine) if default.get(k, "<absent>") != mine.get(k, "<absent>"))
 
 
+# The chapters whose scores rank a map's pixels (deletion, insertion, ROAD, critical regions, top-k):
+# their numbers depend on how ties are broken (xailib.metrics.order).
+RANKS_PIXELS = frozenset({"02_rise", "03_impact_score", "04_adversarial_patch", "05_neuromask",
+                          "07_localisation", "08_trustworthiness", "09_faithfulness", "10_leaderboard"})
+
+
+def tie_rule_of(run: dict) -> str:
+    """The tie rule (:data:`xailib.metrics.order.TIE_RULES`) a larger run was made with: its
+    ``run.json`` records it; runs made before it did broke ties by pixel index."""
+    return run.get("ties", "index")
+
+
 def larger_run_note(notebook: str, this_run: dict, root: Path | None = None) -> str:
     """One sentence: whether this run's tables and verdicts are its own, and why."""
     lr = Path(root or REPO / "results") / notebook / "larger_run" / "params.json"
@@ -206,7 +218,15 @@ def larger_run_note(notebook: str, this_run: dict, root: Path | None = None) -> 
         return f"No larger run committed in results/{notebook}/larger_run/: tables and verdicts from this run"
     changed = differs_from_default(notebook, this_run, root)
     if not changed:
-        return "This is the book's default run: its verdicts are read from the committed larger run"
+        run = lr.parent / "run.json"
+        ties = tie_rule_of(json.loads(run.read_text()) if run.exists() else {})
+        stale = ("" if ties == "random" or notebook not in RANKS_PIXELS else
+                 ". That run was made before ties in a map were broken at random: it took tied pixels by "
+                 "their index, top rows first, which moves the scores of maps with flat regions (Grad-CAM's "
+                 "zeros, LIME's and occlusion's patches, the constant map; up to 0.04 of an AUC) and leaves "
+                 "the others as they were; it is re-made in the next edition, and this run's own tables, "
+                 "above, are made with the new rule")
+        return "This is the book's default run: its verdicts are read from the committed larger run" + stale
     names = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
     return (f"Tables and verdicts from this run: its parameters differ from the book's default run in {names}, "
             "and the committed larger run speaks only for that one")

@@ -9,7 +9,13 @@ model and the target by construction, so it must fail the model- and data-random
 
 ``random``: uniform noise in [0, 1), drawn per image from a generator seeded by ``seed`` and the
 image's own bytes (the same map for the same image in any batch; another map for any other
-image, a perturbed copy included). ``constant``: 1 everywhere. The floor of every score: a
+image, a perturbed copy included). ``smooth_random``: the same noise blurred by a Gaussian of
+``sigma`` (default the image side / 8) and rescaled to [0, 1]: random blobs as smooth as the
+smoothest methods' maps (Grad-CAM, occlusion and RISE, whose autocorrelation falls to one half at
+12-14 px of 64 on both networks, as a Gaussian-filtered noise of sigma 7-8.5 px does;
+``scripts/map_smoothness.py`` measures it), so that a smooth map cannot beat the random null by
+its smoothness alone. ``constant``: 1 everywhere (metrics break its ties at random,
+:mod:`xailib.metrics.order`). The floor of every score: a
 metric that ranks a method no better than these measures something other than the explanation.
 A constant map ignores its input, so it is the best possible case for max-sensitivity.
 
@@ -21,6 +27,7 @@ import hashlib
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter
 from skimage.filters import sobel
 
 from ..explain import register
@@ -42,6 +49,18 @@ def _random(model, x, t, seed):
         key = int.from_bytes(hashlib.sha256(img.numpy().tobytes()).digest()[:7], "little")
         out.append(torch.rand(img.shape[-2:], generator=torch.Generator().manual_seed(key + seed)))
     return torch.stack(out).to(x.device)
+
+
+@register("smooth_random", family="control", library="scipy", reference="adebayo2018", control=True,
+          seed=0, sigma=None)
+def _smooth_random(model, x, t, seed, sigma):
+    """The ``random`` map blurred by a Gaussian of ``sigma`` px (default: side / 8), in [0, 1]."""
+    sigma = x.shape[-1] / 8 if sigma is None else float(sigma)
+    out = []
+    for m in _random(model, x, t, seed).cpu().double().numpy():
+        b = gaussian_filter(m, sigma, mode="reflect")
+        out.append((b - b.min()) / max(b.max() - b.min(), 1e-12))
+    return torch.from_numpy(np.stack(out)).to(x.device, torch.float32)
 
 
 @register("constant", family="control", library="torch", reference="adebayo2018", control=True)

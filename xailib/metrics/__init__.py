@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import inference
 from ..errors import ParameterError, check_choice, check_unknown_keys
+from .order import saliency_order
 from .removal import blur, blur_kernel, check_removal, fill_image, remove  # noqa: F401 (blur: chapter 02 calls metrics.blur)
 
 
@@ -127,7 +128,8 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
     ``"dataset_mean"`` is the constant canvas the paper argues against). The operators are
     :mod:`xailib.metrics.removal`'s. ``n_steps`` steps of equal size
     (default: the image side, i.e. 224 steps of 224 pixels at 224 x 224 as in the authors'
-    code). Ties in saliency are broken by pixel index (row-major). All steps of a group of images
+    code). Ties in saliency are broken by a fixed random order of the pixels
+(:mod:`xailib.metrics.order`), so a flat map is not taken from the top rows down. All steps of a group of images
     go through the model in one batch of at most ``batch_size`` rows (at least one image's).
 
     Returns ``(fractions (S+1,), curves (B, S+1), auc (B,))``; the AUC is the trapezoid rule over
@@ -145,7 +147,7 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
         raise ParameterError(f"n_steps={n_steps!r} must be an integer in [1, {HW}]")
     t = torch.as_tensor(targets, dtype=torch.long, device=dev).expand(B)
     counts = torch.round(torch.arange(S + 1, device=dev, dtype=torch.float64) * HW / S).long()
-    order = torch.argsort(maps.to(dev).flatten(1), dim=1, descending=True, stable=True)
+    order = saliency_order(maps.to(dev).flatten(1))
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(HW, device=dev).expand(B, HW).contiguous())
     removed_image = None if removal == "road" else fill_image(

@@ -32,6 +32,7 @@ import torch
 from scipy import ndimage
 
 from . import register
+from .order import saliency_order
 from ..errors import ParameterError, check_choice
 
 COMPONENTS = ("largest", "all")
@@ -185,13 +186,14 @@ def _region_mean(model, images, targets, maps, masks):
           masks=None, k=None)
 def _top_k_iou(model, images, targets, maps, masks, k):
     """IoU of the map's ``k`` highest pixels (default: as many as the region has) with the region
-    ``masks``; ties in the map are broken by pixel index (row-major), so a flat map is not favoured."""
+    ``masks``; ties in the map are broken by a fixed random order of the pixels
+    (:mod:`xailib.metrics.order`), so a flat map is not favoured by its position."""
     m = _masks(masks, maps).flatten(1)
     n = m.shape[1]
     ks = m.sum(1) if k is None else torch.full((len(m),), int(k))
     if k is not None and not 1 <= int(k) <= n:
         raise ParameterError(f"k={k!r} must be in [1, {n}]")
-    order = torch.argsort(maps.detach().cpu().flatten(1), dim=1, descending=True, stable=True)
+    order = saliency_order(maps.detach().cpu().flatten(1))
     out = np.empty(len(m))
     for i in range(len(m)):
         top = torch.zeros(n, dtype=torch.bool)
