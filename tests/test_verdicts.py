@@ -205,6 +205,19 @@ def test_rank_intervals_contain_their_point_rank():
     assert r.loc["c", "high"] == 3 and r.loc["c", "low"] == 2
 
 
+def test_rank_interval_ends_are_ranks_a_replicate_gave():
+    import pandas as pd
+    # 40 replicates: c ranks first once, second once (between a and b), last otherwise; d ties b
+    c = np.r_[10.0, 0.5, np.full(38, -10.0)]
+    reps = pd.DataFrame({"a": np.ones(40), "b": np.zeros(40), "c": c, "d": np.zeros(40)})
+    plain = reps.rank(axis=1, ascending=False).quantile(0.025)
+    assert plain["c"] == pytest.approx(1.975)             # an interpolated end: no replicate gave it
+    r = v.rank_intervals(reps)
+    assert r.loc["c", "low"] == 1 and r.loc["c", "high"] == 4
+    assert ((r[["low", "high"]] * 2) % 1 == 0).all().all()        # whole ranks, or halves for ties
+    assert r.loc["b", "rank"] == r.loc["d", "rank"] == 2.5 and r.loc["b", "low"] in (2.5, 3.5)
+
+
 def test_degenerate_settings():
     assert v.degenerate(0.5) and v.degenerate(1.0)
     assert not v.degenerate(0.49) and not v.degenerate(float("nan"))

@@ -9,6 +9,7 @@ import torch
 
 from . import metrics, verdicts
 from .metrics.faithfulness import draw_subsets, sensitivity_n_from, subset_outputs
+from .methods.controls import NULLS, strongest_null
 
 CONTROL = "random"
 CEILING = "object mask"
@@ -87,8 +88,10 @@ def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: in
     - the operator keeps a random removal harmless: a random map's Impact Score (10 % of the
       pixels) below 1/2 (the survey's doubt: if a random removal already flips decisions, the
       score measures the shift, not the explanation);
-    - each method beats the random map under deletion (lower AUC, paired over images), with the
-      random map's impact rate as the setting's control (no verdict where a random map passes).
+    - each method beats the strongest null under deletion (lower AUC, paired over images): of the
+      nulls scored (:data:`xailib.methods.controls.NULLS`: random, smooth random, constant, edge),
+      the one with the lowest mean AUC under that operator and model, named in the claim's setting;
+      the random map's impact rate is the setting's control.
 
     ``degenerate``: ``{(model, operator): why}`` from :func:`xailib.calibration.reasons`; a claim on
     such a setting gets no verdict and says why."""
@@ -104,18 +107,21 @@ def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: in
             verdicts.paired(rnd.impact.to_numpy(), 0.5, n_boot=n_boot, seed=seed), kind="below", effect=0.25,
             paper="the survey: a removal may measure the distribution shift", setting=f"removal: {op}",
             scale=100, unit=" points", group="random removal harmless", degenerate=degenerate.get((model, op), "")))
+        null = strongest_null(g.groupby("method").deletion.mean().to_dict(), higher_is_better=False)
+        ref = g[g.method == null].sort_values("image")
         for m in methods:
-            if m in (CONTROL,):
+            if m in NULLS:
                 continue
             s = g[g.method == m].sort_values("image")
-            if len(s) != len(rnd):
+            if len(s) != len(ref):
                 continue
             out.append(verdicts.Claim(
-                f"{m}: deletion beats a random map ({op})", model,
-                verdicts.paired(rnd.deletion.to_numpy(), s.deletion.to_numpy(), n_boot=n_boot, seed=seed),
+                f"{m}: deletion beats the strongest null ({op})", model,
+                verdicts.paired(ref.deletion.to_numpy(), s.deletion.to_numpy(), n_boot=n_boot, seed=seed),
                 kind="better", effect=0.05, paper="Petsiuk et al.'s deletion, every operator",
-                setting=f"removal: {op}; deletion AUC, random minus method", control=rate,
-                group=f"deletion beats a random map ({op})", degenerate=degenerate.get((model, op), "")))
+                setting=f"removal: {op}; deletion AUC, the {null.replace('_', ' ')} map's minus the method's",
+                control=rate, group=f"deletion beats the strongest null ({op})",
+                degenerate=degenerate.get((model, op), "")))
     return out
 
 

@@ -44,10 +44,11 @@ from .errors import MissingResourceError, ParameterError
 from .metrics import METRICS, score
 from .metrics import randomisation as rnd
 from .metrics import similarity as sim
+from .methods import controls as controls_
+from .methods.controls import NULLS
 
 TRUTH, TRIGGER = "object mask", "trigger mask"
-CONTROLS = ("random", "constant")
-MODEL_FREE = "edge"                   # a map of the image alone (a control of the registry: a null of every question)
+CONTROLS = ("random", "smooth_random", "constant")
 TRUST_MODEL = "vgg_mini"            # the zoo's BAM and trojan networks share its architecture
 SETS = ("benchmark", "patched", "trojan", "bam")
 
@@ -433,8 +434,8 @@ def image_agreement(scores: pd.DataFrame, model: str, method: str = "spearman") 
 
 
 def controls(summ: pd.DataFrame) -> pd.DataFrame:
-    """Where the random and the constant map rank under each column: a column that puts a
-    control in the better half of the methods rewards something other than the explanation."""
+    """Where the random, the smooth random and the constant map rank under each column: a column
+    that puts a control in the better half of the methods rewards something other than the explanation."""
     out = []
     for (model, column), g in summ.groupby(["model", "column"], sort=False):
         row = {"model": model, "column": column}
@@ -577,15 +578,12 @@ def unusable(validity: pd.DataFrame) -> list:
     return out
 
 
-NULLS = (*CONTROLS, MODEL_FREE)       # maps that know nothing of the network: the random and constant maps, the edges
-
-
 def strongest_null(w: pd.DataFrame, column: str) -> str | None:
-    """The null map (:data:`NULLS`) with the best mean score under ``column`` among the columns of
-    ``w`` (images x methods), in the column's direction; None when no null was scored."""
+    """The null map (:data:`xailib.methods.controls.NULLS`) with the best mean score under ``column``
+    among the columns of ``w`` (images x methods), in the column's direction; None when none was scored."""
     means = {n: _oriented(w[n].to_numpy(dtype=float), column).mean() for n in NULLS
              if n in w and not w[n].isna().any()}
-    return max(means, key=means.get) if means else None
+    return controls_.strongest_null(means, higher_is_better=True)
 
 
 def question_claims(scores: pd.DataFrame, *, threshold: float = sanity.THRESHOLD, n_boot: int = 1000,

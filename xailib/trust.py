@@ -29,6 +29,7 @@ import torch
 
 from . import models, variants, verdicts
 from .errors import ParameterError
+from .methods.controls import NULLS, strongest_null
 from .metrics import score
 
 PLANNING_EFFECT = 0.1
@@ -142,9 +143,12 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
       rate above 1/2, the survey's statement), and more often under the trojaned network than
       under the clean one on the same images (the same test with a control: an edge detector
       finds a high-contrast trigger on any network);
-    - infidelity: the method's (rescaled) infidelity is below the random map's, paired over images."""
+    - trojans, against chance: the method's maximum lies on the trigger more often than the
+      strongest null's (:data:`xailib.methods.controls.NULLS`, the edge detector included: a
+      high-contrast trigger draws an edge detector's maximum without any network);
+    - infidelity: the method's (rescaled) infidelity is below the strongest null's, paired over images."""
     out = []
-    real = [m for m in methods if m not in ("random", "constant")]
+    real = [m for m in methods if m not in NULLS]
     if bam is not None:
         for m in methods:
             g = bam[bam.method == m].sort_values("image")
@@ -168,6 +172,16 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
                     effect=0.25, paper="the survey (after Lin et al. 2020): a qualified method does",
                     setting="the map's maximum on the trigger in more than half the images", scale=100,
                     unit=" points", group="highlights the trigger (as the survey states it)"))
+                null = strongest_null({n: gm[gm.method == n]["pointing hit"].mean() for n in NULLS},
+                                      higher_is_better=True)
+                ref = gm[gm.method == null].sort_values("image") if null else g.iloc[:0]
+                if len(ref) == len(g):
+                    out.append(verdicts.Claim(
+                        f"{m}: highlights the trigger more than the strongest null", model,
+                        verdicts.paired(hits, ref["pointing hit"].to_numpy(), n_boot=n_boot, seed=seed),
+                        kind="better", effect=0.25, paper="— (the null this book asks a trigger finder to beat)",
+                        setting=f"pointing hits on the trigger, method minus the {null.replace('_', ' ')} map, same images",
+                        scale=100, unit=" points", group="highlights the trigger more than the strongest null"))
                 c = clean[(clean.images == model) & (clean.method == m)].sort_values("image")
                 if len(c) == len(g):
                     out.append(verdicts.Claim(
@@ -178,20 +192,22 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
                         scale=100, unit=" points", group="highlights the trigger more than on the clean network"))
     if trust is not None:
         for model, gm in trust.groupby("model", sort=False):
-            rnd = gm[gm.method == "random"].sort_values("image")
-            if not len(rnd):
-                continue
             for col in [c for c in gm.columns if c.startswith("infidelity") and "rescaled" in c]:
+                null = strongest_null({n: gm[gm.method == n][col].mean() for n in NULLS}, higher_is_better=False)
+                if null is None:
+                    continue
+                rnd = gm[gm.method == null].sort_values("image")
                 small = np.median(np.abs(rnd[col].to_numpy())) < 0.1     # show small scores in thousandths
                 for m in real:
                     g = gm[gm.method == m].sort_values("image")
-                    if len(g):
+                    if len(g) == len(rnd):
                         out.append(verdicts.Claim(
-                            f"{m}: more faithful than a random map", model,
+                            f"{m}: more faithful than the strongest null", model,
                             verdicts.paired(rnd[col].to_numpy(), g[col].to_numpy(), n_boot=n_boot, seed=seed),
                             kind="better", effect=None, paper="— (the survey defines the score; it reports none)",
-                            setting=f"{col}: the random map's minus the method's", scale=1000.0 if small else 1.0,
-                            unit=" thousandths" if small else "", group=f"more faithful than a random map ({col})"))
+                            setting=f"{col}: the {null.replace('_', ' ')} map's minus the method's",
+                            scale=1000.0 if small else 1.0, unit=" thousandths" if small else "",
+                            group=f"more faithful than the strongest null ({col})"))
     return out
 
 

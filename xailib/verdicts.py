@@ -674,13 +674,15 @@ def since_last_edition(notebook: str, current, name: str = "verdicts",
 
 def rank_intervals(replicates, higher_is_better: bool = True, level: float = 0.95):
     """Point ranks (of the full-sample means) and rank intervals from bootstrap replicates
-    (rows: replicates, columns: methods). The interval is widened, if need be, to contain the
-    point rank, so a table never shows a rank outside its own interval."""
+    (rows: replicates, columns: methods). The interval's ends are ranks some replicate gave (the
+    outward order statistics, never an interpolation such as 6.025: whole ranks, or halves where
+    methods tie). It is widened, if need be, to contain the point rank, so a table never shows a
+    rank outside its own interval."""
     import pandas as pd
     reps = pd.DataFrame(replicates)
     ranks = reps.rank(axis=1, ascending=not higher_is_better, method="average")
-    lo = ranks.quantile((1 - level) / 2)
-    hi = ranks.quantile((1 + level) / 2)
+    lo = ranks.quantile((1 - level) / 2, interpolation="lower")
+    hi = ranks.quantile((1 + level) / 2, interpolation="higher")
     point = reps.mean().rank(ascending=not higher_is_better, method="average")
     return pd.DataFrame({"rank": point, "low": np.minimum(lo, point), "high": np.maximum(hi, point)})
 

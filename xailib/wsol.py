@@ -17,6 +17,7 @@ from . import explain, verdicts
 from .metrics import localisation as loc
 from .metrics import score
 from .metrics import similarity as sim
+from .methods.controls import NULLS, strongest_null
 
 CEILING = "ground-truth mask"
 DELTAS = (0.3, 0.5, 0.7)           # Choe et al.'s IoU levels for MaxBoxAcc (v2)
@@ -119,7 +120,6 @@ def correlations(a, b, kind: str = "spearman") -> np.ndarray:
     return np.where(den > 0, (x * y).sum(1) / np.where(den > 0, den, 1), 0.0)
 
 
-NULLS = ("random", "constant", "edge")     # maps that know nothing of the network
 
 
 def claims(rows: pd.DataFrame, pairs: pd.DataFrame, depth: dict, methods, *, high: float = HIGH,
@@ -140,7 +140,7 @@ def claims(rows: pd.DataFrame, pairs: pd.DataFrame, depth: dict, methods, *, hig
         if nulls:
             # at CAM's 20 % threshold a random map boxes the whole image and never hits, so beating
             # it means "any hit"; the strongest null (the edge detector, often) is the bar
-            null = max(nulls, key=nulls.get)
+            null = strongest_null(nulls, higher_is_better=True)
             for m in methods:
                 if m in NULLS or (model, m) not in by:
                     continue

@@ -32,6 +32,20 @@ from skimage.filters import sobel
 
 from ..explain import register
 
+# The nulls every claim that a method "beats chance" is judged against: maps that know nothing of
+# the network (the edge detector sees the image alone). A claim names the strongest of them that
+# was scored, not the easiest (i.i.d. noise is easy to beat for any smooth map).
+NULLS = ("random", "smooth_random", "constant", "edge")
+
+
+def strongest_null(means: dict, higher_is_better: bool) -> str | None:
+    """The null (a key of ``means``, {map name: mean score}) with the best mean in the score's
+    direction; nulls absent from ``means`` or with a NaN mean are left out; None when none is."""
+    means = {k: float(v) for k, v in means.items() if k in NULLS and np.isfinite(v)}
+    if not means:
+        return None
+    return (max if higher_is_better else min)(means, key=means.get)
+
 
 @register("edge", family="control", library="scikit-image", reference="adebayo2018", control=True)
 def _edge(model, x, t):
