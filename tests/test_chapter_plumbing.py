@@ -128,3 +128,23 @@ def test_infidelity_claims_compare_with_the_random_map():
                                    "bad": np.full(n, 5.0)}.items()], ignore_index=True)
     table = verdicts.claims_table(trust.claims(None, None, rows, ["good", "bad", "random"]))
     assert list(table.verdict) == [verdicts.HOLDS, verdicts.FAILS]
+
+
+def test_a_trigger_finder_and_a_faithful_map_must_beat_the_strongest_null_not_the_random_one():
+    n = 12
+    hits = {"method": 1.0, "random": 0.0, "edge": 1.0, "constant": 0.0}     # an edge detector finds the trigger
+    many = pd.concat([pd.DataFrame({"model": "vgg_mini_trojan_x", "network": "trojaned", "method": m,
+                                    "image": np.arange(n), "pointing hit": np.full(n, v)}) for m, v in hits.items()])
+    table = verdicts.claims_table(trust.claims(None, many, None, list(hits))).set_index("claim")
+    null = table.loc["method: highlights the trigger more than the strongest null"]
+    assert "the edge map" in null.setting and null.verdict == verdicts.OPEN    # not beaten: no difference at all
+    assert table.loc["edge: highlights the trigger", "verdict"] == verdicts.HOLDS   # the survey's test as stated
+    assert not any(c.startswith(("random:", "constant:")) for c in table.index)
+    col = "infidelity, gaussian (rescaled)"
+    scores = {"random": np.full(n, 5.0), "smooth_random": np.full(n, 1.0) + np.arange(n) / 100,
+              "method": np.full(n, 2.0)}        # beats i.i.d. noise, not the smooth blobs
+    rows = pd.concat([pd.DataFrame({"model": "m", "method": k, "image": np.arange(n), col: v})
+                      for k, v in scores.items()], ignore_index=True)
+    t = verdicts.claims_table(trust.claims(None, None, rows, list(scores)))
+    assert list(t.claim) == ["method: more faithful than the strongest null"]
+    assert "smooth random map" in t.setting.iloc[0] and t.verdict.iloc[0] == verdicts.FAILS

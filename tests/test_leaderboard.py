@@ -137,9 +137,9 @@ def test_rebuild_ranks_by_the_registry_direction_and_flags_what_fails_a_known_tr
     assert s.loc[("net_a", "deletion", "constant"), "rank"] == 4
     assert s.loc[("net_a", "mask energy", "good"), "low"] < 0.8 < s.loc[("net_a", "mask energy", "good"), "high"]
     v = t["validity"]
-    assert v.loc["mask energy", "object mask > random"] == "holds / holds"
+    assert v.loc["mask energy", "object mask > strongest null"] == "holds / holds"
     assert v.loc["mask energy", "trigger > object (trojan)"] == "ignores the model"
-    assert v.loc["deletion", "object mask > random"] == "does not hold / does not hold"
+    assert v.loc["deletion", "object mask > strongest null"] == "does not hold / does not hold"
     assert v.loc["deletion", "trigger > object (trojan)"] == "holds"
     assert v.loc["deletion", "rewards a control"] == "random"
     assert v.loc["randomisation similarity", "rewards a control"] == "constant"

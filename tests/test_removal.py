@@ -222,6 +222,17 @@ def test_operator_claims_withhold_a_verdict_where_a_random_map_passes():
     assert harmless["removal: road"] == verdicts.HOLDS and harmless["removal: zero"] == verdicts.FAILS
 
 
+def test_deletion_claims_take_the_strongest_null_as_their_bar():
+    rows = _rows()
+    smooth = rows[rows.method == "random"].assign(method="smooth_random", deletion=lambda t: t.deletion - 0.45)
+    table = verdicts.claims_table(faith.operator_claims(pd.concat([rows, smooth]), ["random", "smooth_random", "good"],
+                                                        n_boot=200))
+    good = table[table.setting.str.contains("road") & table.claim.str.startswith("good")].iloc[0]
+    # the smooth random map (0.05) beats "good" (0.1): against it, good does not hold
+    assert "smooth random map" in good.setting and good.verdict == verdicts.FAILS
+    assert not table.claim.str.startswith(("random:", "smooth_random:")).any()
+
+
 def test_operator_claims_on_a_setting_that_removes_nothing_get_no_verdict():
     why = "full removal (blur) leaves 97 % of net's test images classified correctly"
     table = verdicts.claims_table(faith.operator_claims(_rows(), ["random", "good", "bad"], n_boot=200,
