@@ -127,6 +127,7 @@ def main():
                   n_val=len(val), n_test=args.n_test, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                   retraining="from scratch" if args.from_scratch else "fine-tuned from the committed network", seed=args.seed,
                   removal="dataset_mean", explained_class="true label",
+                  ties="random",          # xailib.metrics.order: how tied pixels are ranked
                   map_seconds=map_seconds, wall_seconds=round(time.time() - t_start, 1),
                   finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   versions=dict(torch=torch.__version__, python=platform.python_version(),
