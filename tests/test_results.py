@@ -139,3 +139,21 @@ def test_a_larger_run_speaks_only_for_the_default_run(tmp_path):
     assert note.startswith("Tables and verdicts from this run") and "model_names" in note
     assert results.larger_run_note("nb", default, root=tmp_path).startswith("This is the book's default run")
     assert results.larger_run_note("other", mine, root=tmp_path).startswith("No larger run committed")
+
+
+def test_a_larger_run_made_under_the_old_tie_rule_says_so(tmp_path):
+    import json
+
+    from xailib import results
+    for nb in ("02_rise", "06_sanity_checks"):
+        (tmp_path / nb / "larger_run").mkdir(parents=True)
+        (tmp_path / nb / "params.json").write_text(json.dumps({"n": 4}))
+        (tmp_path / nb / "larger_run" / "params.json").write_text(json.dumps({"n": 20}))
+        (tmp_path / nb / "larger_run" / "run.json").write_text(json.dumps({"seconds": 1.0}))
+    stale = results.larger_run_note("02_rise", {"n": 4}, root=tmp_path)
+    assert "before ties in a map were broken at random" in stale
+    # a chapter that ranks no pixels is not affected by the rule
+    assert "ties" not in results.larger_run_note("06_sanity_checks", {"n": 4}, root=tmp_path)
+    (tmp_path / "02_rise" / "larger_run" / "run.json").write_text(json.dumps({"seconds": 1.0, "ties": "random"}))
+    assert "ties" not in results.larger_run_note("02_rise", {"n": 4}, root=tmp_path)
+    assert results.tie_rule_of({}) == "index" and results.tie_rule_of({"ties": "random"}) == "random"

@@ -221,11 +221,11 @@ def larger_run_note(notebook: str, this_run: dict, root: Path | None = None) -> 
         run = lr.parent / "run.json"
         ties = tie_rule_of(json.loads(run.read_text()) if run.exists() else {})
         stale = ("" if ties == "random" or notebook not in RANKS_PIXELS else
-                 ". That run was made before ties in a map were broken at random: it took tied pixels by "
-                 "their index, top rows first, which moves the scores of maps with flat regions (Grad-CAM's "
-                 "zeros, LIME's and occlusion's patches, the constant map; up to 0.04 of an AUC) and leaves "
-                 "the others as they were; it is re-made in the next edition, and this run's own tables, "
-                 "above, are made with the new rule")
+                 ". That run was made before ties in a map were broken at random and before the smooth random "
+                 "null was added: it took tied pixels by their index, top rows first, which moves the scores "
+                 "of maps with flat regions (Grad-CAM's zeros, LIME's and occlusion's patches, the constant "
+                 "map; up to 0.04 of an AUC) and leaves the others as they were. It is re-made in the next "
+                 "edition; this run's own tables are made with the new rule")
         return "This is the book's default run: its verdicts are read from the committed larger run" + stale
     names = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
     return (f"Tables and verdicts from this run: its parameters differ from the book's default run in {names}, "
