@@ -157,3 +157,17 @@ def test_a_larger_run_made_under_the_old_tie_rule_says_so(tmp_path):
     (tmp_path / "02_rise" / "larger_run" / "run.json").write_text(json.dumps({"seconds": 1.0, "ties": "random"}))
     assert "ties" not in results.larger_run_note("02_rise", {"n": 4}, root=tmp_path)
     assert results.tie_rule_of({}) == "index" and results.tie_rule_of({"ties": "random"}) == "random"
+
+
+def test_a_publishing_run_records_its_parameters_before_any_cell_reads_them(tmp_path):
+    """A chapter whose defaults had changed did not read its larger run on its first publish: the
+    committed params.json was still the old one when the chapter asked whether it is the default run."""
+    import json
+
+    from xailib import results
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "params.json").write_text(json.dumps({"methods": ["a"]}))
+    results.ResultStore("nb", {"methods": ["a", "b"]}, root=tmp_path / "cache", publish=True,
+                        publish_root=tmp_path, verbose=False)
+    assert json.loads((tmp_path / "nb" / "params.json").read_text()) == {"methods": ["a", "b"]}
+    assert results.differs_from_default("nb", {"methods": ["a", "b"]}, root=tmp_path) == []

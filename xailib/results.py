@@ -108,6 +108,8 @@ class ResultStore:
         if publish is None:  # only the book's build (XAILIB_PUBLISH=1) publishes
             publish = os.environ.get("XAILIB_PUBLISH") == "1"
         self.publish = publish
+        if publish:   # before any cell asks whether this run is the default one (results.larger_run)
+            self._write_params()
         if verbose:   # relative paths: no machine's absolute cache path in a committed output
             where = "published to results/" + self.notebook + ("/larger_run" if self.publish_dir.name == "larger_run" else "") \
                 if publish else "cache only; only the book's build publishes to results/"
@@ -165,8 +167,11 @@ class ResultStore:
         atomic_write_text(path, text)
         if self.publish:
             atomic_write_text(self.publish_dir / f"{name}.csv", text)
-            atomic_write_text(self.publish_dir / "params.json",
-                              json.dumps(json.loads(_canonical(self.params)), indent=1, sort_keys=True) + "\n")
+            self._write_params()
+
+    def _write_params(self) -> None:
+        atomic_write_text(self.publish_dir / "params.json",
+                          json.dumps(json.loads(_canonical(self.params)), indent=1, sort_keys=True) + "\n")
 
 
 def larger_run(notebook: str, root: Path | None = None, part: str | None = None, this_run: dict | None = None):
