@@ -156,6 +156,9 @@ def test_a_larger_run_made_under_the_old_tie_rule_says_so(tmp_path):
     assert "ties" not in results.larger_run_note("06_sanity_checks", {"n": 4}, root=tmp_path)
     (tmp_path / "02_rise" / "larger_run" / "run.json").write_text(json.dumps({"seconds": 1.0, "ties": "random"}))
     assert "ties" not in results.larger_run_note("02_rise", {"n": 4}, root=tmp_path)
+    assert results.larger_run_caveat("02_rise", root=tmp_path) == ""
+    (tmp_path / "02_rise" / "larger_run" / "run.json").write_text(json.dumps({"seconds": 1.0}))
+    assert results.larger_run_caveat("02_rise", root=tmp_path).startswith("That larger run was made before ties")
     assert results.tie_rule_of({}) == "index" and results.tie_rule_of({"ties": "random"}) == "random"
 
 

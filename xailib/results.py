@@ -216,6 +216,18 @@ def tie_rule_of(run: dict) -> str:
     return run.get("ties", "index")
 
 
+def larger_run_caveat(notebook: str, root: Path | None = None) -> str:
+    """What a chapter reading its committed larger run must say about it: that the run was made
+    under the old tie rule (a chapter that ranks pixels only), else nothing."""
+    run = Path(root or REPO / "results") / notebook / "larger_run" / "run.json"
+    if notebook not in RANKS_PIXELS or not run.exists() or tie_rule_of(json.loads(run.read_text())) == "random":
+        return ""
+    return ("That larger run was made before ties in a map were broken at random and before the smooth random "
+            "null was added: it took tied pixels by their index, top rows first, which moves the scores of "
+            "maps with flat regions (Grad-CAM's zeros, LIME's and occlusion's patches, the constant map; up "
+            "to 0.04 of an AUC) and leaves the others as they were. It is re-made in the next edition.")
+
+
 def larger_run_note(notebook: str, this_run: dict, root: Path | None = None) -> str:
     """One sentence: whether this run's tables and verdicts are its own, and why."""
     lr = Path(root or REPO / "results") / notebook / "larger_run" / "params.json"
@@ -223,15 +235,9 @@ def larger_run_note(notebook: str, this_run: dict, root: Path | None = None) -> 
         return f"No larger run committed in results/{notebook}/larger_run/: tables and verdicts from this run"
     changed = differs_from_default(notebook, this_run, root)
     if not changed:
-        run = lr.parent / "run.json"
-        ties = tie_rule_of(json.loads(run.read_text()) if run.exists() else {})
-        stale = ("" if ties == "random" or notebook not in RANKS_PIXELS else
-                 ". That run was made before ties in a map were broken at random and before the smooth random "
-                 "null was added: it took tied pixels by their index, top rows first, which moves the scores "
-                 "of maps with flat regions (Grad-CAM's zeros, LIME's and occlusion's patches, the constant "
-                 "map; up to 0.04 of an AUC) and leaves the others as they were. It is re-made in the next "
-                 "edition; this run's own tables are made with the new rule")
-        return "This is the book's default run: its verdicts are read from the committed larger run" + stale
+        caveat = larger_run_caveat(notebook, root)
+        return ("This is the book's default run: its verdicts are read from the committed larger run"
+                + (". " + caveat.rstrip(".") if caveat else ""))
     names = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
     return (f"Tables and verdicts from this run: its parameters differ from the book's default run in {names}, "
             "and the committed larger run speaks only for that one")
