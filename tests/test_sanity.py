@@ -211,6 +211,20 @@ def test_controls_are_left_out_of_all_unless_asked():
     assert e[:, 7:9].min() > 0 and e[:, :6].max() == 0 and e[:, 10:].max() == 0   # the edge, and only it
 
 
+def test_the_smooth_random_null_is_smooth_seeded_by_the_image_and_blind_to_the_model():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 2))
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    s = explain.explain(net, x, 0, "smooth_random")
+    assert s.shape == (3, 32, 32) and s.amin((1, 2)).eq(0).all() and s.amax((1, 2)).eq(1).all()
+    assert torch.equal(s[1:], explain.explain(net, x[1:], 0, "smooth_random"))        # any batch
+    assert torch.equal(s, explain.explain(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 2)), x, 1,
+                                          "smooth_random"))                              # any model, any class
+    r = explain.explain(net, x, 0, "random")
+    lag1 = lambda m: np.corrcoef(m[:, :, :-1].flatten(), m[:, :, 1:].flatten())[0, 1]   # noqa: E731
+    assert lag1(s.numpy()) > 0.95 and abs(lag1(r.numpy())) < 0.1                       # blobs, not noise
+    assert "smooth_random" in explain.method_names(controls=True) and "smooth_random" not in explain.method_names()
+
+
 def test_randomised_copies_reuse_the_measured_batch_size(resnet, shapes, monkeypatch):
     from xailib import inference
     monkeypatch.delenv("XAILIB_BATCH_SIZE", raising=False)     # measured, not pinned (scripts/test.sh pins it)
