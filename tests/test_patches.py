@@ -149,3 +149,24 @@ def test_save_and_load_round_trip(tmp_path):
         patches.load_patch(tmp_path / "toy")
     with pytest.raises(MissingResourceError, match="train_patches.py"):
         patches.load_patch("no_such_model", directory=tmp_path)
+
+
+def test_drawn_object_is_the_first_named_target_object_cropped_to_its_box():
+    from torch import nn
+
+    from xailib import patches as P
+
+    class SaysOne(nn.Module):
+        def forward(self, x):
+            return torch.stack([torch.zeros(len(x)), torch.ones(len(x))], 1)
+    images = torch.zeros(3, 3, 8, 8)
+    images[2, :, 2:6, 3:5] = 1.0                         # the object of the second class-1 image
+    masks = images[:, 0] > 0
+    labels = torch.tensor([0, 1, 1])
+    masks[1] = False
+    masks[1, 0, 0] = True                                # the first class-1 image: a one-pixel object
+    images[1, :, 0, 0] = 0.5
+    d = P.drawn_object(SaysOne(), images, labels, masks, 1, (4, 4))
+    assert d.shape == (3, 4, 4) and torch.allclose(d, torch.full((3, 4, 4), 0.5))   # image 1's box, resized
+    assert P.drawn_object(SaysOne(), images, labels, None, 1, (4, 4)) is None
+    assert P.drawn_object(SaysOne(), images, labels, masks, 0, (4, 4)) is None        # never named class 0

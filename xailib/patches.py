@@ -262,6 +262,24 @@ def attack(model: nn.Module, images: torch.Tensor, patch: torch.Tensor, scale, s
     return torch.cat(outs), torch.cat(masks), p.argmax(1), p
 
 
+def drawn_object(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None,
+                 target: int, size: tuple[int, int]) -> torch.Tensor | None:
+    """A drawn object of class ``target`` as a patch texture (3, *size): the first image of that
+    class the model names correctly, cropped to its object's box and resized (antialiased). The
+    control of an attack: a patch that only draws the target class succeeds about as often as this.
+    None where the data has no masks or no such image."""
+    if masks is None:
+        return None
+    named = (labels == target) & (inference.probabilities(model, images).argmax(1).cpu() == target)
+    if not named.any():
+        return None
+    j = int(named.nonzero()[0, 0])
+    rows, cols = masks[j].any(1).nonzero()[:, 0], masks[j].any(0).nonzero()[:, 0]
+    crop = images[j][:, rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    return F.interpolate(crop[None].float(), size=tuple(size), mode="bilinear", antialias=True,
+                         align_corners=False)[0].clamp(0, 1)
+
+
 # --------------------------------------------------------------------------------------------
 # Files: data/patches/<model>.pt (the tensor) and <model>.json (the card)
 # --------------------------------------------------------------------------------------------
