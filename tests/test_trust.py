@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from xailib import data, explain, models
+from xailib import data, explain, models, trust
 from xailib.errors import ParameterError
 from xailib.metrics import robustness, score
 
@@ -54,6 +54,42 @@ def test_rescaled_infidelity_ignores_the_maps_scale_and_the_plain_one_does_not()
     assert (r1 <= p1 + 1e-9).all()          # the optimal scale can only lower it
     # the same seed draws the same perturbations: the score is reproducible
     torch.testing.assert_close(r1, score(net, x, 0, g, "infidelity", rescale=True, **kw))
+
+
+class _Scaled(torch.nn.Module):
+    """A network whose logits are ``factor`` times another's: the same decisions, the same
+    gradients up to the factor."""
+
+    def __init__(self, net, factor):
+        super().__init__()
+        self.net, self.factor = net, factor
+
+    def forward(self, x):
+        return self.factor * self.net(x)
+
+
+def test_relative_infidelity_ignores_the_networks_logit_scale_and_the_rescaled_one_does_not():
+    net = models.load_model("vgg_mini")
+    x = data.load_shapes("test", n=3).images
+    t = torch.zeros(3, dtype=torch.long)
+    g = trust.first_order(net, x, t)              # the signed first-order prediction of the change
+    kw = dict(n_samples=8, seed=3, noise=0.01, fast=False)
+    big = _Scaled(net, 10.0).eval()
+    r1, r10 = (score(m, x, t, g, "infidelity", relative=True, **kw) for m in (net, big))
+    a1, a10 = (score(m, x, t, g, "infidelity", **kw) for m in (net, big))
+    torch.testing.assert_close(r1, r10, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(a10, 100 * a1, rtol=1e-3, atol=1e-6)     # the confound, in the logit's square
+    assert ((r1 >= 0) & (r1 <= 1)).all()
+    rnd = score(net, x, t, torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(0)), "infidelity",
+                relative=True, **kw)
+    assert ((rnd > r1) & (rnd <= 1)).all()     # noise explains less of the change than the first-order map
+
+
+def test_relative_infidelity_of_the_exact_attribution_of_a_linear_model_is_zero(linear):
+    net, x = linear
+    t = torch.tensor([0, 1, 2])
+    out = score(net, x, t, exact(net, t), "infidelity", relative=True, n_samples=16, fast=False)
+    np.testing.assert_allclose(out, 0, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +155,7 @@ def test_absolute_sensitivity_is_the_relative_times_the_maps_norm(vgg):
     ("infidelity", dict(noise=0.0), "noise"),
     ("infidelity", dict(n_samples=0), "n_samples"),
     ("infidelity", dict(output="logits"), "output"),
+    ("infidelity", dict(relative=True, rescale=False), "relative"),
     ("infidelity", dict(perturbation="square", side=100), "side"),
     ("max_sensitivity", dict(), "needs method="),
     ("max_sensitivity", dict(method="gradient", radius=0), "radius"),

@@ -94,8 +94,10 @@ COLUMNS = (
     Column("insertion", "insertion", "faithfulness", params={"removal": "blur", "blur_sigma": BLUR_SIGMA}),
     Column("Impact Score", "impact", "faithfulness"),
     Column("I_strict", "impact_strict", "faithfulness"),
-    # chapter 08's noise: at the registry's 0.1 every map scores alike (7.2-7.5), a degenerate setting
-    Column("infidelity", "infidelity", "faithfulness", params={"noise": INFIDELITY_NOISE}),
+    # chapter 08's noise: at the registry's 0.1 every map scores alike (7.2-7.5), a degenerate setting;
+    # the relative (scale-free) form: BAM's test compares one map under two networks whose outputs
+    # change on different scales (the rescaled infidelity is in their squared units)
+    Column("infidelity", "infidelity", "faithfulness", params={"noise": INFIDELITY_NOISE, "relative": True}),
     Column("sensitivity-n", "sensitivity_n", "faithfulness"),
     Column("max-sensitivity", "max_sensitivity", "robustness"),
     Column("roughness", "roughness", "complexity", uses_model=False),

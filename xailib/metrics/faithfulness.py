@@ -20,6 +20,13 @@ the output change that the perturbation causes. Choices a reader must see, all p
   it the score grows with the map's scale, so methods whose maps differ in units (a logit
   gradient against a probability-weighted superpixel) cannot be compared; a test shows that
   multiplying a map by 10 leaves the rescaled score unchanged and changes the other.
+- **relative** (``relative=True``, this book's scale-free form): the rescaled score divided by
+  E_I[(f(x) - f(x - I))^2], the infidelity of an all-zero map on the same perturbations. With
+  the optimal beta it equals 1 - (E[I^T Phi dF])^2 / (E[(I^T Phi)^2] E[dF^2]): the share of the
+  output's changes that the best multiple of the map leaves unexplained, in [0, 1], and free of
+  the network's logit scale as well as the map's. Compare infidelities across networks only in
+  this form: two networks that share every explanation but differ by a factor of their logits
+  differ in the plain and rescaled scores by its square.
 - ``n_samples`` perturbations per image, drawn from a generator seeded by ``seed`` (the same
   draws for every method, so methods are compared on the same perturbations).
 """
@@ -63,9 +70,12 @@ def perturbation(kind: str, noise: float, side: int, removed, generator: torch.G
 @torch.no_grad()
 def infidelity(model, images, targets, maps, *, perturbation_kind="gaussian", noise=0.1, side=8,
                n_samples=32, rescale=True, output="logit", seed=0, batch_size=2048,
-               removal="dataset_mean") -> torch.Tensor:
+               removal="dataset_mean", relative=False) -> torch.Tensor:
     """Per-image infidelity of ``maps`` (B, H, W); see the module's doc."""
     check_choice("output", output, OUTPUTS)
+    if relative and not rescale:
+        raise ParameterError("relative=True needs rescale=True (the ratio is scale-free only for the optimally "
+                             "rescaled map)")
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ParameterError(f"n_samples={n_samples!r} must be a positive integer")
     if perturbation_kind == "gaussian" and not noise > 0:
@@ -82,23 +92,32 @@ def infidelity(model, images, targets, maps, *, perturbation_kind="gaussian", no
         out = inference.forward(model, z)
         return torch.softmax(out, 1) if output == "probability" else out
 
-    gen = torch.Generator().manual_seed(seed)
-    attributions = (maps.to(dev, torch.float32) / c)[:, None].expand(-1, c, -1, -1)
-    out = captum_infidelity(forward, perturbation(perturbation_kind, noise, side, removed, gen), x, attributions,
-                            target=torch.as_tensor(targets, device=dev), n_perturb_samples=n_samples,
-                            max_examples_per_batch=min(len(x) * n_samples, max(len(x), batch_size)),
-                            normalize=rescale)
-    return out.double().cpu()
+    def run(attributions, normalize):
+        # a fresh generator per call: the same perturbations for the map and for the zero map
+        gen = torch.Generator().manual_seed(seed)
+        return captum_infidelity(forward, perturbation(perturbation_kind, noise, side, removed, gen), x, attributions,
+                                 target=torch.as_tensor(targets, device=dev), n_perturb_samples=n_samples,
+                                 max_examples_per_batch=min(len(x) * n_samples, max(len(x), batch_size)),
+                                 normalize=normalize).double()
+
+    out = run((maps.to(dev, torch.float32) / c)[:, None].expand(-1, c, -1, -1), rescale)
+    if relative:
+        # E[dF^2]: the zero map's plain infidelity (a perturbation that changes nothing gives 0 / 0:
+        # the map explains all there is, and scores 0)
+        energy = run(torch.zeros_like(x), False)
+        out = torch.where(energy > 0, out / energy.clamp_min(torch.finfo(torch.float64).tiny), torch.zeros_like(out))
+    return out.cpu()
 
 
 @register("infidelity", higher_is_better=False, reference="yeh2019", perturbation="gaussian", noise=0.1,
-          side=8, n_samples=32, rescale=True, output="logit", seed=0, batch_size=2048, removal="dataset_mean")
+          side=8, n_samples=32, rescale=True, output="logit", seed=0, batch_size=2048, removal="dataset_mean",
+          relative=False)
 def _infidelity(model, images, targets, maps, perturbation, noise, side, n_samples, rescale, output, seed,
-                batch_size, removal):
+                batch_size, removal, relative):
     """Yeh et al.'s infidelity (lower is better); see :mod:`xailib.metrics.faithfulness`."""
     return infidelity(model, images, targets, maps, perturbation_kind=perturbation, noise=noise, side=side,
                       n_samples=n_samples, rescale=rescale, output=output, seed=seed, batch_size=batch_size,
-                      removal=removal)
+                      removal=removal, relative=relative)
 
 
 # --------------------------------------------------------------------------------------------
