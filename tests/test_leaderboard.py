@@ -233,3 +233,35 @@ def test_a_method_must_beat_the_strongest_null_not_only_the_random_map():
     claims = t["question claims"]
     assert not claims.claim.str.startswith(("edge:", "random:", "constant:")).any()
     assert (claims[claims.setting.str.startswith("mask energy")].setting == "mask energy against the edge map").all()
+
+
+def test_trusted_needs_a_known_truth_test_that_is_evidence_and_holds():
+    """A column is trusted only when a non-circular test that applies to it holds: insertion (it calls
+    the model, and the object mask beats every null under it) is; mask energy, under which the object
+    mask wins by definition, is untested however large its margin; a model-using column whose tests
+    cannot decide is not resolved; a flagged column is flagged."""
+    rng = np.random.default_rng(1)
+    e = lambda: 0.01 * rng.normal(size=N)    # noqa: E731
+    parts = []
+    for model in ("net_a", "net_b"):
+        parts += _rows(model, "mask energy", "benchmark",
+                       {"good": 0.8 + e(), "poor": 0.5 + e(), "random": 0.2 + e(), "constant": 0.3 + e(),
+                        lb.TRUTH: 1.0 + 0 * e()})
+        parts += _rows(model, "insertion", "benchmark",
+                       {"good": 0.8 + e(), "poor": 0.6 + e(), "random": 0.3 + e(), "constant": 0.35 + e(),
+                        lb.TRUTH: 0.9 + e()})
+        noisy = lambda: rng.normal(size=N)    # noqa: E731
+        parts += _rows(model, "Impact Score", "benchmark",
+                       {"good": 0.8 + e(), "poor": 0.6 + e(), "random": 0.3 + e(), "constant": 0.1 + e(),
+                        lb.TRUTH: 0.3 + noisy()})
+    v = lb.rebuild(pd.concat(parts, ignore_index=True), n_boot=200)["validity"]
+    assert v.loc["insertion", "standing"] == "trusted: object mask > strongest null (net_a), " \
+                                             "object mask > strongest null (net_b)"
+    assert v.loc["mask energy", "object mask > strongest null"] == "holds / holds"
+    assert v.loc["mask energy", "standing"].startswith("untested: defined by the known truth")
+    assert v.loc["Impact Score", "object mask > strongest null"] == "not resolved / not resolved"
+    assert v.loc["Impact Score", "standing"] == "not resolved"
+    assert v.loc["max-sensitivity", "standing"].startswith("untested: scores a method's own output")
+    assert v.loc["roughness", "standing"] == "untested: asks nothing a known truth answers"
+    flagged = lb.rebuild(_scores(), n_boot=200)["validity"]
+    assert flagged.loc["deletion", "standing"] == "flagged"

@@ -559,8 +559,45 @@ def validity_table(claims: pd.DataFrame, ctrl: pd.DataFrame, degenerate: dict | 
                                              else "—" if c.label not in removals() else "no")
         failed = claims[claims.claim.str.startswith(c.label + ":") & (claims.verdict == verdicts.FAILS)]
         row["flag"] = bool(len(failed) or rewards or c.label in degenerate)
+        row["standing"] = standing(c, claims, row["flag"])
         rows[c.label] = row
     return pd.DataFrame(rows).T.rename_axis("column")
+
+
+TRUSTED, UNTESTED = "trusted", "untested"
+
+
+def evidence_tests(column: Column) -> tuple:
+    """The known-truth tests that are evidence for ``column`` (groups of :data:`TESTS`): the three
+    for a metric that calls the model; none for a score defined against a known truth itself (the
+    localisation scores against the object's mask, the trust scores against the trigger, the patch
+    or BAM's pair: the object mask "beating" a null under them is their definition, a circular
+    test), nor for one that scores no map the truth could be (max-sensitivity, the randomisation
+    similarity) or that does not ask where the evidence is (roughness)."""
+    if column.metric is None or not column.takes_map or not column.uses_model or column.question == "trust":
+        return ()
+    return tuple(TESTS)
+
+
+def standing(column: Column, claims: pd.DataFrame, flagged: bool) -> str:
+    """What the validity table says of a column: ``flagged``; ``trusted`` when at least one known-truth
+    test that is evidence for it (:func:`evidence_tests`) holds on some network and none does not hold;
+    ``not resolved`` when such tests ran and none held yet; ``untested`` (with the reason) when no
+    test is evidence for it. Not refuted is never read as trusted."""
+    if flagged:
+        return "flagged"
+    tests = evidence_tests(column)
+    if not tests:
+        why = {"localisation": "defined by the known truth it would be tested on (circular)",
+               "trust": "defined by the known truth it would be tested on (circular)",
+               "complexity": "asks nothing a known truth answers"}.get(
+            column.question, "scores a method's own output, which no known truth gives")
+        return f"{UNTESTED}: {why}"
+    sub = claims[claims.group.isin(tests) & claims.claim.str.startswith(column.label + ":")]
+    held = sub[sub.verdict == verdicts.HOLDS]
+    if len(held):
+        return f"{TRUSTED}: " + ", ".join(TESTS[g] + f" ({m})" for g, m in zip(held.group, held.model))
+    return verdicts.OPEN if len(sub) else f"{UNTESTED}: no test ran"
 
 
 QUESTIONS = {
@@ -696,8 +733,18 @@ def findings(tables: dict) -> str:
     v = tables["validity"]
     ok = [c for c, f in v.flag.items() if not f]
     bad = [c for c, f in v.flag.items() if f]
-    lines = [f"- **{len(ok)} of {len(v)} columns pass every known-truth test that applies to them and "
-             f"rank neither control in the better half**: {', '.join(ok) or 'none'}."]
+    lines = [f"- **{len(ok)} of {len(v)} columns are not flagged** (no known-truth test fails under them and "
+             f"neither control ranks in their better half): {', '.join(ok) or 'none'}."]
+    st = v["standing"] if "standing" in v else pd.Series(dtype=str)
+    trusted = [c for c, x in st.items() if str(x).startswith(TRUSTED)]
+    open_ = [c for c, x in st.items() if x == verdicts.OPEN]
+    untested = [c for c, x in st.items() if str(x).startswith(UNTESTED)]
+    if len(st):
+        lines.append(f"- **Trusted ({len(trusted)})**, a known-truth test that is evidence for the column holds and "
+                     f"nothing flags it: {', '.join(trusted) or 'none'}. **Not resolved ({len(open_)})**, such tests "
+                     f"ran and none held yet: {', '.join(open_) or 'none'}. **Untested ({len(untested)})**, no "
+                     f"test here is evidence for them (passing is not the same as being trusted): "
+                     f"{', '.join(untested) or 'none'}.")
     if bad:
         why = []
         for c in bad:
@@ -728,8 +775,14 @@ def findings(tables: dict) -> str:
                          f"({r['columns']}) is flagged.")
             continue
         how = r["columns"]
+        cols = [c for c in QUESTIONS.get(r["question"], ()) if c in st.index and c not in unusable(v)]
+        own = [c for c in cols if "circular" in str(st[c])]
+        shaky = [f"{c}: {str(st[c]).split(':')[0]}" for c in cols if c not in own and not str(st[c]).startswith(TRUSTED)]
         lines.append(f"- **{r['question']}** ({r['model']}; {how}): {r['hold up']} of {r['of']} "
-                     f"methods hold up ({r['methods that hold up']}); {r['fail']} fail, {r['not resolved']} not resolved.")
+                     f"methods hold up ({r['methods that hold up']}); {r['fail']} fail, {r['not resolved']} not resolved"
+                     + (f"; {' and '.join(own)} measure{'s' if len(own) == 1 else ''} the known truth itself "
+                        "(exact for this question: no test of the column is needed)" if own else "")
+                     + (f"; read with care, the columns are not trusted ({'; '.join(shaky)})" if shaky else "") + ".")
     return "\n".join(lines)
 
 
