@@ -48,6 +48,19 @@ def test_masks_follow_section_3_2():
     assert torch.equal(ones, torch.ones(5, 64, 64))
 
 
+def test_per_pixel_masks_are_binary_and_independent_per_pixel():
+    """One cell per pixel: each pixel kept with probability p on its own, the same variance
+    p (1 - p) at the corner as in the centre (upsampling 64 cells to 65 px would average
+    neighbours: variance 0.25 at the corner, about 0.06 inside)."""
+    m = MaskSampler(4000, (16, 16), cells=16, p=0.5, seed=0).masks(0, 4000, "cpu")
+    assert set(m.unique().tolist()) == {0.0, 1.0}
+    var = m.var(0)
+    assert (var - 0.25).abs().max() < 0.02
+    c = (m - m.mean(0)).reshape(4000, -1)
+    corr = (c.T @ c) / (4000 * 0.25)
+    assert (corr - torch.eye(256)).abs().max() < 0.1         # neighbours uncorrelated
+
+
 def test_masks_are_seeded_and_independent_of_chunking():
     a = MaskSampler(100, (32, 32), seed=3)
     b = MaskSampler(100, (32, 32), seed=3)

@@ -9,6 +9,10 @@ RISE). Section 3 of the paper, as implemented:
    when ``cells`` does not divide the image side, e.g. 64 px and 7 cells);
 3. an ``H x W`` window is cropped at a uniformly random offset in ``[0, C)`` on each axis.
 
+With one cell per pixel (``cells`` at least the image side, so ``C = 1``) steps 2 and 3 would only
+blur the grid (64 cells upsampled to 65 px average neighbouring cells); the grid itself is the
+mask then, binary and independent per pixel, as the paper's per-pixel baseline sets it.
+
 The saliency of class ``c`` is ``sum_i f_c(I * M_i) M_i / (N * E[M])`` (eq. 6), with ``f_c`` the
 softmax probability and ``E[M] = p``. Masks multiply the model's *normalised* input, as in the
 authors' code: a masked pixel becomes 0 in the space the network sees, i.e. the data set's mean
@@ -75,6 +79,8 @@ class MaskSampler:
     def masks(self, start: int, stop: int, device) -> torch.Tensor:
         """Masks ``start..stop-1`` as a (k, H, W) float tensor on ``device``."""
         H, W = self.size
+        if self.cell == (1, 1):           # one cell per pixel: the binary grid is the mask
+            return self.grids[start:stop, 0, :H, :W].to(device)
         up = ((self.cells + 1) * self.cell[0], (self.cells + 1) * self.cell[1])
         big = F.interpolate(self.grids[start:stop].to(device), size=up, mode="bilinear",
                             align_corners=False)[:, 0]
