@@ -421,8 +421,8 @@ def test_leaderboard_larger_run_replays():
             r = explain.explain(rnet, imgs.images[b], imgs.labels[b], "gradient")[j]
             x, t, m = imgs.images[img:img + 1], imgs.labels[img:img + 1], imgs.masks[img:img + 1]
             got = {"mask energy": metrics.score(None, x, None, s, "mask_energy", masks=m).item(),
-                   "deletion (blur)": metrics.score(net, x, t, s, "deletion", removal="blur",
-                                                    n_steps=params["n_steps"]).item(),
+                   "deletion (blur)": metrics.score(net, x, t, s, "deletion", n_steps=params["n_steps"],
+                                                    **lb.BY_LABEL["deletion (blur)"].params).item(),
                    "randomisation similarity": float(sim.similarity(s, r, "spearman_abs")[0])}
             for col, value in got.items():
                 want = bench[(bench.model == mname) & (bench.method == "gradient") & (bench.column == col)
