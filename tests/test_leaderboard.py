@@ -265,3 +265,22 @@ def test_trusted_needs_a_known_truth_test_that_is_evidence_and_holds():
     assert v.loc["roughness", "standing"] == "untested: asks nothing a known truth answers"
     flagged = lb.rebuild(_scores(), n_boot=200)["validity"]
     assert flagged.loc["deletion", "standing"] == "flagged"
+
+
+def test_a_trigger_finder_must_beat_the_clean_network_too():
+    """'seer' puts its mass on the trigger under the trojaned network and not under the clean one;
+    'edgy' puts it there under both (as an edge detector would): both beat the nulls, only 'seer'
+    holds up, and the clean network's rows are never ranked as a network of their own."""
+    rng = np.random.default_rng(3)
+    e = lambda: 0.01 * rng.normal(size=N)    # noqa: E731
+    parts = _rows(lb.TRUST_MODEL, "trigger mass", "trojan",
+                  {"seer": 0.7 + e(), "edgy": 0.7 + e(), "random": 0.05 + e(), "constant": 0.05 + e()})
+    parts += _rows(lb.CLEAN, "trigger mass", "trojan", {"seer": 0.1 + e(), "edgy": 0.7 + e()})
+    t = lb.rebuild(pd.concat(parts, ignore_index=True), n_boot=200)
+    assert lb.CLEAN not in set(t["summary"].model)
+    c = t["question claims"].set_index("claim").verdict
+    assert c["seer: trigger mass"] == c["edgy: trigger mass"] == "holds"
+    assert c["seer: trigger mass, trojaned over clean network"] == "holds"
+    assert c["edgy: trigger mass, trojaned over clean network"] != "holds"
+    q = t["questions"].set_index(["question", "model"]).loc[("finds a trojan's trigger", lb.TRUST_MODEL)]
+    assert q["methods that hold up"] == "seer"

@@ -50,6 +50,7 @@ from .methods.controls import NULLS
 TRUTH, TRIGGER = "object mask", "trigger mask"
 CONTROLS = ("random", "smooth_random", "constant")
 TRUST_MODEL = "vgg_mini"            # the zoo's BAM and trojan networks share its architecture
+CLEAN = f"clean {TRUST_MODEL}"      # the clean network's maps on the trojan images (the control)
 SETS = ("benchmark", "patched", "trojan", "bam")
 
 
@@ -320,6 +321,11 @@ def _trust(store, methods, method_params, n, n_steps, image_size, seed):
     maps[TRIGGER], maps[TRUTH] = trig.float(), timgs.masks.float()
     out.append(score_maps(store, "trojan", TRUST_MODEL, troj, timgs.images, tt, maps, {"trigger_masks": trig},
                           image_set="trojan"))
+    # the control: the clean network explaining the same images for the same class (chapter 08's)
+    clean = models.load_model(TRUST_MODEL)
+    cmaps = {m: tc("maps/trojan/clean", clean, m) for m in methods}
+    out.append(score_maps(store, "trojan/clean", CLEAN, clean, timgs.images, tt, cmaps, {"trigger_masks": trig},
+                          image_set="trojan", columns=[BY_LABEL["trigger mass"]]))
     # known truth 2: the trigger's and the object's masks under the metrics that call the model
     out.append(score_maps(store, "trojan/truth", TRUST_MODEL, troj, timgs.images, tt,
                           {TRIGGER: trig.float(), TRUTH: timgs.masks.float()}, {"masks": timgs.masks, "boxes": timgs.boxes},
@@ -360,7 +366,8 @@ def ranked(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _models(scores: pd.DataFrame) -> list:
-    return [m for m in dict.fromkeys(scores.model) if not str(m).startswith("bam ")]
+    """The networks the leaderboard ranks (not BAM's pair, not the clean network's control rows)."""
+    return [m for m in dict.fromkeys(scores.model) if not str(m).startswith(("bam ", "clean "))]
 
 
 def summary(scores: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, approximate: dict | None = None) -> pd.DataFrame:
@@ -541,6 +548,8 @@ def validity_table(claims: pd.DataFrame, ctrl: pd.DataFrame, degenerate: dict | 
     whether fully removed images are still classified correctly (``degenerate``: column -> the
     accuracies, from :func:`removes_nothing`), and the resulting flag."""
     degenerate = degenerate or {}
+    if not {"group", "claim", "verdict", "model"} <= set(claims.columns):     # no test could run
+        claims = pd.DataFrame(columns=["claim", "model", "group", "verdict"], dtype=str)
     rows = {}
     for c in COLUMNS:
         row = {"question": c.question, "direction": "higher" if c.higher_is_better else "lower"}
@@ -593,6 +602,8 @@ def standing(column: Column, claims: pd.DataFrame, flagged: bool) -> str:
                "complexity": "asks nothing a known truth answers"}.get(
             column.question, "scores a method's own output, which no known truth gives")
         return f"{UNTESTED}: {why}"
+    if not {"group", "claim", "verdict"} <= set(claims.columns):
+        return f"{UNTESTED}: no test ran"
     sub = claims[claims.group.isin(tests) & claims.claim.str.startswith(column.label + ":")]
     held = sub[sub.verdict == verdicts.HOLDS]
     if len(held):
@@ -635,7 +646,9 @@ def question_claims(scores: pd.DataFrame, *, threshold: float = sanity.THRESHOLD
     null map under each of the question's columns (paired over images; the null, named in the
     claim's setting, is whichever of the random map, the constant map and the edge detector scores
     best there, so beating i.i.d. noise alone is not enough), or, for the randomisation check, its
-    similarity lies below ``threshold`` (the sanity checks' rule). The nulls are not judged as
+    similarity lies below ``threshold`` (the sanity checks' rule). A trigger finder must also put
+    more mass on the trigger under the trojaned network than under the clean one on the same
+    images (:data:`CLEAN`'s rows): an edge detector finds a high-contrast trigger on any network. The nulls are not judged as
     methods. Columns in ``skip`` (:func:`unusable`) are left out."""
     out = []
     r = ranked(scores)
@@ -661,6 +674,14 @@ def question_claims(scores: pd.DataFrame, *, threshold: float = sanity.THRESHOLD
                         continue
                     out.append(verdicts.Claim(f"{m}: {column}", model, c, kind=kind, effect=0.05, paper=q,
                                               setting=setting, group=q))
+                    if column == "trigger mass":
+                        wc = _wide(scores, CLEAN, column, BY_LABEL[column].images)
+                        if m in wc and len(wc[m]) == len(v) and not wc[m].isna().any():
+                            out.append(verdicts.Claim(
+                                f"{m}: {column}, trojaned over clean network", model,
+                                verdicts.paired(v, wc[m].to_numpy(), n_boot=n_boot, seed=seed), kind="better",
+                                effect=0.05, paper=q, setting=f"{column}, the trojaned network's minus the clean "
+                                                             "network's on the same images", group=q))
     return out
 
 
