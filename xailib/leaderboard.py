@@ -648,8 +648,8 @@ def question_claims(scores: pd.DataFrame, *, threshold: float = sanity.THRESHOLD
     best there, so beating i.i.d. noise alone is not enough), or, for the randomisation check, its
     similarity lies below ``threshold`` (the sanity checks' rule). A trigger finder must also put
     more mass on the trigger under the trojaned network than under the clean one on the same
-    images (:data:`CLEAN`'s rows): an edge detector finds a high-contrast trigger on any network. The nulls are not judged as
-    methods. Columns in ``skip`` (:func:`unusable`) are left out."""
+    images (:data:`CLEAN`'s rows): an edge detector finds a high-contrast trigger on any network.
+    The nulls are not judged as methods. Columns in ``skip`` (:func:`unusable`) are left out."""
     out = []
     r = ranked(scores)
     for q, cols in QUESTIONS.items():
@@ -798,7 +798,8 @@ def findings(tables: dict) -> str:
         how = r["columns"]
         cols = [c for c in QUESTIONS.get(r["question"], ()) if c in st.index and c not in unusable(v)]
         own = [c for c in cols if "circular" in str(st[c])]
-        shaky = [f"{c}: {str(st[c]).split(':')[0]}" for c in cols if c not in own and not str(st[c]).startswith(TRUSTED)]
+        shaky = [f"{c}: {str(st[c]).split(':')[0]}" for c in cols
+                 if c not in own and not str(st[c]).startswith(TRUSTED)]
         lines.append(f"- **{r['question']}** ({r['model']}; {how}): {r['hold up']} of {r['of']} "
                      f"methods hold up ({r['methods that hold up']}); {r['fail']} fail, {r['not resolved']} not resolved"
                      + (f"; {' and '.join(own)} measure{'s' if len(own) == 1 else ''} the known truth itself "
