@@ -106,6 +106,13 @@ def _rows(model, column, images, values: dict):
                           "score": v}) for m, v in values.items()]
 
 
+def _mask_energy(model, e):
+    """'mask energy' rows ranking good > poor > constant > random, with the object mask first."""
+    return _rows(model, "mask energy", "benchmark",
+                 {"good": 0.8 + e(), "poor": 0.5 + e(), "random": 0.2 + e(), "constant": 0.3 + e(),
+                  lb.TRUTH: 1.0 + 0 * e()})
+
+
 def _scores():
     """Two networks. 'mask energy' (higher is better) ranks good > poor > constant > random and the
     object mask first; 'deletion' (lower is better) gives the random map the best AUC and the
@@ -114,9 +121,7 @@ def _scores():
     e = lambda: 0.01 * rng.normal(size=N)    # noqa: E731
     parts = []
     for model in ("net_a", "net_b"):
-        parts += _rows(model, "mask energy", "benchmark",
-                       {"good": 0.8 + e(), "poor": 0.5 + e(), "random": 0.2 + e(), "constant": 0.3 + e(),
-                        lb.TRUTH: 1.0 + 0 * e()})
+        parts += _mask_energy(model, e)
         parts += _rows(model, "deletion", "benchmark",
                        {"good": 0.4 + e(), "poor": 0.5 + e(), "random": 0.2 + e(), "constant": 0.6 + e(),
                         lb.TRUTH: 0.7 + e()})
@@ -244,9 +249,7 @@ def test_trusted_needs_a_known_truth_test_that_is_evidence_and_holds():
     e = lambda: 0.01 * rng.normal(size=N)    # noqa: E731
     parts = []
     for model in ("net_a", "net_b"):
-        parts += _rows(model, "mask energy", "benchmark",
-                       {"good": 0.8 + e(), "poor": 0.5 + e(), "random": 0.2 + e(), "constant": 0.3 + e(),
-                        lb.TRUTH: 1.0 + 0 * e()})
+        parts += _mask_energy(model, e)
         parts += _rows(model, "insertion", "benchmark",
                        {"good": 0.8 + e(), "poor": 0.6 + e(), "random": 0.3 + e(), "constant": 0.35 + e(),
                         lb.TRUTH: 0.9 + e()})

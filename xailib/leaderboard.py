@@ -589,7 +589,8 @@ def evidence_tests(column: Column) -> tuple:
 
 
 def standing(column: Column, claims: pd.DataFrame, flagged: bool) -> str:
-    """What the validity table says of a column: ``flagged``; ``trusted`` when at least one known-truth
+    """What the validity table says of a column (``claims`` as :func:`validity_table` normalises
+    them): ``flagged``; ``trusted`` when at least one known-truth
     test that is evidence for it (:func:`evidence_tests`) holds on some network and none does not hold;
     ``not resolved`` when such tests ran and none held yet; ``untested`` (with the reason) when no
     test is evidence for it. Not refuted is never read as trusted."""
@@ -602,8 +603,6 @@ def standing(column: Column, claims: pd.DataFrame, flagged: bool) -> str:
                "complexity": "asks nothing a known truth answers"}.get(
             column.question, "scores a method's own output, which no known truth gives")
         return f"{UNTESTED}: {why}"
-    if not {"group", "claim", "verdict"} <= set(claims.columns):
-        return f"{UNTESTED}: no test ran"
     sub = claims[claims.group.isin(tests) & claims.claim.str.startswith(column.label + ":")]
     held = sub[sub.verdict == verdicts.HOLDS]
     if len(held):
@@ -786,7 +785,8 @@ def findings(tables: dict) -> str:
             lines.append(f"- **{model}**: Kendall's W over the {len(a['w columns'])} columns that score all "
                          f"{a['w methods']} methods is {a['w']:.2f}; the pairwise rank correlations range from "
                          f"{off.min():+.2f} to {off.max():+.2f} (median {np.median(off):+.2f}).")
-    left = [c for q in QUESTIONS.values() for c in q if c in unusable(v)]
+    skipped = unusable(v)
+    left = [c for q in QUESTIONS.values() for c in q if c in skipped]
     if left:
         lines.append(f"- **Left out of the verdicts below**, because a known-truth test does not hold, their removal "
                      f"removes nothing, or the random map ranks in their better half: {', '.join(dict.fromkeys(left))}.")
@@ -796,7 +796,7 @@ def findings(tables: dict) -> str:
                          f"({r['columns']}) is flagged.")
             continue
         how = r["columns"]
-        cols = [c for c in QUESTIONS.get(r["question"], ()) if c in st.index and c not in unusable(v)]
+        cols = [c for c in QUESTIONS.get(r["question"], ()) if c in st.index and c not in skipped]
         own = [c for c in cols if "circular" in str(st[c])]
         shaky = [f"{c}: {str(st[c]).split(':')[0]}" for c in cols
                  if c not in own and not str(st[c]).startswith(TRUSTED)]
