@@ -79,8 +79,8 @@ def replay_rise(params, per_image, n_images=2, methods=("gradient", "gradcam", "
             for meth in methods:
                 if meth == "RISE":
                     n = params["n_masks"][mname] if isinstance(params["n_masks"], dict) else params["n_masks"]
-                    if len(params["rise_seeds"]) != 1:
-                        continue                 # the table holds the mean over seeds; replay one-seed runs
+                    if len(params["rise_seeds"]) != 1 and params.get("seed_images") is None:
+                        continue                 # the table holds the mean over seeds; replay one-seed rows
                     s = explain.explain(net, x, t, "rise", n_masks=n, cells=params["cells"], p=params["p_keep"],
                                         seed=params["rise_seeds"][0])
                 else:

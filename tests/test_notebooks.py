@@ -158,3 +158,35 @@ def test_every_committed_verdict_names_its_rule_n_and_an_interval_of_some_width(
             if "the interval is that point" in r["rule"]:
                 continue          # a continuous score with no spread at all, said in its rule
             assert low.strip() != high.strip(), (path.name, r["claim"], r["model"], r["difference [95 % CI]"])
+
+
+def test_a_kernel_that_lost_a_port_race_is_started_again_and_nothing_else_is():
+    """tests/conftest.py: a kernel start-up that died on a taken port is retried (up to three
+    times); any other error, and a failed cell, goes through at once."""
+    from conftest import ATTEMPTS, _retried
+    calls = []
+
+    def flaky(fails, error):
+        def start():
+            calls.append(1)
+            if len(calls) <= fails:
+                raise error
+            return "kernel"
+        return _retried(start)
+
+    died = RuntimeError("Kernel died before replying to kernel_info")
+    assert flaky(ATTEMPTS - 1, died)() == "kernel" and len(calls) == ATTEMPTS
+    calls.clear()
+    with pytest.raises(RuntimeError, match="Kernel died"):
+        flaky(ATTEMPTS, died)()
+    assert len(calls) == ATTEMPTS
+    calls.clear()
+    with pytest.raises(RuntimeError, match="something else"):
+        flaky(1, RuntimeError("something else"))()
+    assert len(calls) == 1
+    calls.clear()
+    cell = pm.PapermillExecutionError(0, 1, "x = 1", "ZMQError", "Address already in use", [])
+    with pytest.raises(pm.PapermillExecutionError):
+        flaky(1, cell)()
+    assert len(calls) == 1
+    assert getattr(pm.execute_notebook, "retries_kernel_start", False)

@@ -174,3 +174,18 @@ def test_a_publishing_run_records_its_parameters_before_any_cell_reads_them(tmp_
                         publish_root=tmp_path, verbose=False)
     assert json.loads((tmp_path / "nb" / "params.json").read_text()) == {"methods": ["a", "b"]}
     assert results.differs_from_default("nb", {"methods": ["a", "b"]}, root=tmp_path) == []
+
+
+def test_larger_run_summary_names_what_the_verdicts_were_read_from():
+    from xailib import results
+    params = {"n_images": 200, "n_masks": {"vgg_mini": 4000, "resnet_mini": 8000}, "rise_seeds": [0, 1, 2],
+              "seed_images": None, "pixel_masks": True}
+    run = {"command": "python scripts/larger_run.py 02_rise", "seconds": 4392.7}
+    line = results.larger_run_summary(params, run, {
+        "n_images": "{} images", "n_masks": "N = {}", "rise_seeds": "seeds {}",
+        "seed_images": "extra seeds on {} images", "pixel_masks": "per-pixel: {}", "n_hard": "{} hard"})
+    assert line == ("verdicts from the larger run: 200 images; N = vgg_mini 4000, resnet_mini 8000; seeds 0, 1, 2; "
+                    "per-pixel: yes; made by `python scripts/larger_run.py 02_rise` in 73 min")
+    # a parameter set in the run is named; one absent or None is not
+    assert "extra seeds on 50 images" in results.larger_run_summary({**params, "seed_images": 50}, run,
+                                                                    {"seed_images": "extra seeds on {} images"})

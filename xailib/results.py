@@ -228,6 +228,24 @@ def larger_run_caveat(notebook: str, root: Path | None = None) -> str:
             "to 0.04 of an AUC) and leaves the others as they were. It is re-made in the next edition.")
 
 
+def larger_run_summary(params: dict, run: dict, fields: dict[str, str]) -> str:
+    """One line naming what a chapter's verdicts were read from: ``fields`` maps a parameter of the
+    larger run to a format with one ``{}`` (parameters absent or None are left out), then the
+    command and the wall time from its run record. Generated, so that the text never goes stale."""
+    def show(v):
+        if isinstance(v, dict):
+            return ", ".join(f"{k} {show(x)}" for k, x in v.items())
+        if isinstance(v, (list, tuple)):
+            return ", ".join(show(x) for x in v)
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        return str(v)
+    parts = [fmt.format(show(params[k])) for k, fmt in fields.items() if params.get(k) is not None]
+    minutes = run.get("seconds", float("nan")) / 60
+    return (f"verdicts from the larger run: {'; '.join(parts)}; made by "
+            f"`{run.get('command', 'scripts/larger_run.py')}` in {minutes:.0f} min")
+
+
 def larger_run_note(notebook: str, this_run: dict, root: Path | None = None) -> str:
     """One sentence: whether this run's tables and verdicts are its own, and why."""
     lr = Path(root or REPO / "results") / notebook / "larger_run" / "params.json"
