@@ -18,4 +18,4 @@ bash scripts/setup.sh
 WORKERS=${XAILIB_TEST_WORKERS:-2}
 PAR=()
 if [ "$WORKERS" != 0 ]; then PAR=(-n "$WORKERS" --dist loadfile); fi
-XAILIB_PUBLISH=0 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} exec .venv/bin/python -m pytest "${PAR[@]}" --durations=15 "$@"
+XAILIB_PUBLISH=0 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} exec .venv/bin/python -m pytest "${PAR[@]}" --durations=40 "$@"

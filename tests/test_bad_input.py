@@ -1,6 +1,8 @@
 """Bad input and unusual models in every metric: NaN / infinite maps, models without parameters,
 where the input normalisation sits; and the pieces the verdict issue added to the metrics
 (insertion's constant canvas, the pointing game on boxes, the blur kernel the chapters name)."""
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -191,3 +193,84 @@ def test_a_missing_weights_file_is_named_without_a_training_remedy():
         models.load_model("vgg_mini", weights="/nonexistent/vgg.pt")
     assert "weights file /nonexistent/vgg.pt for vgg_mini does not exist" in str(err.value)
     assert "train" not in str(err.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Below score(): the public functions of xailib.metrics, xailib.verdicts and xailib.agreement
+# refuse NaN, infinities, out-of-range counts and probabilities, wrong shapes and empty input
+# with one ParameterError naming the argument (each of these returned a number or NaN before).
+# --------------------------------------------------------------------------------------------
+def _map(bad=None):
+    m = torch.rand(2, H, W, generator=torch.Generator().manual_seed(0))
+    if bad is not None:
+        m[1, 3, 4] = bad
+    return m
+
+
+_BOX = [torch.tensor([[1., 1., 5., 5.]])] * 2
+_IOUS = np.array([[0.2, 0.6], [0.7, 0.1]])
+
+
+def _bad_calls():
+    from xailib import agreement, verdicts
+    from xailib.metrics import faithfulness as faith, localisation as loc
+    nan, inf = float("nan"), float("inf")
+    masks = torch.zeros(2, H, W, dtype=torch.bool)
+    chosen = torch.zeros(1, 4, (H // 4) * (W // 4))
+    return [
+        ("normalise NaN", lambda: loc.normalise(_map(nan)), "maps has the value nan"),
+        ("normalise inf", lambda: loc.normalise(_map(inf)), "maps has the value inf"),
+        ("boxes NaN", lambda: loc.boxes(_map(nan)), "maps has the value nan"),
+        ("box_ious inf map", lambda: loc.box_ious(_map(-inf), _BOX), "maps has the value -inf"),
+        ("box_ious NaN box", lambda: loc.box_ious(_map(), [_BOX[0], torch.tensor([[1., nan, 5., 5.]])]),
+         r"boxes\[1\] has the value nan"),
+        ("iou inf", lambda: loc.iou(np.array([0., 0., inf, 2.]), np.array([[0., 0., 2., 2.]])), "pred has the value inf"),
+        ("max_box_acc NaN", lambda: loc.max_box_acc(np.array([[nan, 0.6], [0.7, 0.1]]), _IOUS, 0.5, [0.2, 0.5]),
+         "val_ious has the value nan"),
+        ("max_box_acc above 1", lambda: loc.max_box_acc(_IOUS, _IOUS + 1, 0.5, [0.2, 0.5]), "test_ious has the value 1.2 at index \(0, 0\)"),
+        ("max_box_acc 1-D", lambda: loc.max_box_acc(_IOUS[0], _IOUS, 0.5, [0.2, 0.5]), "val_ious must have 2"),
+        ("max_box_acc delta", lambda: loc.max_box_acc(_IOUS, _IOUS, 0.0, [0.2, 0.5]), "delta=0.0"),
+        ("pxap_pooled NaN", lambda: loc.pxap_pooled(_map(nan), _inputs()[1]), "maps has the value nan"),
+        ("pxap_pooled no object", lambda: loc.pxap_pooled(_map(), masks), "masks are all empty"),
+        ("infidelity NaN", lambda: faith.infidelity(RedMean(), _inputs()[0], torch.tensor([0, 1]), _map(nan)),
+         "maps has the value nan"),
+        ("sensitivity_n_from NaN map", lambda: faith.sensitivity_n_from(_map(nan), chosen, torch.rand(2, 1, 4), 4),
+         "maps has the value nan"),
+        ("sensitivity_n_from inf delta", lambda: faith.sensitivity_n_from(
+            _map(), chosen, torch.tensor([[[0., inf, 1., 2.]]] * 2), 4), "deltas has the value inf"),
+        ("wilson k > n", lambda: verdicts.wilson(1.5, 10), "p has the value 1.5"),
+        ("wilson NaN", lambda: verdicts.wilson(nan, 10), "p has the value nan"),
+        ("wilson n = 0", lambda: verdicts.wilson(0.5, 0), "n=0.0 must be > 0"),
+        ("newcombe negative", lambda: verdicts.newcombe_paired(3, -1, 2, 4), "only_a has the value -1.0"),
+        ("newcombe empty", lambda: verdicts.newcombe_paired(0, 0, 0, 0), "at least one pair"),
+        ("sign_flip_p NaN", lambda: verdicts.sign_flip_p([1, nan, 2]), "unit_sums has the value nan"),
+        ("sign_flip_p empty", lambda: verdicts.sign_flip_p([]), "unit_sums is empty"),
+        ("holm NaN", lambda: verdicts.holm([0.01, nan]), "pvalues has the value nan"),
+        ("holm above 1", lambda: verdicts.holm([0.01, 1.5]), "pvalues has the value 1.5"),
+        ("kendall_w inf", lambda: agreement.kendall_w(np.array([[1., 2., inf], [1., 2., 3.]])), "scores has the value inf"),
+        ("split_half NaN", lambda: agreement.split_half(
+            pd.DataFrame(np.arange(15.).reshape(5, 3)).mask(lambda f: f == 4)), "per_image has the value nan"),
+        ("rank_correlation inf", lambda: agreement.rank_correlation([1., 2., inf], [1., 2., 3.]), "a has the value inf"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_bad_calls())), ids=[c[0] for c in _bad_calls()])
+def test_every_public_function_below_score_refuses_bad_input_by_name(case):
+    _, call, message = _bad_calls()[case]
+    with pytest.raises(ParameterError, match=message):
+        call()
+
+
+def test_the_same_functions_still_answer_good_input():
+    """The refusals above are not blanket ones: the good twin of each bad call answers."""
+    from xailib import agreement, verdicts
+    from xailib.metrics import localisation as loc
+    assert verdicts.wilson(0.5, 10)[0] < 0.5 < verdicts.wilson(0.5, 10)[1]
+    assert verdicts.newcombe_paired(3, 1, 2, 4)[0] < 0
+    assert verdicts.sign_flip_p([1.0, 2.0]) == 0.5
+    assert len(verdicts.holm([])) == 0 and verdicts.holm([0.01, 0.04]).tolist() == [0.02, 0.04]
+    assert np.isnan(agreement.rank_correlation([1., 2., np.nan], [1., 2., 3.]))   # NaN: missing, fewer than 3 left
+    assert agreement.kendall_w(np.array([[1., 2., np.nan], [1., 2., 3.], [1., 2., 3.]])) == pytest.approx(1.0)
+    assert loc.max_box_acc(_IOUS, _IOUS, 0.5, [0.2, 0.5]) == (0.2, pytest.approx([0.0, 1.0]))
+    assert 0 <= loc.pxap_pooled(_map(), _inputs()[1]) <= 1
+    assert (loc.normalise(_map()).amax((1, 2)) == 1).all()

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import ParameterError, check_choice, check_positive_int
+from .errors import ParameterError, check_choice, check_positive_int, check_values
 
 CORRELATIONS = ("spearman", "kendall")
 
@@ -33,7 +33,7 @@ def rank_correlation(a, b, method: str = "spearman") -> float:
     """Spearman's rho or Kendall's tau (tau-b) of two score vectors over the same items, NaN
     where either is missing; NaN when fewer than three items remain or one side is constant."""
     check_choice("method", method, CORRELATIONS)
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = check_values("a", a, missing=True, empty=True), check_values("b", b, missing=True, empty=True)
     if a.shape != b.shape or a.ndim != 1:
         raise ParameterError(f"a and b must be 1-D and the same length, got {a.shape} and {b.shape}")
     keep = np.isfinite(a) & np.isfinite(b)
@@ -57,10 +57,9 @@ def kendall_w(scores) -> float:
     W = 12 S / (m^2 (n^3 - n) - m sum_j T_j), S the squared deviations of the items' rank sums
     from their mean, T_j = sum (t^3 - t) over rater j's groups of t tied items. 1 when every rater
     orders the items alike, 0 when the rank sums are all equal. Raters with a missing item are
-    left out; NaN with fewer than two raters or items, or when every rater ties everything."""
-    s = np.asarray(scores, dtype=float)
-    if s.ndim != 2:
-        raise ParameterError(f"scores must be raters x items (2-D), got shape {s.shape}")
+    left out (NaN marks a missing score; an infinite one is refused); NaN with fewer than two raters
+    or items, or when every rater ties everything."""
+    s = check_values("scores", scores, ndim=2, missing=True, empty=True)
     s = s[np.isfinite(s).all(1)]
     m, n = s.shape
     if m < 2 or n < 2:
@@ -79,10 +78,10 @@ def split_half(per_image: pd.DataFrame, higher_is_better: bool = True, n_splits:
     are split at random into two halves ``n_splits`` times, the methods ranked by their mean on
     each half, and the two rankings correlated. Returns (mean, low, high): the mean correlation
     and the central ``level`` share of the splits' values (their spread, not a confidence interval
-    of the mean). NaN with fewer than four images or three methods."""
+    of the mean). NaN with fewer than four images or three methods. Every score must be there (a
+    method missing on some image is dropped by the caller, not here): a NaN or an infinity is refused."""
     check_positive_int("n_splits", n_splits)
-    v = per_image.to_numpy(dtype=float) * (1.0 if higher_is_better else -1.0)
-    v = v[:, np.isfinite(v).all(0)]
+    v = check_values("per_image", per_image, ndim=2, empty=True) * (1.0 if higher_is_better else -1.0)
     n, k = v.shape
     if n < 4 or k < 3:
         return float("nan"), float("nan"), float("nan")

@@ -46,7 +46,7 @@ from typing import Callable
 import numpy as np
 from scipy import stats
 
-from .errors import ParameterError, check_choice, check_fraction, check_positive_int
+from .errors import ParameterError, check_choice, check_fraction, check_positive_int, check_values
 
 HOLDS, FAILS, OPEN = "holds", "does not hold", "not resolved"
 UNJUDGED = "no verdict (degenerate setting)"
@@ -161,6 +161,11 @@ def _binary(v: np.ndarray) -> bool:
 def wilson(p: float, n: float, level: float = 0.95) -> tuple[float, float]:
     """Wilson's score interval for a proportion ``p`` observed on ``n`` units; ``n`` may be a
     non-integer effective count (clusters), which scipy's binomtest does not take."""
+    p = float(check_values("p", p, low=0, high=1, ndim=0))
+    n = float(check_values("n", n, ndim=0))
+    if not n > 0:
+        raise ParameterError(f"n={n!r} must be > 0 (the number of units the proportion is observed on)")
+    check_fraction("level", level)
     z = stats.norm.ppf((1 + level) / 2)
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -174,7 +179,11 @@ def newcombe_paired(both: float, only_a: float, only_b: float, neither: float,
     the pairs. Written out because scipy and scikit-learn have no paired-proportion interval.
     Unlike a bootstrap it does not collapse when every pair agrees (16 of 16 hits on both:
     about +-0.19)."""
+    both, only_a, only_b, neither = (float(check_values(k, v, low=0, ndim=0)) for k, v in
+                                     (("both", both), ("only_a", only_a), ("only_b", only_b), ("neither", neither)))
     n = both + only_a + only_b + neither
+    if n == 0:
+        raise ParameterError("newcombe_paired needs at least one pair (both + only_a + only_b + neither = 0)")
     pa, pb = (both + only_a) / n, (both + only_b) / n
     la, ua = wilson(pa, n, level)
     lb, ub = wilson(pb, n, level)
@@ -223,7 +232,7 @@ def sign_flip_p(unit_sums, n_perm: int = 4000, seed: int = 0) -> float:
     0 / 1 outcomes against shares of a few random maps: the null distribution is then a
     convolution of binomials); otherwise ``n_perm`` random patterns plus the observed one.
     Unlike a bootstrap p it is valid for a handful of units (2 of 2 positive: p = 0.5)."""
-    s = np.asarray(unit_sums, dtype=np.float64)
+    s = check_values("unit_sums", unit_sums, ndim=1)
     obs = abs(s.sum())
     if obs == 0:
         return 1.0
@@ -267,8 +276,8 @@ def _lattice_p(s: np.ndarray, max_support: int = 400_000) -> float | None:
 
 
 def holm(pvalues) -> np.ndarray:
-    """Holm's step-down adjusted p-values (same order as given)."""
-    p = np.asarray(pvalues, dtype=np.float64)
+    """Holm's step-down adjusted p-values (same order as given; none for none)."""
+    p = check_values("pvalues", pvalues, low=0, high=1, ndim=1, empty=True)
     order = np.argsort(p)
     m = len(p)
     adj = np.empty(m)

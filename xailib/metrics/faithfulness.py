@@ -40,7 +40,7 @@ from captum.metrics import infidelity as captum_infidelity
 from . import register
 from .. import inference
 from .removal import check_removal, remove
-from ..errors import ParameterError, check_choice
+from ..errors import ParameterError, check_choice, check_values
 
 PERTURBATIONS = ("gaussian", "square")
 OUTPUTS = ("logit", "probability")
@@ -78,6 +78,7 @@ def infidelity(model, images, targets, maps, *, perturbation_kind="gaussian", no
                              "rescaled map)")
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ParameterError(f"n_samples={n_samples!r} must be a positive integer")
+    check_values("maps", maps, ndim=3)
     if perturbation_kind == "gaussian" and not noise > 0:
         raise ParameterError(f"noise={noise!r} must be > 0")
     dev = inference.model_device(model, fallback=images.device)
@@ -204,6 +205,8 @@ def sensitivity_n_from(maps: torch.Tensor, chosen: torch.Tensor, deltas: torch.T
     """(B, N) Pearson correlation, over the subsets, between the map's sum over each subset and
     the output change its removal caused. A map whose subset sums do not vary (a constant map:
     every set of n features sums to the same) predicts none of the variation and scores 0."""
+    check_values("maps", maps, ndim=3)
+    check_values("deltas", deltas, ndim=3)
     B, H, W = maps.shape
     grid = feature_grid(H, W, cell)
     F = int(grid.max()) + 1

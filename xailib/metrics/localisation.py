@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from . import register
 from .order import saliency_order
-from ..errors import ParameterError, check_choice
+from ..errors import ParameterError, check_choice, check_values
 
 COMPONENTS = ("largest", "all")
 THRESHOLDS = np.round(np.arange(0.0, 1.0, 0.01), 2)   # Choe et al.'s grid: 0, 0.01, ..., 0.99
@@ -44,7 +44,8 @@ _EIGHT = np.ones((3, 3), dtype=bool)                   # 8-connectivity
 def normalise(maps: torch.Tensor) -> torch.Tensor:
     """Each map's positive part scaled min-max to [0, 1] per image (float64). A flat positive map
     is 1 everywhere (every pixel is at its maximum: its box is the whole image, the "max box"); a
-    map with no positive value is 0 everywhere (it selects nothing)."""
+    map with no positive value is 0 everywhere (it selects nothing). NaN and infinities are refused."""
+    check_values("maps", maps, ndim=(2, 3, 4))
     pos = maps.detach().double().clamp(min=0).flatten(1)
     lo, hi = pos.min(1, keepdim=True).values, pos.max(1, keepdim=True).values
     span = hi - lo
@@ -75,7 +76,7 @@ def boxes(maps: torch.Tensor, threshold: float = CAM_THRESHOLD, component: str =
 
 def iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """IoU of boxes ``pred`` (..., 4) with each of ``gt`` (k, 4): (..., k)."""
-    p, g = np.asarray(pred, float)[..., None, :], np.asarray(gt, float)
+    p, g = check_values("pred", pred)[..., None, :], check_values("gt", gt, ndim=2)
     w = np.clip(np.minimum(p[..., 2], g[:, 2]) - np.maximum(p[..., 0], g[:, 0]), 0, None)
     h = np.clip(np.minimum(p[..., 3], g[:, 3]) - np.maximum(p[..., 1], g[:, 1]), 0, None)
     inter = w * h
@@ -88,7 +89,7 @@ def _gt_boxes(gt, n: int) -> list[np.ndarray]:
     if gt is None or len(gt) != n:
         raise ParameterError(f"boxes must give one (k, 4) box array per image ({n}), "
                              f"got {None if gt is None else len(gt)}")
-    return [np.asarray(torch.as_tensor(b, dtype=torch.float64).reshape(-1, 4)) for b in gt]
+    return [check_values(f"boxes[{i}]", torch.as_tensor(b, dtype=torch.float64).reshape(-1, 4)) for i, b in enumerate(gt)]
 
 
 def box_ious(maps: torch.Tensor, gt, thresholds=THRESHOLDS, component: str = "largest") -> np.ndarray:
@@ -114,6 +115,10 @@ def max_box_acc(val_ious: np.ndarray, test_ious: np.ndarray, delta: float = 0.5,
     ``val_ious`` / ``test_ious``: (B, T) from :func:`box_ious` on the two splits. Returns the
     threshold that maximises the held-out accuracy (the lowest among ties) and the scored split's
     hits (0 / 1 per image) at that threshold."""
+    val_ious = check_values("val_ious", val_ious, low=0, high=1, ndim=2)
+    test_ious = check_values("test_ious", test_ious, low=0, high=1, ndim=2, empty=True)
+    if not 0 < delta <= 1:
+        raise ParameterError(f"delta={delta!r} must be in (0, 1] (an IoU)")
     if val_ious.shape[1] != test_ious.shape[1] or val_ious.shape[1] != len(np.atleast_1d(thresholds)):
         raise ParameterError("val_ious and test_ious must have one column per threshold")
     acc = (val_ious >= delta).mean(0)
@@ -166,8 +171,11 @@ def _pxap(model, images, targets, maps, masks):
 
 def pxap_pooled(maps: torch.Tensor, masks) -> float:
     """Choe et al.'s PxAP: one precision-recall curve over every pixel of every image (each map
-    normalised per image first), and its average precision."""
+    normalised per image first), and its average precision. Images without an object take part
+    (their pixels are all negatives); at least one object pixel over all images is needed."""
     m = _masks(masks, maps)
+    if not m.any():
+        raise ParameterError("pxap_pooled needs an object pixel in at least one image (masks are all empty)")
     return _ap(m.flatten().numpy(), normalise(maps.cpu()).flatten().numpy())
 
 
