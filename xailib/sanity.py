@@ -287,6 +287,41 @@ def claims(per_image: pd.DataFrame, measure: str = "spearman_abs", threshold: fl
     return out
 
 
+# The thesis (its Fig. 2.9, after Adebayo et al.'s Fig. 1): "an edge detector alone can produce a mask
+# similar to the output of some methods"; it names none, and notes that the paper's similarity numbers
+# "do not relate to the standalone observation about edges". Tested here with the chapter's own measure.
+EDGE_SOURCE = ("thesis, Fig. 2.9 (after Adebayo et al.): an edge detector alone can produce a mask similar "
+               "to the output of some methods (none named)")
+
+
+def edge_resemblance(maps: Maps, name: str, model: nn.Module, methods, measures=sim.MEASURES) -> pd.DataFrame:
+    """Per image, the similarity of each method's map on the trained ``model`` to the edge
+    detector's map of the same image (test ``"edge"``; the edge detector itself and the maps
+    come from the same cache as the randomisation tests, so nothing is computed twice)."""
+    edge = maps(f"maps/{name}/original", model, "edge")
+    rows = [compare(edge, maps(f"maps/{name}/original", model, m), measures, model=name, test="edge", step=0,
+                    layer="", method=m) for m in methods if m != "edge"]
+    if not rows:
+        raise ParameterError("edge_resemblance needs a method other than the edge detector")
+    return pd.concat(rows, ignore_index=True)
+
+
+def edge_claims(table: pd.DataFrame, measure: str = "spearman_abs", threshold: float = THRESHOLD,
+                n_boot: int = 2000, seed: int = 0) -> list:
+    """One claim per (model, method): "looks like an edge detector" = the map's similarity to the
+    edge detector's is above ``threshold``, the level at which the chapter calls a randomised map
+    *largely unchanged* (the same yardstick for "alike" in both places)."""
+    out = []
+    for (model, method), g in table[table.test == "edge"].groupby(["model", "method"], sort=False):
+        v = g.sort_values("image")[measure].to_numpy(dtype=float)
+        out.append(verdicts.Claim(
+            f"{method}: looks like an edge detector", model,
+            verdicts.paired(v, threshold, n_boot=n_boot, seed=seed, outcomes=False), kind="above",
+            effect=PLANNING_EFFECT, paper=EDGE_SOURCE, setting=f"{sim.LABELS[measure]} to the edge map above {threshold:g}",
+            group="looks like an edge detector"))
+    return out
+
+
 def agreement(table: pd.DataFrame) -> pd.Series:
     """Per claims-table row: does the verdict agree with the paper's finding?"""
     def one(r):
