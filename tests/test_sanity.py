@@ -231,3 +231,29 @@ def test_randomised_copies_reuse_the_measured_batch_size(resnet, shapes, monkeyp
     inference.forward(resnet, shapes.images)          # measures (or reuses) the trained model's batch size
     net = rnd.random_network(resnet, shapes.images)
     assert inference._BATCHES[net] == inference._BATCHES[resnet]
+
+
+def test_edge_resemblance_known_answers(tmp_path):
+    """The edge detector is compared with each other method's map on the trained network: a method
+    registered as the edge detector itself would score 1; the claim holds for a table of
+    similarities well above the threshold, does not hold well below it, and the edge detector is
+    never judged against itself."""
+    net = models.load_model("vgg_mini")
+    ds = data.load_shapes("test", n=4)
+    store = ResultStore("test_sanity", {"t": 3}, root=tmp_path, publish=False, verbose=False)
+    maps = sanity.Maps(store, ds.images, ds.labels, {})
+    table = sanity.edge_resemblance(maps, "vgg_mini", net, ["gradient", "edge"], measures=["spearman_abs"])
+    assert set(table.method) == {"gradient"} and len(table) == 4 and set(table.test) == {"edge"}
+    edge = maps("maps/vgg_mini/original", net, "edge")
+    grad = maps("maps/vgg_mini/original", net, "gradient")
+    want = sanity.compare(edge, grad, ["spearman_abs"]).spearman_abs.to_numpy()
+    np.testing.assert_allclose(table.spearman_abs.to_numpy(), want)
+    with pytest.raises(ParameterError, match="other than the edge detector"):
+        sanity.edge_resemblance(maps, "vgg_mini", net, ["edge"])
+    # the claim, on similarities set by hand: 20 images at 0.9, 20 at 0.1, 20 at the threshold
+    rows = [dict(model="m", test="edge", step=0, layer="", method=name, image=i, spearman_abs=v)
+            for name, v in (("alike", 0.9), ("unlike", 0.1), ("borderline", 0.5)) for i in range(20)]
+    got = verdicts.claims_table(sanity.edge_claims(pd.DataFrame(rows)))
+    assert dict(zip(got.claim, got.verdict)) == {"alike: looks like an edge detector": verdicts.HOLDS,
+                                                "unlike: looks like an edge detector": verdicts.FAILS,
+                                                "borderline: looks like an edge detector": verdicts.OPEN}
