@@ -287,3 +287,32 @@ def test_a_trigger_finder_must_beat_the_clean_network_too():
     assert c["edgy: trigger mass, trojaned over clean network"] != "holds"
     q = t["questions"].set_index(["question", "model"]).loc[("finds a trojan's trigger", lb.TRUST_MODEL)]
     assert q["methods that hold up"] == "seer"
+
+
+def test_no_verdict_on_a_network_where_the_object_mask_does_not_beat_the_strongest_null():
+    """Deletion (blur) on net_b: the object mask's mean AUC is no better than the random map's (the
+    known-truth test itself is not resolved, so the column is not flagged). The methods' claims there
+    get no verdict, and the question is not answered on net_b; on net_a nothing changes."""
+    rng = np.random.default_rng(3)
+    e = lambda s=0.01: s * rng.normal(size=N)    # noqa: E731
+    parts = []
+    for model, truth in (("net_a", 0.1 + e()), ("net_b", 0.31 + e(0.08))):
+        parts += _mask_energy(model, e)
+        parts += _rows(model, "deletion (blur)", "benchmark",
+                       {"good": 0.2 + e(), "poor": 0.25 + e(), "random": 0.3 + e(), "constant": 0.45 + e(),
+                        lb.TRUTH: truth})
+    t = lb.rebuild(pd.concat(parts, ignore_index=True), n_boot=200)
+    v = t["validity claims"].set_index(["claim", "model"]).verdict
+    assert v[("deletion (blur): the object mask beats the strongest null", "net_b")] == verdicts.OPEN
+    assert "deletion (blur)" not in lb.unusable(t["validity"])
+    c = t["question claims"]
+    b = c[(c.model == "net_b") & c.claim.str.endswith("deletion (blur)")]
+    assert len(b) == 2 and (b.verdict == verdicts.UNJUDGED).all()
+    assert b.rule.str.startswith("the object mask does not beat the random map").all()
+    a = c[(c.model == "net_a") & c.claim.str.endswith("deletion (blur)")]
+    assert (a.verdict == verdicts.HOLDS).all()
+    q = t["questions"].set_index(["question", "model"])
+    assert q.loc[("is faithful to the model", "net_b"), "no verdict"] == 2
+    assert q.loc[("is faithful to the model", "net_b"), "methods that hold up"].startswith("not answered")
+    assert q.loc[("is faithful to the model", "net_a"), "methods that hold up"] == "good, poor"
+    assert "not answered on this network" in lb.findings(t)

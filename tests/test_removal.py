@@ -255,3 +255,24 @@ def test_roar_tables_and_claims():
     assert t.loc["gradient", "k = 50 %"] == pytest.approx(0.2) and t.loc["gradient", "k = 0 %"] == 1.0
     claims = verdicts.claims_table(faith.roar_claims(per_image, n_boot=200))
     assert list(claims.verdict) == [verdicts.HOLDS]
+
+
+def test_a_setting_whose_object_mask_does_not_beat_the_strongest_null_gives_no_verdict():
+    """Where removing the object's own pixels lowers the score no more than the strongest null's do
+    (a silhouette kept, a blur seen through), the methods' deletion claims there get no verdict and
+    say why; the object mask's own claim, that evidence, is judged; elsewhere nothing changes."""
+    rows = _rows()
+    mask = rows[rows.method == "good"].assign(method=faith.CEILING)
+    mask.loc[mask.operator == "road", "deletion"] += 0.6          # under ROAD the mask (0.7) loses to random (0.5)
+    table = verdicts.claims_table(faith.operator_claims(pd.concat([rows, mask]), ["random", "good", "bad", faith.CEILING],
+                                                        n_boot=200))
+    road = table[table.setting.str.contains("road") & ~table.claim.str.startswith("a random")].set_index("claim")
+    assert road.loc["good: deletion beats the strongest null (road)", "verdict"] == verdicts.UNJUDGED
+    assert road.loc["good: deletion beats the strongest null (road)", "rule"].startswith(
+        "the object mask does not beat the random map here")
+    assert road.loc["bad: deletion beats the strongest null (road)", "verdict"] == verdicts.UNJUDGED
+    assert road.loc[f"{faith.CEILING}: deletion beats the strongest null (road)", "verdict"] == verdicts.FAILS
+    # under the zero fill the mask leads, and the claims are as before (no verdict for the random removal's reason)
+    before = verdicts.claims_table(faith.operator_claims(_rows(), ["random", "good", "bad"], n_boot=200))
+    zero = lambda t: t[t.setting.str.contains("zero") & t.claim.str.startswith("good")].verdict.iloc[0]  # noqa: E731
+    assert zero(table) == zero(before)

@@ -94,8 +94,12 @@ def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: in
       the random map's impact rate is the setting's control.
 
     ``degenerate``: ``{(model, operator): why}`` from :func:`xailib.calibration.reasons`; a claim on
-    such a setting gets no verdict and says why."""
-    degenerate = degenerate or {}
+    such a setting gets no verdict and says why. A setting where the object mask (:data:`CEILING`,
+    when scored) does not beat the strongest null on its mean is degenerate too: removing the
+    object's own pixels does not lower the score more than a map that knows nothing, so the
+    removal measures something other than the explanation there (a silhouette kept by a constant
+    fill, a blur the network sees through). The object mask's own claim, that evidence, is judged."""
+    degenerate = dict(degenerate or {})
     out = []
     for (model, op), g in rows.groupby(["model", "operator"], sort=False):
         rnd = g[g.method == CONTROL].sort_values("image")
@@ -109,6 +113,13 @@ def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: in
             scale=100, unit=" points", group="random removal harmless", degenerate=degenerate.get((model, op), "")))
         null = strongest_null(g.groupby("method").deletion.mean().to_dict(), higher_is_better=False)
         ref = g[g.method == null].sort_values("image")
+        mask = g[g.method == CEILING]
+        dead_here = degenerate.get((model, op), "")
+        if len(mask) and not dead_here:
+            lead, why = verdicts.reference_margin(mask.deletion, ref.deletion, lower_is_better=True,
+                                                  names=("the object mask", f"the {null.replace('_', ' ')} map"))
+            if lead is None:
+                dead_here = f"{why} (deletion AUC): the removal measures something else than the explanation"
         for m in methods:
             if m in NULLS:
                 continue
@@ -121,7 +132,7 @@ def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: in
                 kind="better", effect=0.05, paper="Petsiuk et al.'s deletion, every operator",
                 setting=f"removal: {op}; deletion AUC, the {null.replace('_', ' ')} map's minus the method's",
                 control=rate, group=f"deletion beats the strongest null ({op})",
-                degenerate=degenerate.get((model, op), "")))
+                degenerate=degenerate.get((model, op), "") if m == CEILING else dead_here))
     return out
 
 

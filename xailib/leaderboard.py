@@ -639,6 +639,21 @@ def strongest_null(w: pd.DataFrame, column: str) -> str | None:
     return controls_.strongest_null(means, higher_is_better=True)
 
 
+def _reference_loses(scores: pd.DataFrame, model: str, column: str, null: str | None) -> str:
+    """Why no verdict may rest on ``column`` for ``model``: the object mask does not beat the
+    strongest null there on its mean (a benchmark column whose object mask was scored); else ""."""
+    if null is None or BY_LABEL[column].images != "benchmark":
+        return ""
+    w = _wide(scores, model, column, "benchmark")
+    if TRUTH not in w or null not in w or w[TRUTH].isna().any():
+        return ""
+    lead, why = verdicts.reference_margin(_oriented(w[TRUTH].to_numpy(dtype=float), column),
+                                          _oriented(w[null].to_numpy(dtype=float), column),
+                                          names=("the object mask", f"the {null.replace('_', ' ')} map"))
+    return "" if lead is not None else (f"{why.replace(' here', '')} under {column} on {model} (oriented so that higher "
+                                        "is better): the column measures something else than the explanation there")
+
+
 def question_claims(scores: pd.DataFrame, *, threshold: float = sanity.THRESHOLD, n_boot: int = 1000,
                     seed: int = 0, skip=()) -> list:
     """Per question of :data:`QUESTIONS`, method and network: the method beats the *strongest*
@@ -648,7 +663,10 @@ def question_claims(scores: pd.DataFrame, *, threshold: float = sanity.THRESHOLD
     similarity lies below ``threshold`` (the sanity checks' rule). A trigger finder must also put
     more mass on the trigger under the trojaned network than under the clean one on the same
     images (:data:`CLEAN`'s rows): an edge detector finds a high-contrast trigger on any network.
-    The nulls are not judged as methods. Columns in ``skip`` (:func:`unusable`) are left out."""
+    The nulls are not judged as methods. Columns in ``skip`` (:func:`unusable`) are left out. On a
+    network where the object mask does not beat that null under a benchmark column (its mean, the
+    known-truth test's own numbers), the column measures something else than the explanation there:
+    its claims on that network get no verdict, and their rule says why."""
     out = []
     r = ranked(scores)
     for q, cols in QUESTIONS.items():
@@ -658,6 +676,7 @@ def question_claims(scores: pd.DataFrame, *, threshold: float = sanity.THRESHOLD
                 if w.empty:
                     continue
                 null = strongest_null(w, column)
+                dead = _reference_loses(scores, model, column, null)
                 for m in w.columns:
                     if m in NULLS or w[m].isna().any():
                         continue
@@ -672,7 +691,7 @@ def question_claims(scores: pd.DataFrame, *, threshold: float = sanity.THRESHOLD
                     else:
                         continue
                     out.append(verdicts.Claim(f"{m}: {column}", model, c, kind=kind, effect=0.05, paper=q,
-                                              setting=setting, group=q))
+                                              setting=setting, group=q, degenerate=dead))
                     if column == "trigger mass":
                         wc = _wide(scores, CLEAN, column, BY_LABEL[column].images)
                         if m in wc and len(wc[m]) == len(v) and not wc[m].isna().any():
@@ -692,17 +711,21 @@ def question_table(claims: pd.DataFrame, approximate: dict | None = None, skippe
     for q, cols in QUESTIONS.items():
         if all(c in skipped for c in cols):
             out.append({"question": q, "model": "—", "methods that hold up": "not answered: no usable column",
-                        "hold up": 0, "fail": 0, "not resolved": 0, "of": 0,
+                        "hold up": 0, "fail": 0, "not resolved": 0, "no verdict": 0, "of": 0,
                         "columns": " and ".join(cols) + " (flagged)"})
     claims = claims.assign(method=claims.claim.str.split(":").str[0])
     for (q, model), g in claims.groupby(["group", "model"], sort=False):
-        per = g.groupby("method").verdict.agg(list)
+        judged = g[g.verdict != verdicts.UNJUDGED]         # a claim on a degenerate setting answers nothing
+        per = judged.groupby("method").verdict.agg(list)
         hold = [m + (" (approximate)" if (approximate or {}).get((model, m)) else "")
                 for m, v in per.items() if all(x == verdicts.HOLDS for x in v)]
         fail = [m for m, v in per.items() if any(x == verdicts.FAILS for x in v)]
-        out.append({"question": q, "model": model, "methods that hold up": ", ".join(hold) or "none",
+        out.append({"question": q, "model": model,
+                    "methods that hold up": (", ".join(hold) or "none") if len(per) else
+                    "not answered on this network: no verdict (the claims' rule says why)",
                     "hold up": len(hold), "fail": len(fail), "not resolved": len(per) - len(hold) - len(fail),
-                    "of": len(per), "columns": " and ".join(dict.fromkeys(g.setting))})
+                    "no verdict": g.method.nunique() - len(per), "of": g.method.nunique(),
+                    "columns": " and ".join(dict.fromkeys(g.setting))})
     return pd.DataFrame(out)
 
 
@@ -791,6 +814,10 @@ def findings(tables: dict) -> str:
         lines.append(f"- **Left out of the verdicts below**, because a known-truth test does not hold, their removal "
                      f"removes nothing, or the random map ranks in their better half: {', '.join(dict.fromkeys(left))}.")
     for _, r in tables["questions"].iterrows():
+        if r["of"] and r["no verdict"] == r["of"]:
+            lines.append(f"- **{r['question']}** ({r['model']}): not answered on this network; under its columns "
+                         f"({r['columns']}) the object mask does not beat the strongest null, so no verdict rests on them.")
+            continue
         if r["of"] == 0:
             lines.append(f"- **{r['question']}**: not answered here; every column that would answer it "
                          f"({r['columns']}) is flagged.")
@@ -802,6 +829,8 @@ def findings(tables: dict) -> str:
                  if c not in own and not str(st[c]).startswith(TRUSTED)]
         lines.append(f"- **{r['question']}** ({r['model']}; {how}): {r['hold up']} of {r['of']} "
                      f"methods hold up ({r['methods that hold up']}); {r['fail']} fail, {r['not resolved']} not resolved"
+                     + (f", {r['no verdict']} without a verdict (the object mask does not beat the strongest null under "
+                        "one of the columns on this network)" if r.get("no verdict", 0) else "")
                      + (f"; {' and '.join(own)} measure{'s' if len(own) == 1 else ''} the known truth itself "
                         "(exact for this question: no test of the column is needed)" if own else "")
                      + (f"; read with care, the columns are not trusted ({'; '.join(shaky)})" if shaky else "") + ".")
