@@ -276,3 +276,11 @@ def test_a_setting_whose_object_mask_does_not_beat_the_strongest_null_gives_no_v
     before = verdicts.claims_table(faith.operator_claims(_rows(), ["random", "good", "bad"], n_boot=200))
     zero = lambda t: t[t.setting.str.contains("zero") & t.claim.str.startswith("good")].verdict.iloc[0]  # noqa: E731
     assert zero(table) == zero(before)
+
+
+def test_operator_findings_count_the_methods_that_beat_the_strongest_null():
+    table = verdicts.claims_table(faith.operator_claims(_rows(), ["random", "good", "bad"], n_boot=200))
+    text = faith.operator_findings(table)
+    # ROAD: a random removal is harmless (holds) and good beats the null, bad does not
+    assert "does a random 10 % removal leave most decisions intact? yes under road; no under zero" in text
+    assert "road: 1 of 2" in text and "zero: no verdict" in text
