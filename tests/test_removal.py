@@ -284,3 +284,13 @@ def test_operator_findings_count_the_methods_that_beat_the_strongest_null():
     # ROAD: a random removal is harmless (holds) and good beats the null, bad does not
     assert "does a random 10 % removal leave most decisions intact? yes under road; no under zero" in text
     assert "road: 1 of 2" in text and "zero: no verdict" in text
+
+
+def test_reference_leads_name_the_settings_without_verdicts():
+    rows = _rows()
+    mask = rows[rows.method == "good"].assign(method=faith.CEILING)
+    mask.loc[mask.operator == "road", "deletion"] += 0.6
+    leads = faith.reference_leads(pd.concat([rows, mask])).set_index("removal")
+    assert leads.loc["zero", "lead"] == pytest.approx(0.5 - 0.1, abs=0.02) and leads.loc["zero", "verdicts"] == "yes"
+    assert leads.loc["road", "lead"] == pytest.approx(0.5 - 0.7, abs=0.02)
+    assert leads.loc["road", "verdicts"].startswith("no") and leads.loc["road", "strongest null"] == "random"

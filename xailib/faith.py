@@ -136,6 +136,24 @@ def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: in
     return out
 
 
+def reference_leads(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per model and operator, the second half of the calibration: the object mask's mean deletion
+    AUC (:data:`CEILING`, the upper reference), the strongest null's and the reference's lead over
+    it (positive: the removal tells the object from a map that knows nothing). Where the lead is
+    not positive, :func:`operator_claims` gives the methods no verdict."""
+    out = []
+    for (model, op), g in rows.groupby(["model", "operator"], sort=False):
+        means = g.groupby("method").deletion.mean()
+        null = strongest_null(means.to_dict(), higher_is_better=False)
+        if CEILING not in means or null is None:
+            continue
+        lead = float(means[null] - means[CEILING])
+        out.append({"model": model, "removal": op, "object mask": float(means[CEILING]), "strongest null": null,
+                    "its deletion AUC": float(means[null]), "lead": lead,
+                    "verdicts": "yes" if lead > 0 else "no: the reference does not beat the null"})
+    return pd.DataFrame(out)
+
+
 # --------------------------------------------------------------------------------------------
 # ROAR
 # --------------------------------------------------------------------------------------------
