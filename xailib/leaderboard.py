@@ -605,9 +605,16 @@ def standing(column: Column, claims: pd.DataFrame, flagged: bool) -> str:
         return f"{UNTESTED}: {why}"
     sub = claims[claims.group.isin(tests) & claims.claim.str.startswith(column.label + ":")]
     held = sub[sub.verdict == verdicts.HOLDS]
+    # networks where the object mask does not even lead the strongest null on its mean: the
+    # column's claims there get no verdict (question_claims), whatever holds elsewhere
+    obj = sub[sub.group == OBJECT_TEST]
+    lost = [m for m, d in zip(obj.model, obj["difference [95 % CI]"]) if float(str(d).split(" [")[0]) <= 0] \
+        if "difference [95 % CI]" in obj else []
+    caveat = (f"; no verdict on {', '.join(lost)}, where the object mask does not beat the strongest null"
+              if lost else "")
     if len(held):
-        return f"{TRUSTED}: " + ", ".join(TESTS[g] + f" ({m})" for g, m in zip(held.group, held.model))
-    return verdicts.OPEN if len(sub) else f"{UNTESTED}: no test ran"
+        return f"{TRUSTED}: " + ", ".join(TESTS[g] + f" ({m})" for g, m in zip(held.group, held.model)) + caveat
+    return (verdicts.OPEN + caveat) if len(sub) else f"{UNTESTED}: no test ran"
 
 
 QUESTIONS = {
@@ -780,7 +787,7 @@ def findings(tables: dict) -> str:
              f"neither control ranks in their better half): {', '.join(ok) or 'none'}."]
     st = v["standing"] if "standing" in v else pd.Series(dtype=str)
     trusted = [c for c, x in st.items() if str(x).startswith(TRUSTED)]
-    open_ = [c for c, x in st.items() if x == verdicts.OPEN]
+    open_ = [c for c, x in st.items() if str(x).startswith(verdicts.OPEN)]
     untested = [c for c, x in st.items() if str(x).startswith(UNTESTED)]
     if len(st):
         lines.append(f"- **Trusted ({len(trusted)})**, a known-truth test that is evidence for the column holds and "
