@@ -320,3 +320,16 @@ def test_no_verdict_on_a_network_where_the_object_mask_does_not_beat_the_stronge
     st = t["validity"].loc["deletion (blur)", "standing"]
     assert st.startswith(lb.TRUSTED) and st.endswith("no verdict on net_b, where the object mask does not beat the "
                                                      "strongest null")
+
+
+def test_spearman_brown_known_answers():
+    assert agreement.spearman_brown(0.5) == pytest.approx(2 / 3)          # 2 * 0.5 / 1.5
+    assert agreement.spearman_brown(1.0) == 1.0 and agreement.spearman_brown(0.0) == 0.0
+    assert np.isnan(agreement.spearman_brown(-1.0))                       # undefined: 1 + r = 0
+    assert agreement.spearman_brown(0.5, factor=3) == pytest.approx(0.75)
+    assert np.isnan(agreement.spearman_brown(float("nan")))
+    np.testing.assert_allclose(agreement.spearman_brown(np.array([0.2, 0.6])), [0.4 / 1.2, 1.2 / 1.6])
+    with pytest.raises(ParameterError, match="r has the value 1.5"):
+        agreement.spearman_brown(1.5)
+    t = lb.rebuild(_scores(), n_boot=200)["reliability"].set_index(["model", "column"])
+    assert t.loc[("net_a", "mask energy"), "all images (Spearman-Brown)"] == pytest.approx(1.0)

@@ -98,6 +98,21 @@ def split_half(per_image: pd.DataFrame, higher_is_better: bool = True, n_splits:
     return float(values.mean()), float(np.quantile(values, a)), float(np.quantile(values, 1 - a))
 
 
+def spearman_brown(r, factor: float = 2.0):
+    """The Spearman-Brown prophecy: the reliability of a measurement ``factor`` times as long as
+    one whose reliability is ``r``, ``factor r / (1 + (factor - 1) r)``. A split-half correlation
+    is that of rankings on *half* the images; with ``factor=2`` it estimates the reliability of
+    the ranking on all of them. NaN stays NaN (no split-half value), and so is the undefined case
+``1 + (factor - 1) r <= 0`` (r = -1 at factor 2); ``r`` outside [-1, 1] is refused."""
+    v = check_values("r", r, low=-1, high=1, missing=True, empty=True)
+    if not factor > 0:
+        raise ParameterError(f"factor={factor!r} must be > 0")
+    den = 1 + (factor - 1) * v
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den > 0, factor * v / np.where(den > 0, den, 1), np.nan)   # undefined at den <= 0 (r = -1)
+    return float(out) if np.ndim(r) == 0 else out
+
+
 def per_image_agreement(a: pd.DataFrame, b: pd.DataFrame, method: str = "spearman") -> pd.Series:
     """Per image (rows of ``a`` and ``b``, columns: methods; oriented), the rank correlation of
     two metrics over the methods."""

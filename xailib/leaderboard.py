@@ -469,6 +469,7 @@ def reliability(scores: pd.DataFrame, summ: pd.DataFrame, *, n_splits: int = 200
         mean, lo, hi = agreement.split_half(wide, BY_LABEL[column].higher_is_better, n_splits=n_splits, seed=seed)
         s = summ[(summ.model == model) & (summ.column == column)]
         out.append({"model": model, "column": column, "split-half rho": mean, "low": lo, "high": hi,
+                    "all images (Spearman-Brown)": agreement.spearman_brown(mean),
                     "mean rank-interval width": float((s["rank high"] - s["rank low"]).mean()) if len(s) else np.nan,
                     "methods": wide.shape[1], "images": len(wide)})
     return pd.DataFrame(out).sort_values("model", key=lambda m: m.map({k: i for i, k in enumerate(_models(scores))}),
