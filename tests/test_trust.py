@@ -171,3 +171,45 @@ def test_segments_must_match_the_images(vgg):
     net, x, t = vgg
     with pytest.raises(ParameterError, match="segments must be"):
         explain.explain(net, x[:1], t[:1], "lime", segments=torch.zeros(1, 32, 32, dtype=torch.long), num_samples=10)
+
+
+def _rows(reference: float, nulls: dict, n: int = 4, col: str = "infidelity, gaussian (rescaled)"):
+    import pandas as pd
+    scores = {trust.FIRST_ORDER: reference, "gradient": 0.5, **nulls}
+    return pd.DataFrame([{"model": "net", "method": m, "image": i, col: v + 0.001 * i}
+                         for m, v in scores.items() for i in range(n)])
+
+
+def test_a_perturbation_where_the_first_order_map_beats_the_nulls_is_calibrated():
+    calib = trust.infidelity_calibration(_rows(0.1, {"random": 0.9, "constant": 0.7, "edge": 0.8}))
+    row = calib.iloc[0]
+    assert row["strongest null"] == "constant"               # the lowest infidelity of the nulls
+    assert row["reference's lead"] == pytest.approx(0.6)
+    assert not row["degenerate"] and trust.infidelity_reasons(calib) == {}
+
+
+def test_a_perturbation_where_a_null_fits_as_well_as_the_first_order_map_yields_no_verdict():
+    rows = _rows(0.9, {"random": 0.95, "smooth_random": 0.85})
+    calib = trust.infidelity_calibration(rows)
+    assert calib.iloc[0]["degenerate"] and calib.iloc[0]["strongest null"] == "smooth_random"
+    why = trust.infidelity_reasons(calib)[("net", "infidelity, gaussian (rescaled)")]
+    assert "smooth random" in why and "0.9" in why
+    claims = trust.claims(None, None, rows, ["gradient", "random", "smooth_random"], n_boot=200)
+    assert claims and all(c.degenerate == why for c in claims)
+    assert set(trust.verdicts.claims_table(claims).verdict) == {trust.verdicts.UNJUDGED}
+
+
+def test_the_square_perturbation_has_no_exact_reference_and_is_never_called_degenerate():
+    calib = trust.infidelity_calibration(_rows(9.0, {"random": 1.0}, col="infidelity, square (rescaled)"))
+    assert calib.iloc[0]["reference"] == "none" and np.isnan(calib.iloc[0]["reference's lead"])
+    assert not calib.iloc[0]["degenerate"]
+
+
+def test_the_calibration_summary_names_the_degenerate_levels_and_the_chapters_own():
+    import pandas as pd
+    calib = pd.concat([trust.infidelity_calibration(_rows(r, {"constant": 0.5})).assign(noise=sd)
+                       for sd, r in ((0.01, 0.1), (0.1, 0.8))], ignore_index=True)
+    text = trust.infidelity_calibration_summary(calib, 0.01)
+    assert text.startswith("Degenerate") and "noise 0.1 (" in text and "0.01, tells" in text
+    assert "does not tell" in trust.infidelity_calibration_summary(calib, 0.1)
+    assert "not among" in trust.infidelity_calibration_summary(calib, 0.05)

@@ -33,6 +33,69 @@ from .methods.controls import NULLS, strongest_null
 from .metrics import score
 
 PLANNING_EFFECT = 0.1
+FIRST_ORDER = "first-order gradient (reference)"   # the infidelity table's upper reference row (first_order)
+
+
+def infidelity_calibration(rows: pd.DataFrame, references: dict | None = None) -> pd.DataFrame:
+    """Does a perturbation tell a faithful map from one that knows nothing? One row per (network,
+    rescaled infidelity score) of ``rows`` (:func:`score_rows`' table): the upper reference's mean,
+    the strongest null's (the lowest mean of :data:`~xailib.methods.controls.NULLS`), the
+    reference's lead over it, and whether the setting is degenerate: the reference present and not
+    below the null, so that no map can show its fidelity there (a perturbation that moves nothing,
+    or one too large for the output to respond to first order).
+
+    ``references``: {perturbation: the method row that is its exact first-order prediction}; by
+    default the Gaussian perturbation's, :data:`FIRST_ORDER` (:func:`first_order`: a pixel's three
+    channels move together by the same small amount). The square perturbation has none in the
+    table (its first-order term is the gradient times the image minus the mean colour, over a
+    square far from small), so nothing is decided there (``degenerate`` False, lead NaN)."""
+    references = {"gaussian": FIRST_ORDER} if references is None else references
+    out = []
+    for model, gm in rows.groupby("model", sort=False):
+        for col in [c for c in gm.columns if c.startswith("infidelity") and "rescaled" in c]:
+            kind = col.split(",")[1].split("(")[0].strip()          # "infidelity, gaussian (rescaled)"
+            means = gm.groupby("method")[col].mean()
+            null = strongest_null(means.to_dict(), higher_is_better=False)
+            ref = float(means.get(references.get(kind), np.nan))
+            lead = float(means[null]) - ref if null is not None else np.nan
+            out.append({"model": model, "score": col, "reference": references.get(kind, "none"),
+                        "reference's score": ref, "strongest null": null,
+                        "null's score": float(means[null]) if null is not None else np.nan,
+                        "reference's lead": lead, "degenerate": bool(np.isfinite(lead) and lead <= 0)})
+    return pd.DataFrame(out, columns=["model", "score", "reference", "reference's score", "strongest null",
+                                      "null's score", "reference's lead", "degenerate"])
+
+
+def infidelity_reasons(calib: pd.DataFrame) -> dict:
+    """``{(model, score): why}`` for each degenerate row of :func:`infidelity_calibration`: the
+    sentence a claim on that setting carries instead of a verdict."""
+    out = {}
+    for _, r in calib[calib["degenerate"]].iterrows():
+        null, its, ref = str(r["strongest null"]).replace("_", " "), r["null's score"], r["reference's score"]
+        out[r["model"], r["score"]] = (f"the exact first-order map ({ref:.3g}) is not more faithful than "
+                                       f"the {null} map ({its:.3g}) under this perturbation: it cannot tell a "
+                                       "faithful map from no explanation")
+    return out
+
+
+def infidelity_calibration_summary(calib: pd.DataFrame, used: float) -> str:
+    """One generated sentence on an :func:`infidelity_calibration` table made over noise levels
+    (a ``noise`` column): which levels are degenerate, and where the chapter's own (``used``) stands."""
+    if not len(calib) or calib["reference's score"].isna().all():
+        return "No exact first-order reference was scored here: nothing is calibrated."
+    def state(r):
+        ref, null, its = r["reference's score"], str(r["strongest null"]).replace("_", " "), r["null's score"]
+        return f"the first-order map {ref:.3g} against the {null} map's {its:.3g} on {r['model']}"
+    bad = calib[calib["degenerate"]]
+    said = ("Degenerate, no map can show its fidelity there: " + "; ".join(
+        f"noise {r['noise']:g} ({state(r)})" for _, r in bad.iterrows()) + ". ") if len(bad) else (
+        "No noise level here is degenerate. ")
+    mine = calib[np.isclose(calib["noise"], used) & calib["reference's score"].notna()]
+    if not len(mine):
+        return said + f"The chapter's noise, {used:g}, is not among the levels calibrated."
+    ok = not mine["degenerate"].any()
+    return said + (f"The chapter's noise, {used:g}, {'tells' if ok else 'does not tell'} a faithful map from none: "
+                   + "; ".join(state(r) for _, r in mine.iterrows()) + ".")
 
 
 def bam_images(object_model, scene_model, n: int, size: int = 64, seed: int = 0):
@@ -146,7 +209,9 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
     - trojans, against chance: the method's maximum lies on the trigger more often than the
       strongest null's (:data:`xailib.methods.controls.NULLS`, the edge detector included: a
       high-contrast trigger draws an edge detector's maximum without any network);
-    - infidelity: the method's (rescaled) infidelity is below the strongest null's, paired over images."""
+    - infidelity: the method's (rescaled) infidelity is below the strongest null's, paired over
+      images; no verdict under a perturbation where the exact first-order map (the reference row,
+      when ``trust`` has it) is not below that null either (:func:`infidelity_calibration`)."""
     out = []
     real = [m for m in methods if m not in NULLS]
     if bam is not None:
@@ -196,6 +261,7 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
                         setting="pointing hits on the trigger, trojaned network minus clean network, same images",
                         scale=100, unit=" points", group="highlights the trigger more than on the clean network"))
     if trust is not None:
+        dead = infidelity_reasons(infidelity_calibration(trust))
         for model, gm in trust.groupby("model", sort=False):
             for col in [c for c in gm.columns if c.startswith("infidelity") and "rescaled" in c]:
                 null = strongest_null({n: gm[gm.method == n][col].mean() for n in NULLS}, higher_is_better=False)
@@ -212,34 +278,37 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
                             kind="better", effect=None, paper="— (the survey defines the score; it reports none)",
                             setting=f"{col}: the {null.replace('_', ' ')} map's minus the method's",
                             scale=1000.0 if small else 1.0, unit=" thousandths" if small else "",
-                            group=f"more faithful than the strongest null ({col})"))
+                            group=f"more faithful than the strongest null ({col})",
+                            degenerate=dead.get((model, col), "")))
     return out
 
 
 def score_rows(store, name: str, net, images, targets, maps: dict, *, perturbations=("gaussian", "square"),
                noise: float = 0.1, side: int = 8, n_samples: int = 32, output: str = "logit",
                sensitivity_methods=(), method_params: dict | None = None, radius: float = 0.02,
-               sensitivity_samples: int = 5, seed: int = 0) -> pd.DataFrame:
-    """Per (method, image) on one network: infidelity under each perturbation, rescaled and plain,
-    and max-sensitivity (relative) for the methods of ``sensitivity_methods``; every score cached
-    in ``store`` (an interrupted run resumes)."""
+               sensitivity_samples: int = 5, seed: int = 0, rescales=(True, False),
+               prefix: str = "scores") -> pd.DataFrame:
+    """Per (method, image) on one network: infidelity under each perturbation, rescaled and plain
+    (``rescales``), and max-sensitivity (relative) for the methods of ``sensitivity_methods``;
+    every score cached in ``store`` under ``prefix`` (an interrupted run resumes; a second call
+    with other settings needs another prefix)."""
     n = len(images)
     rows = []
     for m, s in maps.items():
         cols = {}
         for kind in perturbations:
-            for rescale in (True, False):
+            for rescale in rescales:
                 def run(sl, kind=kind, rescale=rescale, s=s):
                     return score(net, images[sl], targets[sl], s[sl], "infidelity", perturbation=kind, noise=noise,
                                  side=side, n_samples=n_samples, rescale=rescale, output=output, seed=seed)
                 col = f"infidelity, {kind} ({'rescaled' if rescale else 'plain'})"
-                cols[col] = store.batches(f"scores/{name}/{m}/{col}", n, n, run, progress=False).numpy()
+                cols[col] = store.batches(f"{prefix}/{name}/{m}/{col}", n, n, run, progress=False).numpy()
         if m in sensitivity_methods:
             def sens(sl, m=m):
                 return score(net, images[sl], targets[sl], maps[m][sl], "max_sensitivity", method=m,
                              method_params=(method_params or {}).get(m, {}), radius=radius,
                              n_samples=sensitivity_samples, seed=seed)
-            cols["max-sensitivity"] = store.batches(f"scores/{name}/{m}/max-sensitivity", n, n, sens,
+            cols["max-sensitivity"] = store.batches(f"{prefix}/{name}/{m}/max-sensitivity", n, n, sens,
                                                     progress=False).numpy()
         rows.append(pd.DataFrame({"model": name, "method": m, "image": np.arange(n), **cols}))
     return pd.concat(rows, ignore_index=True)
