@@ -111,15 +111,13 @@ def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: in
             verdicts.paired(rnd.impact.to_numpy(), 0.5, n_boot=n_boot, seed=seed), kind="below", effect=0.25,
             paper="the survey: a removal may measure the distribution shift", setting=f"removal: {op}",
             scale=100, unit=" points", group="random removal harmless", degenerate=degenerate.get((model, op), "")))
-        null = strongest_null(g.groupby("method").deletion.mean().to_dict(), higher_is_better=False)
+        null, means, lead = _reference_lead(g)
         ref = g[g.method == null].sort_values("image")
-        mask = g[g.method == CEILING]
         dead_here = degenerate.get((model, op), "")
-        if len(mask) and not dead_here:
-            lead, why = verdicts.reference_margin(mask.deletion, ref.deletion, lower_is_better=True,
-                                                  names=("the object mask", f"the {null.replace('_', ' ')} map"))
-            if lead is None:
-                dead_here = f"{why} (deletion AUC): the removal measures something else than the explanation"
+        if np.isfinite(lead) and lead <= 0 and not dead_here:
+            dead_here = (f"the object mask does not beat the {null.replace('_', ' ')} map here ({means[CEILING]:.3g} "
+                         f"against {means[null]:.3g}) (deletion AUC): the removal measures something else than the "
+                         "explanation")
         for m in methods:
             if m in NULLS:
                 continue
@@ -136,6 +134,15 @@ def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: in
     return out
 
 
+def _reference_lead(g: pd.DataFrame) -> tuple:
+    """One (model, operator) group's strongest null (the lowest mean deletion AUC of the nulls),
+    the mean AUC per method, and the object mask's lead over that null (NaN without the mask)."""
+    means = g.groupby("method").deletion.mean()
+    null = strongest_null(means.to_dict(), higher_is_better=False)
+    lead = float(means[null] - means[CEILING]) if null is not None and CEILING in means else np.nan
+    return null, means, lead
+
+
 def reference_leads(rows: pd.DataFrame) -> pd.DataFrame:
     """Per model and operator, the second half of the calibration: the object mask's mean deletion
     AUC (:data:`CEILING`, the upper reference), the strongest null's and the reference's lead over
@@ -143,11 +150,9 @@ def reference_leads(rows: pd.DataFrame) -> pd.DataFrame:
     not positive, :func:`operator_claims` gives the methods no verdict."""
     out = []
     for (model, op), g in rows.groupby(["model", "operator"], sort=False):
-        means = g.groupby("method").deletion.mean()
-        null = strongest_null(means.to_dict(), higher_is_better=False)
-        if CEILING not in means or null is None:
+        null, means, lead = _reference_lead(g)
+        if not np.isfinite(lead):
             continue
-        lead = float(means[null] - means[CEILING])
         out.append({"model": model, "removal": op, "object mask": float(means[CEILING]), "strongest null": null,
                     "its deletion AUC": float(means[null]), "lead": lead,
                     "verdicts": "yes" if lead > 0 else "no: the reference does not beat the null"})
