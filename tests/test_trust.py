@@ -184,16 +184,17 @@ def test_a_perturbation_where_the_first_order_map_beats_the_nulls_is_calibrated(
     calib = trust.infidelity_calibration(_rows(0.1, {"random": 0.9, "constant": 0.7, "edge": 0.8}))
     row = calib.iloc[0]
     assert row["strongest null"] == "constant"               # the lowest infidelity of the nulls
-    assert row["reference's lead"] == pytest.approx(0.6)
+    assert row["share removed"] == pytest.approx(1 - 0.1015 / 0.7015)     # 1 - reference / null (means)
     assert not row["degenerate"] and trust.infidelity_reasons(calib) == {}
 
 
 def test_a_perturbation_where_a_null_fits_as_well_as_the_first_order_map_yields_no_verdict():
-    rows = _rows(0.9, {"random": 0.95, "smooth_random": 0.85})
+    rows = _rows(0.6, {"random": 0.95, "smooth_random": 0.85})      # removes 0.29 of 0.85: under half
     calib = trust.infidelity_calibration(rows)
     assert calib.iloc[0]["degenerate"] and calib.iloc[0]["strongest null"] == "smooth_random"
     why = trust.infidelity_reasons(calib)[("net", "infidelity, gaussian (rescaled)")]
-    assert "smooth random" in why and "0.9" in why
+    assert "smooth random" in why and "0.6" in why and "50 %" in why
+    assert not trust.infidelity_calibration(_rows(0.4, {"smooth_random": 0.85})).iloc[0]["degenerate"]
     claims = trust.claims(None, None, rows, ["gradient", "random", "smooth_random"], n_boot=200)
     assert claims and all(c.degenerate == why for c in claims)
     assert set(trust.verdicts.claims_table(claims).verdict) == {trust.verdicts.UNJUDGED}
@@ -201,7 +202,7 @@ def test_a_perturbation_where_a_null_fits_as_well_as_the_first_order_map_yields_
 
 def test_the_square_perturbation_has_no_exact_reference_and_is_never_called_degenerate():
     calib = trust.infidelity_calibration(_rows(9.0, {"random": 1.0}, col="infidelity, square (rescaled)"))
-    assert calib.iloc[0]["reference"] == "none" and np.isnan(calib.iloc[0]["reference's lead"])
+    assert calib.iloc[0]["reference"] == "none" and np.isnan(calib.iloc[0]["share removed"])
     assert not calib.iloc[0]["degenerate"]
 
 

@@ -34,21 +34,24 @@ from .metrics import score
 
 PLANNING_EFFECT = 0.1
 FIRST_ORDER = "first-order gradient (reference)"   # the infidelity table's upper reference row (first_order)
+REFERENCE_SHARE = 0.5     # the first-order map must remove at least this share of the strongest null's infidelity
 
 
 def infidelity_calibration(rows: pd.DataFrame, references: dict | None = None) -> pd.DataFrame:
     """Does a perturbation tell a faithful map from one that knows nothing? One row per (network,
     rescaled infidelity score) of ``rows`` (:func:`score_rows`' table): the upper reference's mean,
-    the strongest null's (the lowest mean of :data:`~xailib.methods.controls.NULLS`), the
-    reference's lead over it, and whether the setting is degenerate: the reference present and not
-    below the null, so that no map can show its fidelity there (a perturbation that moves nothing,
-    or one too large for the output to respond to first order).
+    the strongest null's (the lowest mean of :data:`~xailib.methods.controls.NULLS`), the share of
+    the null's infidelity the reference removes (1 - reference / null), and whether the setting is
+    degenerate: that share below ``REFERENCE_SHARE`` (one half, as a removal that leaves half of
+    the decisions intact is degenerate in :mod:`xailib.calibration`), so that even the exact
+    first-order map barely fits the output changes better than a map that knows nothing (a
+    perturbation too large for the output to respond to first order, or one that moves nothing).
 
     ``references``: {perturbation: the method row that is its exact first-order prediction}; by
     default the Gaussian perturbation's, :data:`FIRST_ORDER` (:func:`first_order`: a pixel's three
     channels move together by the same small amount). The square perturbation has none in the
     table (its first-order term is the gradient times the image minus the mean colour, over a
-    square far from small), so nothing is decided there (``degenerate`` False, lead NaN)."""
+    square far from small), so nothing is decided there (``degenerate`` False, share NaN)."""
     references = {"gaussian": FIRST_ORDER} if references is None else references
     out = []
     for model, gm in rows.groupby("model", sort=False):
@@ -57,13 +60,13 @@ def infidelity_calibration(rows: pd.DataFrame, references: dict | None = None) -
             means = gm.groupby("method")[col].mean()
             null = strongest_null(means.to_dict(), higher_is_better=False)
             ref = float(means.get(references.get(kind), np.nan))
-            lead = float(means[null]) - ref if null is not None else np.nan
+            nul = float(means[null]) if null is not None else np.nan
+            share = 1 - ref / nul if np.isfinite(ref) and nul > 0 else np.nan
             out.append({"model": model, "score": col, "reference": references.get(kind, "none"),
-                        "reference's score": ref, "strongest null": null,
-                        "null's score": float(means[null]) if null is not None else np.nan,
-                        "reference's lead": lead, "degenerate": bool(np.isfinite(lead) and lead <= 0)})
+                        "reference's score": ref, "strongest null": null, "null's score": nul,
+                        "share removed": share, "degenerate": bool(np.isfinite(share) and share < REFERENCE_SHARE)})
     return pd.DataFrame(out, columns=["model", "score", "reference", "reference's score", "strongest null",
-                                      "null's score", "reference's lead", "degenerate"])
+                                      "null's score", "share removed", "degenerate"])
 
 
 def infidelity_reasons(calib: pd.DataFrame) -> dict:
@@ -72,9 +75,9 @@ def infidelity_reasons(calib: pd.DataFrame) -> dict:
     out = {}
     for _, r in calib[calib["degenerate"]].iterrows():
         null, its, ref = str(r["strongest null"]).replace("_", " "), r["null's score"], r["reference's score"]
-        out[r["model"], r["score"]] = (f"the exact first-order map ({ref:.3g}) is not more faithful than "
-                                       f"the {null} map ({its:.3g}) under this perturbation: it cannot tell a "
-                                       "faithful map from no explanation")
+        out[r["model"], r["score"]] = (f"the exact first-order map ({ref:.3g}) removes less than "
+                                       f"{100 * REFERENCE_SHARE:.0f} % of the {null} map's infidelity ({its:.3g}) under "
+                                       "this perturbation: it cannot tell a faithful map from no explanation")
     return out
 
 
@@ -85,7 +88,8 @@ def infidelity_calibration_summary(calib: pd.DataFrame, used: float) -> str:
         return "No exact first-order reference was scored here: nothing is calibrated."
     def state(r):
         ref, null, its = r["reference's score"], str(r["strongest null"]).replace("_", " "), r["null's score"]
-        return f"the first-order map {ref:.3g} against the {null} map's {its:.3g} on {r['model']}"
+        return (f"the first-order map {ref:.3g} against the {null} map's {its:.3g} on {r['model']}, "
+                f"{100 * r['share removed']:.0f} % removed")
     bad = calib[calib["degenerate"]]
     said = ("Degenerate, no map can show its fidelity there: " + "; ".join(
         f"noise {r['noise']:g} ({state(r)})" for _, r in bad.iterrows()) + ". ") if len(bad) else (
@@ -94,7 +98,9 @@ def infidelity_calibration_summary(calib: pd.DataFrame, used: float) -> str:
     if not len(mine):
         return said + f"The chapter's noise, {used:g}, is not among the levels calibrated."
     ok = not mine["degenerate"].any()
-    return said + (f"The chapter's noise, {used:g}, {'tells' if ok else 'does not tell'} a faithful map from none: "
+    return said + (f"A setting is degenerate where the exact first-order map removes less than "
+                   f"{100 * REFERENCE_SHARE:.0f} % of the strongest null's infidelity. "
+                   f"The chapter's noise, {used:g}, {'tells' if ok else 'does not tell'} a faithful map from none: "
                    + "; ".join(state(r) for _, r in mine.iterrows()) + ".")
 
 
