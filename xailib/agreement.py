@@ -78,7 +78,9 @@ def split_half(per_image: pd.DataFrame, higher_is_better: bool = True, n_splits:
     are split at random into two halves ``n_splits`` times, the methods ranked by their mean on
     each half, and the two rankings correlated. Returns (mean, low, high): the mean correlation
     and the central ``level`` share of the splits' values (their spread, not a confidence interval
-    of the mean). NaN with fewer than four images or three methods. Every score must be there (a
+    of the mean). NaN with fewer than four images or three methods. Uncorrected: the correlation
+    of two half-length rankings, which understates the full data's reliability; Tomsett et al.'s
+    internal consistency uses the Spearman-Brown step-up, :func:`spearman_brown`, shown beside it. Every score must be there (a
     method missing on some image is dropped by the caller, not here): a NaN or an infinity is refused."""
     check_positive_int("n_splits", n_splits)
     v = check_values("per_image", per_image, ndim=2, empty=True) * (1.0 if higher_is_better else -1.0)

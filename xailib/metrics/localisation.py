@@ -161,7 +161,12 @@ def _ap(y: np.ndarray, s: np.ndarray) -> float:
 def _pxap(model, images, targets, maps, masks):
     """Average precision of the normalised map as a pixel-wise detector of the object mask
     (scikit-learn's ``average_precision_score``, the area under the precision-recall steps), per
-    image. A constant map scores the object's share of the image; the mask itself scores 1."""
+    image. A constant map scores the object's share of the image; the mask itself scores 1.
+
+    Thresholds: every distinct value of the map (the exact step-wise area), where Choe et al.'s
+    code evaluates a fixed grid of thresholds 0, 0.01, ..., 0.99 on the normalised map; the two
+    agree up to the grid's resolution (a map with many values between two grid points is scored
+    more finely here). Per image here; :func:`pxap_pooled` is their pooled form."""
     m = _masks(masks, maps)
     if not m.flatten(1).any(1).all():
         raise ParameterError("pxap needs an object in every image (a mask with no pixel has no precision-recall curve)")
@@ -171,7 +176,8 @@ def _pxap(model, images, targets, maps, masks):
 
 def pxap_pooled(maps: torch.Tensor, masks) -> float:
     """Choe et al.'s PxAP: one precision-recall curve over every pixel of every image (each map
-    normalised per image first), and its average precision. Images without an object take part
+    normalised per image first), and its average precision, at every distinct value of the maps
+    where their code takes a grid of 100 thresholds (see ``pxap``). Images without an object take part
     (their pixels are all negatives); at least one object pixel over all images is needed."""
     m = _masks(masks, maps)
     if not m.any():

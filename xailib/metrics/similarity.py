@@ -70,7 +70,12 @@ def scaled(maps) -> np.ndarray:
 
 
 def hog_features(maps) -> np.ndarray:
-    """HOG descriptors (B, features) of the scaled maps (:func:`scaled`), via scikit-image."""
+    """HOG descriptors (B, features) of the scaled maps (:func:`scaled`), via scikit-image: cells
+    of side / 8 pixels (8 at 64 px, 28 at 224; at least 2), 2 x 2 cells per block,
+    ``HOG_ORIENTATIONS`` (9) unsigned orientations and scikit-image's L2-Hys block norm. Adebayo et
+    al.'s paper gives no HOG settings, so these are the book's (Dalal and Triggs's 9 orientations
+    and 2 x 2 blocks, with a cell scaled to the image); chapter 06 shows the measure beside the
+    three others."""
     a = scaled(maps)
     cell = max(2, a.shape[-1] // 8)
     return np.stack([_hog(m, orientations=HOG_ORIENTATIONS, pixels_per_cell=(cell, cell),
