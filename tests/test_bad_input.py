@@ -218,38 +218,38 @@ def _bad_calls():
     masks = torch.zeros(2, H, W, dtype=torch.bool)
     chosen = torch.zeros(1, 4, (H // 4) * (W // 4))
     return [
-        ("normalise NaN", lambda: loc.normalise(_map(nan)), "maps has the value nan"),
+        ("normalise NaN", lambda: loc.normalise(_map(nan)), "maps has the value NaN"),
         ("normalise inf", lambda: loc.normalise(_map(inf)), "maps has the value inf"),
-        ("boxes NaN", lambda: loc.boxes(_map(nan)), "maps has the value nan"),
+        ("boxes NaN", lambda: loc.boxes(_map(nan)), "maps has the value NaN"),
         ("box_ious inf map", lambda: loc.box_ious(_map(-inf), _BOX), "maps has the value -inf"),
         ("box_ious NaN box", lambda: loc.box_ious(_map(), [_BOX[0], torch.tensor([[1., nan, 5., 5.]])]),
-         r"boxes\[1\] has the value nan"),
+         r"boxes\[1\] has the value NaN"),
         ("iou inf", lambda: loc.iou(np.array([0., 0., inf, 2.]), np.array([[0., 0., 2., 2.]])), "pred has the value inf"),
         ("max_box_acc NaN", lambda: loc.max_box_acc(np.array([[nan, 0.6], [0.7, 0.1]]), _IOUS, 0.5, [0.2, 0.5]),
-         "val_ious has the value nan"),
+         "val_ious has the value NaN"),
         ("max_box_acc above 1", lambda: loc.max_box_acc(_IOUS, _IOUS + 1, 0.5, [0.2, 0.5]), "test_ious has the value 1.2 at index \(0, 0\)"),
         ("max_box_acc 1-D", lambda: loc.max_box_acc(_IOUS[0], _IOUS, 0.5, [0.2, 0.5]), "val_ious must have 2"),
         ("max_box_acc delta", lambda: loc.max_box_acc(_IOUS, _IOUS, 0.0, [0.2, 0.5]), "delta=0.0"),
-        ("pxap_pooled NaN", lambda: loc.pxap_pooled(_map(nan), _inputs()[1]), "maps has the value nan"),
+        ("pxap_pooled NaN", lambda: loc.pxap_pooled(_map(nan), _inputs()[1]), "maps has the value NaN"),
         ("pxap_pooled no object", lambda: loc.pxap_pooled(_map(), masks), "masks are all empty"),
         ("infidelity NaN", lambda: faith.infidelity(RedMean(), _inputs()[0], torch.tensor([0, 1]), _map(nan)),
-         "maps has the value nan"),
+         "maps has the value NaN"),
         ("sensitivity_n_from NaN map", lambda: faith.sensitivity_n_from(_map(nan), chosen, torch.rand(2, 1, 4), 4),
-         "maps has the value nan"),
+         "maps has the value NaN"),
         ("sensitivity_n_from inf delta", lambda: faith.sensitivity_n_from(
             _map(), chosen, torch.tensor([[[0., inf, 1., 2.]]] * 2), 4), "deltas has the value inf"),
         ("wilson k > n", lambda: verdicts.wilson(1.5, 10), "p has the value 1.5"),
-        ("wilson NaN", lambda: verdicts.wilson(nan, 10), "p has the value nan"),
+        ("wilson NaN", lambda: verdicts.wilson(nan, 10), "p has the value NaN"),
         ("wilson n = 0", lambda: verdicts.wilson(0.5, 0), "n=0.0 must be > 0"),
         ("newcombe negative", lambda: verdicts.newcombe_paired(3, -1, 2, 4), "only_a has the value -1.0"),
         ("newcombe empty", lambda: verdicts.newcombe_paired(0, 0, 0, 0), "at least one pair"),
-        ("sign_flip_p NaN", lambda: verdicts.sign_flip_p([1, nan, 2]), "unit_sums has the value nan"),
+        ("sign_flip_p NaN", lambda: verdicts.sign_flip_p([1, nan, 2]), "unit_sums has the value NaN"),
         ("sign_flip_p empty", lambda: verdicts.sign_flip_p([]), "unit_sums is empty"),
-        ("holm NaN", lambda: verdicts.holm([0.01, nan]), "pvalues has the value nan"),
+        ("holm NaN", lambda: verdicts.holm([0.01, nan]), "pvalues has the value NaN"),
         ("holm above 1", lambda: verdicts.holm([0.01, 1.5]), "pvalues has the value 1.5"),
         ("kendall_w inf", lambda: agreement.kendall_w(np.array([[1., 2., inf], [1., 2., 3.]])), "scores has the value inf"),
         ("split_half NaN", lambda: agreement.split_half(
-            pd.DataFrame(np.arange(15.).reshape(5, 3)).mask(lambda f: f == 4)), "per_image has the value nan"),
+            pd.DataFrame(np.arange(15.).reshape(5, 3)).mask(lambda f: f == 4)), "per_image has the value NaN"),
         ("rank_correlation inf", lambda: agreement.rank_correlation([1., 2., inf], [1., 2., 3.]), "a has the value inf"),
     ]
 
@@ -274,3 +274,221 @@ def test_the_same_functions_still_answer_good_input():
     assert loc.max_box_acc(_IOUS, _IOUS, 0.5, [0.2, 0.5]) == (0.2, pytest.approx([0.0, 1.0]))
     assert 0 <= loc.pxap_pooled(_map(), _inputs()[1]) <= 1
     assert (loc.normalise(_map()).amax((1, 2)) == 1).all()
+
+
+# --------------------------------------------------------------------------------------------
+# The rest of the public functions of xailib.metrics, xailib.verdicts and xailib.agreement (each
+# of these returned a number, NaN, a silently wrong answer or a library's own error before):
+# every bad call below has a good twin of the same id in _good_twins() that still answers.
+# --------------------------------------------------------------------------------------------
+def _net():
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * H * W, 2))
+
+
+def _images(bad=None):
+    x = _inputs()[0]
+    if bad is not None:
+        x[1, 0, 3, 4] = bad
+    return x
+
+
+def _region():
+    r = torch.zeros(H, W, dtype=torch.bool)
+    r[2:4, 2:5] = True
+    return r
+
+
+def _comparison():
+    from xailib import verdicts
+    return verdicts.paired([1.0, 2.0, 3.0, 4.0])
+
+
+def _frame(bad=None):
+    f = pd.DataFrame(np.arange(18.0).reshape(6, 3), columns=["x", "y", "z"])
+    if bad is not None:
+        f.iloc[2, 1] = bad
+    return f
+
+
+def _more_bad_calls():
+    from xailib import agreement, verdicts
+    from xailib.metrics import faithfulness as faith, localisation as loc, order, randomisation as rnd, removal
+    from xailib.metrics import robustness as rb, similarity as sim
+    nan, inf = float("nan"), float("inf")
+    t, x = torch.tensor([0, 1]), _images()
+    return [
+        ("score NaN image", lambda: metrics.score(RedMean(), _images(nan), t, _map(), "deletion", removal=0.0),
+         r"images hold NaN or infinite pixels \(image 1\)"),
+        ("causal_curves map shape", lambda: metrics.causal_curves(RedMean(), x, t, _map()[:, :4], removal=0.0),
+         r"maps must be \(batch, H, W\) matching images"),
+        ("causal_curves NaN map", lambda: metrics.causal_curves(RedMean(), x, t, _map(nan), removal=0.0),
+         "maps has the value NaN"),
+        ("causal_curves target -1", lambda: metrics.causal_curves(RedMean(), x, -1, _map(), removal=0.0), "got -1"),
+        ("perturbation inf noise", lambda: faith.perturbation("gaussian", inf, 8, None, torch.Generator()),
+         "noise has the value inf"),
+        ("infidelity inf noise", lambda: faith.infidelity(RedMean(), x, t, _map(), noise=inf, n_samples=2),
+         "noise has the value inf"),
+        ("infidelity NaN image", lambda: faith.infidelity(RedMean(), _images(nan), t, _map(), n_samples=2),
+         "images hold NaN or infinite pixels"),
+        ("infidelity target -1", lambda: faith.infidelity(RedMean(), x, torch.tensor([0, -1]), _map(), n_samples=2),
+         "got -1"),
+        ("feature_grid height 0", lambda: faith.feature_grid(0, W, 1), "height=0 must be an integer >= 1"),
+        ("default_n_values 0", lambda: faith.default_n_values(0), "n_features=0 must be an integer >= 1"),
+        ("subset_outputs batch_size 0", lambda: faith.subset_outputs(RedMean(), x, t, n_subsets=4, batch_size=0),
+         "batch_size=0 must be an integer >= 1"),
+        ("subset_outputs target -1", lambda: faith.subset_outputs(RedMean(), x, torch.tensor([-1, 0]), n_subsets=4),
+         "got -1"),
+        ("box_ious NaN threshold", lambda: loc.box_ious(_map(), _BOX, [0.2, nan]), "thresholds has the value NaN"),
+        ("max_box_acc threshold above 1", lambda: loc.max_box_acc(_IOUS, _IOUS, 0.5, [0.2, 1.5]),
+         "thresholds has the value 1.5"),
+        ("iou not boxes", lambda: loc.iou(np.zeros(3), np.array([[0., 0., 2., 2.]])), r"last axis 4\), got shapes \(3,\)"),
+        ("saliency_order NaN", lambda: order.saliency_order(torch.tensor([[1., nan, 0.]])),
+         r"values has the value NaN at index \(0, 1\)"),
+        ("tie_permutation negative", lambda: order.tie_permutation(-1), "n=-1 must be an integer >= 0"),
+        ("plan NaN std", lambda: rnd.plan(_net(), x, mode="normal", std=nan), "std must be a positive number, got nan"),
+        ("blur_kernel NaN sigma", lambda: removal.blur_kernel(64, sigma=nan), "blur_sigma has the value NaN"),
+        ("blur_kernel fractional kernel", lambda: removal.blur_kernel(64, kernel=3.5, sigma=1.0),
+         "blur_kernel=3.5 must be an odd positive integer"),
+        ("blur_kernel side 0", lambda: removal.blur_kernel(0), "side=0 must be an integer >= 1"),
+        ("blur NaN image", lambda: removal.blur(_images(nan)), "images hold NaN or infinite pixels"),
+        ("road_impute NaN noise", lambda: removal.road_impute(x[0], _region(), nan), "noise has the value NaN"),
+        ("road_impute region shape", lambda: removal.road_impute(x[0], _region()[:4], 0.01),
+         r"removed must be \(H, W\) matching image"),
+        ("remove inf road_noise", lambda: removal.remove(x, _region().expand(2, H, W), "road", road_noise=inf),
+         "road_noise has the value inf"),
+        ("remove inf image", lambda: removal.remove(_images(inf), _region().expand(2, H, W), "zero"),
+         "images hold NaN or infinite pixels"),
+        ("fill_image NaN image", lambda: removal.fill_image(_images(nan), "zero"), "images hold NaN or infinite pixels"),
+        ("perturbations NaN radius", lambda: rb.perturbations(x, nan, 2, 0), "radius has the value NaN"),
+        ("perturbations no sample", lambda: rb.perturbations(x, 0.1, 0, 0), "n_samples=0 must be an integer >= 1"),
+        ("max_sensitivity inf radius", lambda: rb.max_sensitivity(_net(), x, t, "gradient", radius=inf, n_samples=2),
+         "radius has the value inf"),
+        ("segments_of unknown method", lambda: rb.segments_of(x, "gradinet", {}), "method='gradinet' is not accepted"),
+        ("hyperparameter_sensitivity unknown method", lambda: rb.hyperparameter_sensitivity(
+            _net(), x, t, "gradinet", grid={"n_steps": [8]}), "method='gradinet' is not accepted"),
+        ("scaled NaN", lambda: sim.scaled(_map(nan)), "maps has the value NaN"),
+        ("hog_features inf", lambda: sim.hog_features(_map(inf)), "maps has the value inf"),
+        ("similarity inf b", lambda: sim.similarity(_map(), _map(inf)), "b has the value inf"),
+        ("similarities NaN a", lambda: sim.similarities(_map(nan), _map(), ("hog",)), "a has the value NaN"),
+        ("proportion fractional k", lambda: verdicts.proportion(2.5, 10), "k=2.5 must be a whole number"),
+        ("proportion level", lambda: verdicts.proportion(2, 10, level=1.5), "level=1.5"),
+        ("proportion_of NaN", lambda: verdicts.proportion_of([1.0, nan]), "values has the value NaN"),
+        ("proportion_of clusters", lambda: verdicts.proportion_of([1.0, 0.0, 1.0], [0, 1]),
+         r"clusters must have one entry per value \(3\), got 2"),
+        ("paired NaN b", lambda: verdicts.paired([1., 2., 3.], [1., nan, 2.]), "b has the value NaN at index 1"),
+        ("paired lengths", lambda: verdicts.paired([1., 2., 3.], [1., 2.]), "got 3 and 2 values"),
+        ("paired n_perm 0", lambda: verdicts.paired([1., 2., 3.], n_perm=0), "n_perm=0"),
+        ("sign_flip_p n_perm", lambda: verdicts.sign_flip_p([1.0, 2.0], n_perm=-5), "n_perm=-5"),
+        ("interval level", lambda: _comparison().interval(1.5), "level=1.5"),
+        ("n_needed NaN effect", lambda: verdicts.n_needed(nan, 0.1), "effect has the value NaN"),
+        ("n_needed power 1", lambda: verdicts.n_needed(0.1, 0.1, power=1.0), "no sample size"),
+        ("equivalence_p inf margin", lambda: verdicts.equivalence_p(_comparison(), inf), "margin has the value inf"),
+        ("beyond_p NaN margin", lambda: verdicts.beyond_p(_comparison(), nan), "margin has the value NaN"),
+        ("benchmark_margin NaN", lambda: verdicts.benchmark_margin(nan, 0.1), "reference has the value NaN"),
+        ("reference_margin NaN null", lambda: verdicts.reference_margin([0.8, 0.9], [0.2, nan]),
+         "null has the value NaN at index 1"),
+        ("reference_margin empty", lambda: verdicts.reference_margin([], [0.2]), "reference is empty"),
+        ("size_beside NaN gap", lambda: verdicts.size_beside(_comparison(), nan), "paper_gap has the value NaN"),
+        ("judge p above 1", lambda: verdicts.judge(_comparison(), p_adjusted=1.5), "p_adjusted has the value 1.5"),
+        ("judge negative margin", lambda: verdicts.judge(_comparison(), margin=-0.1), "margin must be a positive number"),
+        ("claims_table alpha", lambda: verdicts.claims_table([], alpha=2.0), "alpha=2.0"),
+        ("rank_intervals NaN", lambda: verdicts.rank_intervals(np.array([[1., nan], [2., 1.]])),
+         r"replicates has the value NaN at index \(0, 1\)"),
+        ("bootstrap_ranks NaN", lambda: verdicts.bootstrap_ranks(_frame(nan), n_boot=10), "wide has the value NaN"),
+        ("bootstrap_ranks level", lambda: verdicts.bootstrap_ranks(_frame(), n_boot=10, level=1.5), "level=1.5"),
+        ("agreement_matrix inf", lambda: agreement.agreement_matrix(_frame(inf)), "scores has the value inf"),
+        ("agreement_matrix method", lambda: agreement.agreement_matrix(_frame(), "pearson"), "method='pearson'"),
+        ("split_half level", lambda: agreement.split_half(_frame(), level=1.5), "level=1.5"),
+        ("spearman_brown inf factor", lambda: agreement.spearman_brown(0.5, inf), "factor has the value inf"),
+        ("per_image_agreement no common column", lambda: agreement.per_image_agreement(
+            _frame()[["x"]], _frame()[["y"]]), "share no column"),
+    ]
+
+
+def _good_twins():
+    from xailib import agreement, verdicts
+    from xailib.metrics import faithfulness as faith, localisation as loc, order, randomisation as rnd, removal
+    from xailib.metrics import robustness as rb, similarity as sim
+    t, x = torch.tensor([0, 1]), _images()
+    finite = lambda v: bool(torch.isfinite(torch.as_tensor(v)).all())   # noqa: E731
+    c = _comparison()
+    return {
+        "score NaN image": lambda: finite(metrics.score(RedMean(), x, t, _map(), "deletion", removal=0.0)),
+        "causal_curves map shape": lambda: metrics.causal_curves(RedMean(), x, t, _map(), removal=0.0)[1].shape == (2, 9),
+        "causal_curves NaN map": lambda: finite(metrics.causal_curves(RedMean(), x, t, _map(), removal=0.0)[2]),
+        "causal_curves target -1": lambda: finite(metrics.causal_curves(RedMean(), x, 1, _map(), removal=0.0)[2]),
+        "perturbation inf noise": lambda: callable(faith.perturbation("gaussian", 0.1, 8, None, torch.Generator())),
+        "infidelity inf noise": lambda: finite(faith.infidelity(RedMean(), x, t, _map(), n_samples=2)),
+        "infidelity NaN image": lambda: finite(faith.infidelity(RedMean(), x, t, _map(), n_samples=2)),
+        "infidelity target -1": lambda: finite(faith.infidelity(RedMean(), x, torch.tensor([0, 1]), _map(), n_samples=2)),
+        "feature_grid height 0": lambda: faith.feature_grid(H, W, 4).max() == 3,
+        "default_n_values 0": lambda: faith.default_n_values(16)[0] == 1,
+        "subset_outputs batch_size 0": lambda: faith.subset_outputs(RedMean(), x, t, n_subsets=4,
+                                                                    batch_size=8)[2].shape[:2] == (2, 3),
+        "subset_outputs target -1": lambda: finite(faith.subset_outputs(RedMean(), x, t, n_subsets=4)[2]),
+        "box_ious NaN threshold": lambda: loc.box_ious(_map(), _BOX, [0.2, 0.5]).shape == (2, 2),
+        "max_box_acc threshold above 1": lambda: loc.max_box_acc(_IOUS, _IOUS, 0.5, [0.2, 0.9])[0] == 0.2,
+        "iou not boxes": lambda: loc.iou(np.array([0., 0., 2., 2.]), np.array([[0., 0., 2., 2.]])).tolist() == [1.0],
+        "saliency_order NaN": lambda: order.saliency_order(torch.tensor([[1., 2., 0.]]))[0].tolist() == [1, 0, 2],
+        "tie_permutation negative": lambda: sorted(order.tie_permutation(4).tolist()) == [0, 1, 2, 3],
+        "plan NaN std": lambda: len(rnd.plan(_net(), x, mode="normal", std=0.1)) == 1,
+        "blur_kernel NaN sigma": lambda: removal.blur_kernel(64, sigma=1.0) == (7, 1.0),
+        "blur_kernel fractional kernel": lambda: removal.blur_kernel(64, kernel=3, sigma=1.0) == (3, 1.0),
+        "blur_kernel side 0": lambda: removal.blur_kernel(224) == (11, 5.0),
+        "blur NaN image": lambda: removal.blur(x).shape == x.shape,
+        "road_impute NaN noise": lambda: finite(removal.road_impute(x[0], _region(), 0.01)),
+        "road_impute region shape": lambda: finite(removal.road_impute(x[0], _region(), 0.0)),
+        "remove inf road_noise": lambda: finite(removal.remove(x, _region().expand(2, H, W), "road")),
+        "remove inf image": lambda: (removal.remove(x, _region().expand(2, H, W), "zero")[:, :, 2, 2] == 0).all(),
+        "fill_image NaN image": lambda: (removal.fill_image(x, "zero") == 0).all(),
+        "perturbations NaN radius": lambda: rb.perturbations(x, 0.1, 2, 0).shape == (4, 3, H, W),
+        "perturbations no sample": lambda: rb.perturbations(x, 0.0, 1, 0).equal(x),
+        "max_sensitivity inf radius": lambda: finite(rb.max_sensitivity(_net(), x, t, "gradient", n_samples=2)),
+        "segments_of unknown method": lambda: rb.segments_of(x, "gradient", {}) is None,
+        "hyperparameter_sensitivity unknown method": lambda: len(rb.hyperparameter_sensitivity(_net(), x, t, "gradient")) == 2,
+        "scaled NaN": lambda: sim.scaled(_map()).max() == 1.0,
+        "hog_features inf": lambda: sim.hog_features(_map()).shape[0] == 2,
+        "similarity inf b": lambda: np.allclose(sim.similarity(_map(), _map()), 1.0),
+        "similarities NaN a": lambda: np.allclose(sim.similarities(_map(), _map(), ("hog",))["hog"], 1.0),
+        "proportion fractional k": lambda: verdicts.proportion(2, 10)[0] == 0.2,
+        "proportion level": lambda: verdicts.proportion(2.0, 10, level=0.9)[0] == 0.2,
+        "proportion_of NaN": lambda: verdicts.proportion_of([1.0, 0.0])[0] == 0.5,
+        "proportion_of clusters": lambda: verdicts.proportion_of([1.0, 0.0, 1.0], [0, 1, 1])[0] == pytest.approx(2 / 3),
+        "paired NaN b": lambda: verdicts.paired([1., 2., 3.], [0., 1., 2.]).mean == 1.0,
+        "paired lengths": lambda: verdicts.paired([1., 2., 3.], 1.0).mean == 1.0,
+        "paired n_perm 0": lambda: verdicts.paired([1., 2., 3.], n_perm=1).n == 3,
+        "sign_flip_p n_perm": lambda: verdicts.sign_flip_p([1.0, 2.0], n_perm=5) == 0.5,
+        "interval level": lambda: c.interval(0.9)[0] <= c.interval(0.9)[1],
+        "n_needed NaN effect": lambda: verdicts.n_needed(0.1, 0.1) == 8,
+        "n_needed power 1": lambda: verdicts.n_needed(0.1, 0.1, power=0.9) > 8,
+        "equivalence_p inf margin": lambda: 0 < verdicts.equivalence_p(c, 10.0) < 0.01,
+        "beyond_p NaN margin": lambda: verdicts.beyond_p(c, 10.0) == 1.0,
+        "benchmark_margin NaN": lambda: verdicts.benchmark_margin(0.9, 0.1) == pytest.approx(0.08),
+        "reference_margin NaN null": lambda: verdicts.reference_margin([0.8, 0.9], [0.2, 0.3])[0] == pytest.approx(0.06),
+        "reference_margin empty": lambda: verdicts.reference_margin([0.8], [0.2])[0] == pytest.approx(0.06),
+        "size_beside NaN gap": lambda: verdicts.size_beside(c, 10.0).startswith("smaller than"),
+        "judge p above 1": lambda: verdicts.judge(c, p_adjusted=0.01).verdict == verdicts.HOLDS,
+        "judge negative margin": lambda: verdicts.judge(c, margin=0.1).verdict == verdicts.OPEN,
+        "claims_table alpha": lambda: len(verdicts.claims_table([], alpha=0.05)) == 0,
+        "rank_intervals NaN": lambda: verdicts.rank_intervals(np.array([[1., 2.], [2., 1.]]))["rank"].tolist() == [1.5, 1.5],
+        "bootstrap_ranks NaN": lambda: verdicts.bootstrap_ranks(_frame(), n_boot=10)["rank"].tolist() == [3.0, 2.0, 1.0],
+        "bootstrap_ranks level": lambda: verdicts.bootstrap_ranks(_frame(), n_boot=10, level=0.9)["rank"].tolist()
+        == [3.0, 2.0, 1.0],
+        "agreement_matrix inf": lambda: agreement.agreement_matrix(_frame()).loc["x", "y"] == 1.0,
+        "agreement_matrix method": lambda: agreement.agreement_matrix(_frame(), "kendall").loc["x", "z"] == pytest.approx(1.0),
+        "split_half level": lambda: agreement.split_half(_frame(), level=0.9)[0] == pytest.approx(1.0),
+        "spearman_brown inf factor": lambda: agreement.spearman_brown(0.5, 3.0) == pytest.approx(0.75),
+        "per_image_agreement no common column": lambda: len(agreement.per_image_agreement(_frame(), _frame())) == 6,
+    }
+
+
+@pytest.mark.parametrize("case", range(len(_more_bad_calls())), ids=[c[0] for c in _more_bad_calls()])
+def test_the_rest_of_the_public_functions_refuse_bad_input_by_name(case):
+    _, call, message = _more_bad_calls()[case]
+    with pytest.raises(ParameterError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("name", [c[0] for c in _more_bad_calls()])
+def test_the_good_twin_of_each_refusal_above_answers(name):
+    assert _good_twins()[name]()

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import ParameterError, check_choice, check_positive_int, check_values
+from .errors import ParameterError, check_choice, check_fraction, check_positive_int, check_values
 
 CORRELATIONS = ("spearman", "kendall")
 
@@ -46,6 +46,8 @@ def rank_correlation(a, b, method: str = "spearman") -> float:
 
 def agreement_matrix(scores: pd.DataFrame, method: str = "spearman") -> pd.DataFrame:
     """Rank correlation of every pair of columns (oriented scores; rows: the ranked items)."""
+    check_choice("method", method, CORRELATIONS)
+    check_values("scores", scores, ndim=2, missing=True, empty=True)
     cols = list(scores.columns)
     return pd.DataFrame([[rank_correlation(scores[a], scores[b], method) for b in cols] for a in cols],
                         index=cols, columns=cols)
@@ -83,6 +85,8 @@ def split_half(per_image: pd.DataFrame, higher_is_better: bool = True, n_splits:
     internal consistency uses the Spearman-Brown step-up, :func:`spearman_brown`, shown beside it. Every score must be there (a
     method missing on some image is dropped by the caller, not here): a NaN or an infinity is refused."""
     check_positive_int("n_splits", n_splits)
+    check_choice("method", method, CORRELATIONS)
+    check_fraction("level", level)
     v = check_values("per_image", per_image, ndim=2, empty=True) * (1.0 if higher_is_better else -1.0)
     n, k = v.shape
     if n < 4 or k < 3:
@@ -107,7 +111,7 @@ def spearman_brown(r, factor: float = 2.0):
     the ranking on all of them. NaN stays NaN (no split-half value), and so is the undefined case
 ``1 + (factor - 1) r <= 0`` (r = -1 at factor 2); ``r`` outside [-1, 1] is refused."""
     v = check_values("r", r, low=-1, high=1, missing=True, empty=True)
-    if not factor > 0:
+    if not check_values("factor", factor, ndim=0) > 0:
         raise ParameterError(f"factor={factor!r} must be > 0")
     den = 1 + (factor - 1) * v
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -118,6 +122,9 @@ def spearman_brown(r, factor: float = 2.0):
 def per_image_agreement(a: pd.DataFrame, b: pd.DataFrame, method: str = "spearman") -> pd.Series:
     """Per image (rows of ``a`` and ``b``, columns: methods; oriented), the rank correlation of
     two metrics over the methods."""
+    check_choice("method", method, CORRELATIONS)
     cols = [c for c in a.columns if c in b.columns]
     idx = [i for i in a.index if i in b.index]
+    if not cols:
+        raise ParameterError("a and b share no column (method): there is nothing to correlate")
     return pd.Series([rank_correlation(a.loc[i, cols], b.loc[i, cols], method) for i in idx], index=idx)

@@ -74,6 +74,7 @@ def check_values(name: str, values, *, low: float | None = None, high: float | N
         limits = ("" if low is None and high is None else
                   f" (values must lie in [{'-inf' if low is None else low}, {'inf' if high is None else high}])")
         at = f" at index {where if len(where) > 1 else where[0]}" if where else ""
-        raise ParameterError(f"{name} has the value {value!r}{at}{limits}; "
+        shown = "NaN" if np.isnan(value) else repr(value)
+        raise ParameterError(f"{name} has the value {shown}{at}{limits}; "
                              f"{int(bad.sum())} of {v.size} value(s) are not accepted")
     return v

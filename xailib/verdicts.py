@@ -56,9 +56,10 @@ KINDS = ("better", "alike", "above", "below")
 def proportion(k: int, n: int, level: float = 0.95, method: str = "wilson") -> tuple[float, float, float]:
     """(estimate, low, high) of a proportion k / n; ``method`` "wilson" or "exact" (Clopper-Pearson)."""
     check_positive_int("n", n)
-    if not 0 <= k <= n:
-        raise ParameterError(f"k={k} must be between 0 and n={n}")
+    if not 0 <= k <= n or k != int(k):
+        raise ParameterError(f"k={k} must be a whole number between 0 and n={n}")
     check_choice("method", method, ("wilson", "exact"))
+    check_fraction("level", level)
     ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method=method)
     return k / n, float(ci.low), float(ci.high)
 
@@ -68,6 +69,9 @@ def proportion_of(values, clusters=None, level: float = 0.95) -> tuple[float, fl
     ``clusters`` a Wilson interval on k of n; with them (the same unit seen several times) the
     Wilson interval is taken at the number of distinct units, the share unchanged, so repeated
     units do not narrow it."""
+    check_values("values", values, low=0, high=1, ndim=1)
+    if clusters is not None and len(clusters) != len(values):
+        raise ParameterError(f"clusters must have one entry per value ({len(values)}), got {len(clusters)}")
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 1 or len(v) == 0 or not np.isin(v, (0.0, 1.0)).all():
         raise ParameterError("values must be 0 / 1 per image (1-D, not empty)")
@@ -103,6 +107,7 @@ class Comparison:
     interval_at: Callable | None = field(repr=False, default=None)   # level -> (low, high), exact cases
 
     def interval(self, level: float) -> tuple[float, float]:
+        check_fraction("level", level)
         if self.interval_at is not None:
             return self.interval_at(level)
         a = (1 - level) / 2
@@ -119,6 +124,10 @@ def paired(a, b=0.0, clusters=None, n_boot: int = 4000, seed: int = 0, level: fl
     reference in [0, 1]) get the exact answers of the module's doc instead, named in ``test``.
     ``outcomes=False`` keeps a continuous score that happens to sit at 0 or 1 everywhere (a
     similarity of exactly 1) out of that branch; ``True`` demands 0 / 1 values."""
+    n_a, b_ = len(check_values("a", a, ndim=1)), check_values("b", b, ndim=(0, 1))
+    if b_.ndim and len(b_) != n_a:
+        raise ParameterError(f"a and b must be one value per image each, got {n_a} and {len(b_)} values")
+    check_positive_int("n_perm", n_perm)
     a = np.asarray(a, dtype=np.float64)
     d = a - np.asarray(b, dtype=np.float64)
     if d.ndim != 1 or len(d) == 0:
@@ -233,6 +242,7 @@ def sign_flip_p(unit_sums, n_perm: int = 4000, seed: int = 0) -> float:
     convolution of binomials); otherwise ``n_perm`` random patterns plus the observed one.
     Unlike a bootstrap p it is valid for a handful of units (2 of 2 positive: p = 0.5)."""
     s = check_values("unit_sums", unit_sums, ndim=1)
+    check_positive_int("n_perm", n_perm)
     obs = abs(s.sum())
     if obs == 0:
         return 1.0
@@ -290,9 +300,16 @@ def holm(pvalues) -> np.ndarray:
 
 def n_needed(effect: float, sd: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
     """Units needed to detect a paired difference ``effect`` at spread ``sd`` (normal approximation)."""
+    if effect is not None:
+        check_values("effect", effect, ndim=0)
+    check_fraction("alpha", alpha)
+    check_fraction("power", power)
     if effect is None or not np.isfinite(sd) or effect == 0 or sd == 0:
         return None      # no spread (every image gave the same difference): no sample size can be planned
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    if not np.isfinite(z):
+        raise ParameterError(f"alpha={alpha!r}, power={power!r}: no sample size reaches a level of 0 "
+                             "or a power of 0 or 1")
     return int(np.ceil((z * sd / abs(effect)) ** 2))
 
 
@@ -320,7 +337,7 @@ def equivalence_p(c: Comparison, margin: float) -> float:
     """The p-value of two one-sided tests that the difference lies inside +-``margin``: the
     smallest ``a`` at which the ``1 - 2a`` interval (bootstrap or exact, as ``c`` has it) lies
     inside (the margin is symmetric, so a turned comparison gives the same p)."""
-    if margin is None or not margin > 0:
+    if margin is None or not check_values("margin", margin, ndim=0) > 0:
         raise ParameterError(f"margin must be a positive number, got {margin!r}")
     return _smallest_tail(c, lambda lo, hi: -margin < lo and hi < margin, _floor(c))
 
@@ -328,7 +345,7 @@ def equivalence_p(c: Comparison, margin: float) -> float:
 def beyond_p(c: Comparison, margin: float) -> float:
     """The p-value that the difference lies beyond +-``margin`` (two-sided: twice the smallest
     tail at which the ``1 - 2a`` interval lies wholly on one side outside the margin)."""
-    if margin is None or not margin > 0:
+    if margin is None or not check_values("margin", margin, ndim=0) > 0:
         raise ParameterError(f"margin must be a positive number, got {margin!r}")
     return min(1.0, 2 * _smallest_tail(c, lambda lo, hi: lo >= margin or hi <= -margin, _floor(c)))
 
@@ -338,6 +355,8 @@ def benchmark_margin(reference: float, null: float, share: float = 0.1) -> float
     spread between a metric's upper reference (the object mask, the trigger) and its null (the
     strongest null map), both measured here. Two methods within it are "alike" on this metric."""
     check_fraction("share", share)
+    check_values("reference", reference, ndim=0)
+    check_values("null", null, ndim=0)
     spread = abs(float(reference) - float(null))
     if not np.isfinite(spread) or spread == 0:
         raise ParameterError(f"the reference ({reference}) and the null ({null}) do not differ: no margin can be set")
@@ -350,6 +369,9 @@ def reference_margin(reference, null, lower_is_better: bool = False, share: floa
     ``share`` of the lead of the upper reference's mean score (``reference``, per image) over the
     null's (``null``). None, said so, when the reference does not lead: then no margin means
     anything, and nothing on that metric can be refuted by equivalence."""
+    check_values("reference", reference, ndim=(0, 1))
+    check_values("null", null, ndim=(0, 1))
+    check_fraction("share", share)
     ref, nul = float(np.mean(reference)), float(np.mean(null))
     lead = (nul - ref) if lower_is_better else (ref - nul)
     if not np.isfinite(lead) or lead <= 0:
@@ -361,6 +383,8 @@ def size_beside(c: Comparison, paper_gap: float, sign: float = 1.0, scale: float
     """How the difference found here compares with the paper's gap, in the claimed direction:
     "smaller than", "larger than", or "as large as" (the 95 % interval contains it); numbers
     multiplied by ``scale`` for display (100: points)."""
+    check_values("paper_gap", paper_gap, ndim=0)
+    check_values("scale", scale, ndim=0)
     mean, (lo, hi) = sign * c.mean, sorted((sign * c.low, sign * c.high))
     gap = abs(float(paper_gap))
     word = "smaller than" if hi < gap else "larger than" if lo > gap else "as large as"
@@ -403,6 +427,11 @@ def judge(comparison: Comparison, kind: str = "better", margin: float | None = N
     decide an open claim (default: the paper's gap, else the margin)."""
     check_choice("kind", kind, KINDS)
     check_fraction("alpha", alpha)
+    for name, v in (("p_adjusted", p_adjusted), ("p_equivalence", p_equivalence), ("p_beyond", p_beyond)):
+        if v is not None:
+            check_values(name, v, low=0, high=1, ndim=0)
+    if margin is not None and not check_values("margin", margin, ndim=0) > 0:
+        raise ParameterError(f"margin must be a positive number, got {margin!r}")
     c = comparison
     p = c.p if p_adjusted is None else float(p_adjusted)
     sign = -1.0 if kind == "below" else 1.0
@@ -496,6 +525,7 @@ def claims_table(claims: list[Claim], alpha: float = 0.05) -> "pd.DataFrame":
     no verdict and does not enter the family. The tests against a margin (equivalence, or a
     difference beyond it) are Holm-corrected together, at the same level."""
     import pandas as pd
+    check_fraction("alpha", alpha)
     if not claims:
         return pd.DataFrame(columns=["claim", "model", "verdict"])
     tested = [i for i, c in enumerate(claims) if not (c.degenerate or c.control is not None and degenerate(c.control))]
@@ -688,6 +718,8 @@ def rank_intervals(replicates, higher_is_better: bool = True, level: float = 0.9
     methods tie). It is widened, if need be, to contain the point rank, so a table never shows a
     rank outside its own interval."""
     import pandas as pd
+    check_values("replicates", replicates, ndim=2)
+    check_fraction("level", level)
     reps = pd.DataFrame(replicates)
     ranks = reps.rank(axis=1, ascending=not higher_is_better, method="average")
     lo = ranks.quantile((1 - level) / 2, interpolation="lower")
@@ -707,6 +739,8 @@ def bootstrap_ranks(wide, higher_is_better: bool = True, n_boot: int = 1000, see
     wide = pd.DataFrame(wide)
     if len(wide) == 0:
         raise ParameterError("no images to rank by")
+    check_values("wide", wide, ndim=2)
+    check_fraction("level", level)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(wide), size=(n_boot, len(wide)))
     reps = pd.DataFrame(wide.to_numpy(dtype=float)[idx].mean(1), columns=wide.columns)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import inference
-from ..errors import ParameterError, check_choice, check_unknown_keys
+from ..errors import ParameterError, check_choice, check_unknown_keys, check_values
 from .order import saliency_order
 from .removal import blur, blur_kernel, check_removal, fill_image, remove  # noqa: F401 (blur: chapter 02 calls metrics.blur)
 
@@ -63,9 +63,11 @@ def score(model: nn.Module | None, images: torch.Tensor, targets, maps: torch.Te
         bad = (~torch.isfinite(maps)).flatten(1).any(1).nonzero()[:, 0].tolist()
         raise ParameterError(f"maps contain NaN or infinite values (images {bad[:10]}"
                              f"{' ...' if len(bad) > 10 else ''}); a metric cannot rank such pixels")
+    from ..explain import check_images, check_targets
+    if model is not None and len(images):      # the metrics that run the model: images it can take
+        check_images(images)
     t = None  # metrics that only compare maps with ground truth take no targets
     if targets is not None:
-        from ..explain import check_targets
         example = None
         if model is not None and len(images):
             example = images[:1].to(inference.model_device(model, fallback=images.device), torch.float32)
@@ -136,6 +138,13 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
     the fraction of pixels changed.
     """
     check_choice("mode", mode, ("deletion", "insertion"))
+    from ..explain import check_images, check_targets
+    if len(images):
+        check_images(images)
+        check_targets(targets, len(images))
+    if check_values("maps", maps, ndim=3, empty=True).shape != (images.shape[0], *images.shape[-2:]):
+        raise ParameterError(f"maps must be (batch, H, W) matching images {tuple(images.shape)}, "
+                             f"got {tuple(maps.shape)}")
     removal = ("dataset_mean" if mode == "deletion" else "blur") if removal is None else removal
     check_removal(removal)
     dev = inference.model_device(model, fallback=images.device)

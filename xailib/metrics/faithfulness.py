@@ -40,7 +40,8 @@ from captum.metrics import infidelity as captum_infidelity
 from . import register
 from .. import inference
 from .removal import check_removal, remove
-from ..errors import ParameterError, check_choice, check_values
+from ..errors import ParameterError, check_choice, check_positive_int, check_values
+from ..explain import check_images, check_targets
 
 PERTURBATIONS = ("gaussian", "square")
 OUTPUTS = ("logit", "probability")
@@ -50,6 +51,8 @@ def perturbation(kind: str, noise: float, side: int, removed, generator: torch.G
     """captum's ``perturb_func``: (I, x - I) for a batch, with I as the module's doc describes;
     ``removed(x, region)`` is the square's removal operator."""
     check_choice("perturbation", kind, PERTURBATIONS)
+    if kind == "gaussian":
+        check_values("noise", noise, low=0, ndim=0)
 
     def perturb(x):
         n, c, h, w = x.shape
@@ -79,7 +82,12 @@ def infidelity(model, images, targets, maps, *, perturbation_kind="gaussian", no
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ParameterError(f"n_samples={n_samples!r} must be a positive integer")
     check_values("maps", maps, ndim=3)
-    if perturbation_kind == "gaussian" and not noise > 0:
+    check_images(images)
+    check_targets(targets, len(images))
+    if maps.shape != (images.shape[0], *images.shape[-2:]):
+        raise ParameterError(f"maps must be (batch, H, W) matching images {tuple(images.shape)}, "
+                             f"got {tuple(maps.shape)}")
+    if perturbation_kind == "gaussian" and not check_values("noise", noise, ndim=0) > 0:
         raise ParameterError(f"noise={noise!r} must be > 0")
     dev = inference.model_device(model, fallback=images.device)
     x = images.to(dev, torch.float32)
@@ -130,6 +138,8 @@ def _infidelity(model, images, targets, maps, perturbation, noise, side, n_sampl
 def feature_grid(height: int, width: int, cell: int) -> torch.Tensor:
     """(H, W) int64: the index of the ``cell`` x ``cell`` square each pixel falls in (row-major;
     ``cell=1``: every pixel is a feature)."""
+    check_positive_int("height", height)
+    check_positive_int("width", width)
     if not isinstance(cell, int) or isinstance(cell, bool) or not 1 <= cell <= min(height, width):
         raise ParameterError(f"cell={cell!r} must be an integer in [1, {min(height, width)}]")
     cols = -(-width // cell)
@@ -138,6 +148,8 @@ def feature_grid(height: int, width: int, cell: int) -> torch.Tensor:
 
 def default_n_values(n_features: int, k: int = 8) -> list[int]:
     """``k`` subset sizes spread evenly in log scale from 1 feature to 80 % of them."""
+    check_positive_int("n_features", n_features)
+    check_positive_int("k", k)
     top = max(1, int(0.8 * n_features))
     return sorted({int(round(v)) for v in torch.logspace(0, math.log10(top), k).tolist()})
 
@@ -169,6 +181,9 @@ def subset_outputs(model, images, targets, *, n_values=None, cell: int = 4, n_su
     are then scored by :func:`sensitivity_n_from` against the same draws."""
     check_choice("output", output, OUTPUTS)
     check_removal(removal)
+    check_images(images)
+    check_targets(targets, len(images))
+    check_positive_int("batch_size", batch_size)
     dev = inference.model_device(model, fallback=images.device)
     x = images.to(dev, torch.float32)
     B, C, H, W = x.shape

@@ -76,7 +76,11 @@ def boxes(maps: torch.Tensor, threshold: float = CAM_THRESHOLD, component: str =
 
 def iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """IoU of boxes ``pred`` (..., 4) with each of ``gt`` (k, 4): (..., k)."""
-    p, g = check_values("pred", pred)[..., None, :], check_values("gt", gt, ndim=2)
+    p, g = check_values("pred", pred), check_values("gt", gt, ndim=2)
+    if p.shape[-1:] != (4,) or g.shape[1] != 4:
+        raise ParameterError(f"pred and gt must be boxes [x0, y0, x1, y1] (last axis 4), "
+                             f"got shapes {p.shape} and {g.shape}")
+    p = p[..., None, :]
     w = np.clip(np.minimum(p[..., 2], g[:, 2]) - np.maximum(p[..., 0], g[:, 0]), 0, None)
     h = np.clip(np.minimum(p[..., 3], g[:, 3]) - np.maximum(p[..., 1], g[:, 1]), 0, None)
     inter = w * h
@@ -96,6 +100,7 @@ def box_ious(maps: torch.Tensor, gt, thresholds=THRESHOLDS, component: str = "la
     """(B, T): for each image and threshold, the IoU of the map's box with its best-matching
     ground-truth box (``gt``: one (k, 4) array per image; several boxes: the best, as Choe et al.)."""
     check_choice("component", component, COMPONENTS)
+    check_values("thresholds", thresholds, low=0, high=1, ndim=(0, 1))
     t = np.atleast_1d(np.asarray(thresholds, dtype=float))
     if ((t < 0) | (t > 1)).any():
         raise ParameterError("thresholds must lie in [0, 1] (shares of each map's maximum)")
@@ -117,6 +122,7 @@ def max_box_acc(val_ious: np.ndarray, test_ious: np.ndarray, delta: float = 0.5,
     hits (0 / 1 per image) at that threshold."""
     val_ious = check_values("val_ious", val_ious, low=0, high=1, ndim=2)
     test_ious = check_values("test_ious", test_ious, low=0, high=1, ndim=2, empty=True)
+    check_values("thresholds", thresholds, low=0, high=1, ndim=(0, 1))
     if not 0 < delta <= 1:
         raise ParameterError(f"delta={delta!r} must be in (0, 1] (an IoU)")
     if val_ious.shape[1] != test_ious.shape[1] or val_ious.shape[1] != len(np.atleast_1d(thresholds)):

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import torch
 
-from ..errors import check_choice
+from ..errors import check_choice, check_positive_int, check_values
 
 TIE_SEED = 0   # the seed of the pixel order that breaks ties (stated in the chapters)
 TIE_RULES = ("random", "index")
@@ -41,12 +41,14 @@ def tie_rule(rule: str):
 
 def tie_permutation(n: int, device=None, seed: int = TIE_SEED) -> torch.Tensor:
     """A fixed random permutation of ``range(n)`` (the tie-breaking order), on ``device``."""
+    check_positive_int("n", n, minimum=0)
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(device)
 
 
 def saliency_order(values: torch.Tensor, seed: int = TIE_SEED) -> torch.Tensor:
     """(B, N) indices of each row of ``values`` (B, N) from the largest to the smallest; equal
     values come in the order of :func:`tie_permutation`, not by index."""
+    check_values("values", values, ndim=2, empty=True)
     if _rule == "index":
         return torch.argsort(values, dim=1, descending=True, stable=True)
     perm = tie_permutation(values.shape[1], values.device, seed)

@@ -146,14 +146,18 @@ def _reset_norm(module: nn.Module, statistics: bool) -> None:
         module.reset_running_stats()
 
 
-def randomise(model: nn.Module, chosen, all_layers: list[Layer], *, mode: str = "reset",
-              batchnorm: str = "affine", std: float = 0.1, seed: int = 0) -> nn.Module:
-    """A copy of ``model`` with the layers named in ``chosen`` randomised (see the module's doc);
-    every other tensor is bit-identical to the model's."""
+def _check_setting(mode: str, batchnorm: str, std: float) -> None:
     check_choice("mode", mode, MODES)
     check_choice("batchnorm", batchnorm, BATCHNORM)
     if not (isinstance(std, (int, float)) and math.isfinite(std) and std > 0):
         raise ParameterError(f"std must be a positive number, got {std!r}")
+
+
+def randomise(model: nn.Module, chosen, all_layers: list[Layer], *, mode: str = "reset",
+              batchnorm: str = "affine", std: float = 0.1, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` with the layers named in ``chosen`` randomised (see the module's doc);
+    every other tensor is bit-identical to the model's."""
+    _check_setting(mode, batchnorm, std)
     names = [l.name for l in all_layers]
     unknown = [c for c in chosen if c not in names]
     if unknown:
@@ -188,6 +192,7 @@ def plan(model: nn.Module, example: torch.Tensor, test: str = "cascading", *, mo
     shown: the cascade from the output layer down to the first layer; independent randomisation
     in the same order, one layer at a time."""
     check_choice("test", test, TESTS)
+    _check_setting(mode, batchnorm, std)      # now, not when the first step is built
     all_layers = layers(model, example)
     top_down = list(reversed(all_layers))
     kw = dict(mode=mode, batchnorm=batchnorm, std=std, seed=seed)

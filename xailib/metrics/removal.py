@@ -27,10 +27,12 @@ about the explanation than about the shift (and ROAR retrains the model instead,
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
-from ..errors import ParameterError
+from ..errors import ParameterError, check_positive_int, check_values
+from ..explain import check_images
 
 OPERATORS = ("zero", "mean", "dataset_mean", "blur", "road")
 
@@ -46,13 +48,14 @@ def check_removal(removal) -> None:
 
 def blur_kernel(side: int, kernel: int | None = None, sigma: float | None = None) -> tuple[int, float]:
     """(kernel, sigma) that :func:`blur` uses at this image side (see there)."""
+    check_positive_int("side", side)
     if sigma is None:
         sigma = 5.0 * side / 224
         kernel = kernel or max(3, 2 * round((11 * side / 224 - 1) / 2) + 1)   # the odd size nearest 11 * side / 224
-    if sigma <= 0:
+    if check_values("blur_sigma", sigma, ndim=0) <= 0:
         raise ParameterError(f"blur_sigma={sigma!r} must be > 0")
     kernel = kernel or min(2 * math.ceil(3 * sigma) + 1, 2 * ((side - 1) // 2) + 1)
-    if kernel % 2 == 0 or kernel < 1:
+    if isinstance(kernel, bool) or not isinstance(kernel, numbers.Integral) or kernel % 2 == 0 or kernel < 1:
         raise ParameterError(f"blur_kernel={kernel} must be an odd positive integer")
     return int(kernel), float(sigma)
 
@@ -62,6 +65,7 @@ def blur(x: torch.Tensor, kernel: int | None = None, sigma: float | None = None)
     sigma 5 at 224 px, scaled to the image side (``blur_kernel`` says what that makes); with
     ``sigma`` only: a kernel of +-3 sigma."""
     from torchvision.transforms.functional import gaussian_blur
+    check_images(x)
     kernel, sigma = blur_kernel(x.shape[-1], kernel, sigma)
     return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
 
@@ -84,6 +88,11 @@ def dataset_mean(model, device, asked: str = "removal='dataset_mean'") -> torch.
 def road_impute(image: torch.Tensor, removed: torch.Tensor, noise: float = 0.01, seed: int = 0) -> torch.Tensor:
     """ROAD's noisy linear imputation of one image (C, H, W) at the ``removed`` pixels (H, W)."""
     from pytorch_grad_cam.metrics.road import NoisyLinearImputer
+    check_images(image[None])
+    check_values("noise", noise, low=0, ndim=0)
+    if removed.shape != image.shape[-2:]:
+        raise ParameterError(f"removed must be (H, W) matching image {tuple(image.shape)}, "
+                             f"got {tuple(removed.shape)}")
     removed = removed.bool().cpu()
     if not removed.any():
         return image.clone()
@@ -101,6 +110,7 @@ def road_impute(image: torch.Tensor, removed: torch.Tensor, noise: float = 0.01,
 def fill_image(images: torch.Tensor, removal, *, model=None, blur_sigma=None, blur_kernel=None) -> torch.Tensor:
     """The fully removed image of every operator that does not depend on the region (all but ROAD)."""
     check_removal(removal)
+    check_images(images)
     if removal == "road":
         raise ParameterError("removal='road' depends on the removed region; use remove()")
     if removal == "zero":
@@ -121,13 +131,14 @@ def remove(images: torch.Tensor, regions: torch.Tensor, removal="zero", *, model
     per ``removal``; every other pixel is returned unchanged. ``model`` is needed for
     ``"dataset_mean"`` only."""
     check_removal(removal)
+    check_images(images)
     regions = torch.as_tensor(regions)
     if regions.shape != (images.shape[0], *images.shape[-2:]):
         raise ParameterError(f"regions must be (batch, H, W) matching images "
                              f"{tuple(images.shape)}, got {tuple(regions.shape)}")
     m = regions.to(images.device).bool()
     if removal == "road":
-        if not road_noise >= 0:
+        if not check_values("road_noise", road_noise, ndim=0) >= 0:
             raise ParameterError(f"road_noise={road_noise!r} must be >= 0")
         out = torch.stack([road_impute(x, r, road_noise, seed) for x, r in zip(images, m)])
         return torch.where(m[:, None], out, images)

@@ -32,7 +32,8 @@ import torch
 from captum.metrics import sensitivity_max
 
 from . import register
-from ..errors import ParameterError
+from ..errors import ParameterError, check_choice, check_positive_int, check_values
+from ..explain import check_images
 
 SEGMENTED = ("lime", "kernel_shap")    # methods that explain superpixels: their segments are kept
 
@@ -40,6 +41,9 @@ SEGMENTED = ("lime", "kernel_shap")    # methods that explain superpixels: their
 def perturbations(images: torch.Tensor, radius: float, n_samples: int, seed: int) -> torch.Tensor:
     """(B * n_samples, C, H, W): each image repeated ``n_samples`` times (captum's order) plus
     uniform noise in [-radius, radius], from a generator seeded by ``seed``."""
+    check_images(images)
+    check_values("radius", radius, low=0, ndim=0)
+    check_positive_int("n_samples", n_samples)
     gen = torch.Generator().manual_seed(seed)
     x = images.repeat_interleave(n_samples, 0)
     return x + ((torch.rand(x.shape, generator=gen) * 2 - 1) * radius).to(x.device)
@@ -47,9 +51,10 @@ def perturbations(images: torch.Tensor, radius: float, n_samples: int, seed: int
 
 def segments_of(images: torch.Tensor, method: str, params: dict) -> torch.Tensor | None:
     """The superpixels a segmented method uses on ``images`` (None for other methods)."""
+    from .. import explain
+    check_choice("method", method, explain.METHODS)
     if method not in SEGMENTED:
         return None
-    from .. import explain
     n = params.get("n_segments", explain.METHODS[method].defaults["n_segments"])
     return torch.stack([torch.from_numpy(explain.superpixels(im, n)) for im in images]).to(images.device)
 
@@ -58,9 +63,8 @@ def max_sensitivity(model, images, targets, method: str, method_params: dict | N
                     radius: float = 0.02, n_samples: int = 10, relative: bool = True, seed: int = 0) -> torch.Tensor:
     """Per-image max-sensitivity of ``method`` (see the module's doc)."""
     from .. import explain
-    from ..errors import check_choice
     check_choice("method", method, explain.METHODS)
-    if not radius > 0:
+    if not check_values("radius", radius, ndim=0) > 0:
         raise ParameterError(f"radius={radius!r} must be > 0")
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ParameterError(f"n_samples={n_samples!r} must be a positive integer")
@@ -147,6 +151,7 @@ def hyperparameter_sensitivity(model, images, targets, method: str, grid: dict |
 
     from .. import explain
     from .similarity import similarities
+    check_choice("method", method, explain.METHODS)
     base = dict(method_params or {})
     grid = hyperparameters(method) if grid is None else grid
     for p in grid:

@@ -27,7 +27,7 @@ from scipy.stats import rankdata
 from skimage.feature import hog as _hog
 from skimage.metrics import structural_similarity
 
-from ..errors import ParameterError, check_choice
+from ..errors import ParameterError, check_choice, check_values
 
 MEASURES = ("spearman_abs", "spearman", "ssim", "hog", "hog_spearman")
 LABELS = {"spearman_abs": "Spearman (abs)", "spearman": "Spearman (signed)", "ssim": "SSIM",
@@ -64,6 +64,7 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def scaled(maps) -> np.ndarray:
     """Each map's absolute value divided by its maximum: [0, 1], all-zero maps stay 0."""
+    check_values("maps", maps, ndim=(2, 3))
     a = np.abs(_as_numpy(maps))
     top = a.reshape(len(a), -1).max(1)
     return a / np.where(top > 0, top, 1.0)[:, None, None]
@@ -84,6 +85,8 @@ def hog_features(maps) -> np.ndarray:
 
 def _checked(a, b) -> tuple[np.ndarray, np.ndarray]:
     """Both sets of maps as float64 arrays, the same shape and finite (else one clear error)."""
+    check_values("a", a, ndim=(2, 3))
+    check_values("b", b, ndim=(2, 3))
     x, y = _as_numpy(a), _as_numpy(b)
     if x.shape != y.shape:
         raise ParameterError(f"the two sets of maps differ in shape: {x.shape} and {y.shape}")
