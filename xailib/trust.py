@@ -217,7 +217,8 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
       high-contrast trigger draws an edge detector's maximum without any network);
     - infidelity: the method's (rescaled) infidelity is below the strongest null's, paired over
       images; no verdict under a perturbation where the exact first-order map (the reference row,
-      when ``trust`` has it) is not below that null either (:func:`infidelity_calibration`)."""
+      when ``trust`` has it) removes less than half of that null's infidelity
+      (:func:`infidelity_calibration`)."""
     out = []
     real = [m for m in methods if m not in NULLS]
     if bam is not None:
