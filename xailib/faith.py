@@ -114,10 +114,10 @@ def operator_claims(rows: pd.DataFrame, methods, *, n_boot: int = 2000, seed: in
         null, means, lead = _reference_lead(g)
         ref = g[g.method == null].sort_values("image")
         dead_here = degenerate.get((model, op), "")
-        if np.isfinite(lead) and lead <= 0 and not dead_here:
-            dead_here = (f"the object mask does not beat the {null.replace('_', ' ')} map here ({means[CEILING]:.3g} "
-                         f"against {means[null]:.3g}) (deletion AUC): the removal measures something else than the "
-                         "explanation")
+        if np.isfinite(lead) and lead <= 0 and not dead_here:      # the sentence is reference_margin's
+            _, why = verdicts.reference_margin(g[g.method == CEILING].deletion, ref.deletion, lower_is_better=True,
+                                               names=("the object mask", f"the {null.replace('_', ' ')} map"))
+            dead_here = f"{why} (deletion AUC): the removal measures something else than the explanation"
         for m in methods:
             if m in NULLS:
                 continue

@@ -268,10 +268,12 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
                         setting="pointing hits on the trigger, trojaned network minus clean network, same images",
                         scale=100, unit=" points", group="highlights the trigger more than on the clean network"))
     if trust is not None:
-        dead = infidelity_reasons(infidelity_calibration(trust))
+        calib = infidelity_calibration(trust)        # its strongest null per (network, score) is the claims' too
+        dead = infidelity_reasons(calib)
+        strongest = calib.set_index(["model", "score"])["strongest null"]
         for model, gm in trust.groupby("model", sort=False):
             for col in [c for c in gm.columns if c.startswith("infidelity") and "rescaled" in c]:
-                null = strongest_null({n: gm[gm.method == n][col].mean() for n in NULLS}, higher_is_better=False)
+                null = strongest.get((model, col))
                 if null is None:
                     continue
                 rnd = gm[gm.method == null].sort_values("image")
