@@ -330,6 +330,9 @@ def test_an_interval_of_some_width_never_prints_as_a_point():
     point = v.claims_table([v.Claim("A beats B", "net", v.paired(np.full(6, 0.875), outcomes=False))])
     assert point["difference [95 % CI]"][0] == "+0.875 [+0.875, +0.875]"
     assert "the interval is that point" in point["rule"][0]
+    unjudged = v.claims_table([v.Claim("A beats B", "net", v.paired(np.full(6, 0.875), outcomes=False),
+                                       degenerate="its map never moves")])
+    assert unjudged.verdict[0] == v.UNJUDGED and "the interval is that point" in unjudged["rule"][0]
 
 
 def test_changes_between_editions_name_their_reason():

@@ -544,7 +544,9 @@ def claims_table(claims: list[Claim], alpha: float = 0.05) -> "pd.DataFrame":
         else:
             p = float("nan")
             why = c.degenerate or f"a random map scores {100 * c.control:.0f} % here"
-            v = Verdict(UNJUDGED, f"{why}: the setting is degenerate (not tested, not in the Holm family)", k, p)
+            point = k.test[k.test.find("(every image"):] if "the interval is that point" in k.test else ""
+            v = Verdict(UNJUDGED, f"{why}: the setting is degenerate (not tested, not in the Holm family)"
+                        + (f" {point}" if point else ""), k, p)
         f = _interval_format(k, c.scale)
         units = f"{k.n}" if k.n_units == k.n else f"{k.n} ({k.n_units} clusters)"
         size = size_beside(k, c.paper_gap, sign, c.scale, c.unit) if c.paper_gap is not None else ""
