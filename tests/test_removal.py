@@ -294,3 +294,24 @@ def test_reference_leads_name_the_settings_without_verdicts():
     assert leads.loc["zero", "lead"] == pytest.approx(0.5 - 0.1, abs=0.02) and leads.loc["zero", "verdicts"] == "yes"
     assert leads.loc["road", "lead"] == pytest.approx(0.5 - 0.7, abs=0.02)
     assert leads.loc["road", "verdicts"].startswith("no") and leads.loc["road", "strongest null"] == "random"
+
+
+def test_every_chapter_that_blurs_uses_the_books_one_blur():
+    """Issue 27: one blur, the same in every chapter: the chapters' blur defaults (a parameter
+    or a constant in their code) and the Impact Score's equal ``removal.BLUR_SIGMA``."""
+    import json
+    import re
+    from pathlib import Path
+    from xailib import impact, leaderboard
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    found = {}
+    for nb, name in (("02_rise", "insertion_blur_sigma"), ("05_neuromask", "BLUR_SIGMA"),
+                     ("09_faithfulness", "blur_sigma")):
+        cells = json.loads((root / f"{nb}.ipynb").read_text())["cells"]
+        code = "".join("".join(c["source"]) + "\n" for c in cells if c["cell_type"] == "code")
+        found[nb] = float(re.search(rf"^{name} = ([0-9.]+)", code, re.M).group(1))
+    found["03/04 (impact)"] = impact.blur_setting(64, 64, None)[1]
+    found["10 (leaderboard)"] = leaderboard.BLUR_SIGMA
+    assert found == {k: removal.BLUR_SIGMA for k in found}
+    # and the kernel is the same +-3 sigma one at the benchmark's side
+    assert impact.blur_setting(64, 64, None)[0] == removal.blur_kernel(64, None, removal.BLUR_SIGMA)[0] == 19

@@ -23,12 +23,14 @@ for pixels, so both are parameters here:
 - ``"zero"``: 0, the literal reading of ``x - c`` (``c`` being the part of ``x`` inside the
   region, subtracting it leaves zeros), the default;
 - ``"mean"``: the image's own mean colour;
-- ``"blur"``: a Gaussian-blurred copy of the image (sigma ``blur_sigma``, default side / 16);
+- ``"blur"``: a Gaussian-blurred copy of the image (sigma ``blur_sigma``, default the book's one
+  blur, :data:`xailib.metrics.removal.BLUR_SIGMA`);
 - ``"dataset_mean"``, ``"road"``: the data set's mean colour and ROAD's noisy linear imputation;
 - a number: that constant grey value.
 
-These are the book's shared removal operators (:mod:`xailib.metrics.removal`); only the blur's
-default width is this chapter's own.
+These are the book's shared removal operators (:mod:`xailib.metrics.removal`), the blur
+included (until the 2026-12 edition the Impact Score blurred with sigma side / 16 and a
++-2 sigma kernel, 17 x 17 at 64 px; one blur now serves every chapter).
 
 All forward passes run in batches on the model's device.
 """
@@ -41,7 +43,7 @@ import torch
 from torch import nn
 
 from . import inference
-from .errors import ParameterError, check_choice, check_fraction, check_positive_int
+from .errors import ParameterError, check_choice, check_fraction, check_positive_int, check_values
 from .metrics import register
 from .metrics import removal as removal_op
 from .metrics.order import saliency_order
@@ -136,12 +138,12 @@ def critical_region(maps: torch.Tensor, selection: str = "pixels", fraction: flo
 
 
 def blur_setting(height: int, width: int, sigma: float | None) -> tuple[int, float]:
-    """(kernel, sigma) of this chapter's blur: sigma width / 16 unless given, kernel +-2 sigma."""
-    sigma = float(sigma) if sigma is not None else width / 16
-    if sigma <= 0:
+    """(kernel, sigma) of the Impact Score's blur: the book's one blur
+    (:data:`xailib.metrics.removal.BLUR_SIGMA`, kernel +-3 sigma) unless ``sigma`` is given."""
+    sigma = removal_op.BLUR_SIGMA if sigma is None else sigma
+    if check_values("blur_sigma", sigma, ndim=0) <= 0:
         raise ParameterError(f"blur_sigma={sigma!r} must be positive")
-    kernel = 2 * int(np.ceil(2 * sigma)) + 1
-    return min(kernel, 2 * (min(height, width) // 2) - 1), sigma  # gaussian_blur needs kernel < side
+    return removal_op.blur_kernel(min(height, width), None, float(sigma))
 
 
 def remove(images: torch.Tensor, regions: torch.Tensor, removal="zero",

@@ -43,6 +43,7 @@ from . import agreement, explain, models, patches, sanity, trust, variants, verd
 from .errors import MissingResourceError, ParameterError
 from .metrics import METRICS, score
 from .metrics import randomisation as rnd
+from .metrics import removal
 from .metrics import similarity as sim
 from .methods import controls as controls_
 from .methods.controls import NULLS
@@ -79,7 +80,7 @@ class Column:
 
 
 MASKS, BOXES = {"masks": "masks"}, {"boxes": "boxes"}
-BLUR_SIGMA = 3.0           # px; chosen by the calibration table (chapter 10): fully blurred images fall to chance
+BLUR_SIGMA = removal.BLUR_SIGMA   # px: the book's one blur (chosen by the calibration tables)
 INFIDELITY_NOISE = 0.01    # the Gaussian perturbation's standard deviation, chapter 08's
 COLUMNS = (
     Column("pointing game", "pointing_game", "localisation", needs=MASKS, uses_model=False),
