@@ -36,9 +36,12 @@ LARGER = {
     "05_neuromask": dict(n_images=100, sweep_images=8),
     # every registered method (the learned masks and the edge detector included) through the
     # cascade and the data test; the rule comparison and the smoothed test on the chapter's
-    # default list (its panel but RISE); the independent test stays the default run's
-    "06_sanity_checks": dict(n_images=16, methods="all", tests=["cascading"], smooth_samples=8,
-                             method_params={"rise": {"n_masks": 1000}}),
+    # default list (its panel but RISE); the independent test on that list too (on every method it
+    # would cost as much as the cascade again, about an hour)
+    "06_sanity_checks": dict(n_images=16, methods="all", tests=["cascading", "independent"],
+                             independent_methods=["gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
+                                                  "guided_backprop", "gradcam", "guided_gradcam", "edge"],
+                             smooth_samples=8, method_params={"rise": {"n_masks": 1000}}),
     # every registered method but the learned masks (the controls included), on more images
     "07_localisation": dict(n_images=40, n_heldout=40, methods="all"),
     # every registered method but the learned masks, max-sensitivity for every one of them

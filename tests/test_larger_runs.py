@@ -272,6 +272,8 @@ def test_sanity_checks_larger_run_replays():
     assert {"neuromask", "rise", "edge", "extremal_perturbation"} <= set(per.method)
     assert set(per.test) >= {"cascading", "floor", "ceiling"}
     assert (per[per.test == "cascading"].step >= 1).all()           # no self-similarity in any average
+    if "independent" in params["tests"]:                           # the independent test on its list of methods
+        assert set(per[per.test == "independent"].method) == set(params["independent_methods"])
     assert replay_sanity(params, per) > 0
 
 

@@ -159,6 +159,12 @@ def test_the_edge_detector_fails_the_test_and_the_gradient_passes(tmp_path):
     # resumable: a second call reads every map from the store (same numbers)
     again, _ = sanity.model_tests(maps, "vgg_mini", net, ["gradient", "edge"], tests=("cascading",), progress=False)
     pd.testing.assert_frame_equal(per_image, again)
+    # the independent test on fewer methods: the cascade keeps both, the same numbers
+    both, _ = sanity.model_tests(maps, "vgg_mini", net, ["gradient", "edge"], progress=False,
+                                 independent_methods=["edge"])
+    assert set(both[both.test == "independent"].method) == {"edge"}
+    assert set(both[both.test == "cascading"].method) == {"gradient", "edge"}
+    pd.testing.assert_frame_equal(both[both.test != "independent"].reset_index(drop=True), per_image)
 
 
 def test_smoothed_maps_without_noise_are_the_plain_maps(tmp_path):
@@ -257,3 +263,17 @@ def test_edge_resemblance_known_answers(tmp_path):
     assert dict(zip(got.claim, got.verdict)) == {"alike: looks like an edge detector": verdicts.HOLDS,
                                                 "unlike: looks like an edge detector": verdicts.FAILS,
                                                 "borderline: looks like an edge detector": verdicts.OPEN}
+
+
+def test_the_independent_table_names_the_layer_that_moves_a_map_most():
+    rows = [dict(model="net", test="independent", step=k, layer=f"L{k}", method=m, image=i,
+                 spearman_abs={"stays": 0.9, "moves": 0.9 if k == 1 else 0.1 * k}[m])
+            for k in (1, 2) for m in ("stays", "moves") for i in range(3)]
+    rows.append(dict(model="net", test="cascading", step=1, layer="L1", method="stays", image=0, spearman_abs=0.0))
+    table = sanity.independent_table(pd.DataFrame(rows))
+    assert list(table.columns) == ["1: L1", "2: L2"]
+    assert table.loc[("net", "moves"), "2: L2"] == pytest.approx(0.2)
+    text = sanity.independent_reading(table, 0.5)
+    assert "below 0.5 for stays;" in text and "moves (L2, 0.20)" in text
+    with pytest.raises(ParameterError, match="no row of the independent test"):
+        sanity.independent_table(pd.DataFrame(rows[-1:]))

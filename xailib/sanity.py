@@ -137,11 +137,14 @@ def compare(reference: torch.Tensor, maps: torch.Tensor, measures, **labels) -> 
 
 def model_tests(maps: Maps, name: str, model: nn.Module, methods, *, tests=TESTS, mode: str = "reset",
                 batchnorm: str = "affine", std: float = 0.1, seed: int = 0, measures=sim.MEASURES,
-                keep: int = 0, progress: bool = True):
+                keep: int = 0, progress: bool = True, independent_methods=None):
     """Model-parameter randomisation of ``model`` for every method: the per-image similarity
     table (tests, floor, ceiling) and, for the figures, the maps of the first ``keep`` images
-    at every cascade step ``{(step, method): maps}`` (step 0: the trained model)."""
+    at every cascade step ``{(step, method): maps}`` (step 0: the trained model).
+    ``independent_methods``: the methods of the independent test (default: every one of ``methods``;
+    a larger run over every method limits this test, which costs as much as the cascade)."""
     example = maps.images[:1]
+    chosen = {"independent": [m for m in methods if independent_methods is None or m in independent_methods]}
     kw = dict(mode=mode, batchnorm=batchnorm, std=std, seed=seed)
     tag = f"{name}/{mode}-{batchnorm}-{std:g}-{seed}"
     states = [(t, s) for t in tests for s in rnd.plan(model, example, t, **kw)]
@@ -157,7 +160,7 @@ def model_tests(maps: Maps, name: str, model: nn.Module, methods, *, tests=TESTS
         states = tqdm(states, desc=f"{name}: randomised models", leave=False)
     for test, step in states:
         net = _Lazy(step.build)                # one copy per state, made only if a batch is missing
-        for method in methods:
+        for method in chosen.get(test, methods):
             s = maps(f"maps/{tag}/{test}/{step.index:02d}", net, method)
             rows.append(compare(original[method], s, measures, model=name, test=test, step=step.index,
                                 layer=step.layer, method=method))
@@ -236,6 +239,41 @@ def final_step(per_image: pd.DataFrame, test: str) -> pd.DataFrame:
     rows = per_image[per_image.test == test]
     last = rows.groupby("model")["step"].transform("max")
     return rows[rows.step == last]
+
+
+def independent_table(per_image: pd.DataFrame, measure: str = "spearman_abs") -> pd.DataFrame:
+    """The independent test as a table: per (model, method), the mean similarity to the trained
+    map after each single layer alone is randomised (columns: the layers, output first)."""
+    rows = per_image[per_image.test == "independent"]
+    if measure not in per_image.columns:
+        raise ParameterError(f"measure {measure!r} is not in the table (it has {list(per_image.columns)})")
+    if rows.empty:
+        raise ParameterError("the table has no row of the independent test")
+    out = {}
+    for model, g in rows.groupby("model", sort=False):
+        t = g.groupby(["method", "step"], sort=False)[measure].mean().unstack("step")
+        names = g.drop_duplicates("step").set_index("step")["layer"]
+        t.columns = [f"{k}: {names[k]}" for k in t.columns]
+        out[model] = t
+    return pd.concat(out, names=["model"])
+
+
+def independent_reading(table: pd.DataFrame, threshold: float = THRESHOLD) -> str:
+    """Markdown from :func:`independent_table`: per network, the methods whose map no single
+    layer's randomisation moves below ``threshold`` (in the mean), and for the others the layer
+    that moves it most."""
+    lines = []
+    for model, t in table.groupby(level="model", sort=False):
+        t = t.droplevel("model").dropna(axis=1, how="all")
+        low = t.min(axis=1)
+        stays = [m for m in t.index if low[m] >= threshold]
+        moved = [f"{m} ({t.loc[m].idxmin().split(': ', 1)[1]}, {low[m]:.2f})" for m in t.index if low[m] < threshold]
+        lines.append(f"- **{model}**: no single layer moves the map below {threshold:g} for "
+                     + (", ".join(stays) if stays else "no method") + "; "
+                     + ("one layer alone does for " + ", ".join(moved)
+                        + " (in brackets the layer that moves it most, and the mean there)." if moved else
+                        "one layer alone does for no method."))
+    return "\n".join(lines)
 
 
 HIGHER = "invariant to higher-layer randomisation"
