@@ -159,8 +159,14 @@ def paired(a, b=0.0, clusters=None, n_boot: int = 4000, seed: int = 0, level: fl
     if len(groups) > 1 and np.ptp(unit_means) <= 1e-12 * max(1.0, abs(mean)):
         # a continuous score with no spread at all (a control whose map never depends on the
         # network; a flat map, whose rank correlation counts as 0): the interval is truly a point
-        test += f" (every image gives the same difference, {mean:+.3f}: the interval is that point)"
+        test += f" {_point_note(mean)}"
     return Comparison(mean, float(lo), float(hi), p, sd, len(d), len(groups), level, reps, test=test)
+
+
+def _point_note(mean: float) -> str:
+    """What :func:`paired` adds to its test's name when every unit gives the same difference (a
+    rule that names the test, or an untested claim's, repeats it)."""
+    return f"(every image gives the same difference, {mean:+.3f}: the interval is that point)"
 
 
 def _binary(v: np.ndarray) -> bool:
@@ -544,9 +550,8 @@ def claims_table(claims: list[Claim], alpha: float = 0.05) -> "pd.DataFrame":
         else:
             p = float("nan")
             why = c.degenerate or f"a random map scores {100 * c.control:.0f} % here"
-            point = k.test[k.test.find("(every image"):] if "the interval is that point" in k.test else ""
-            v = Verdict(UNJUDGED, f"{why}: the setting is degenerate (not tested, not in the Holm family)"
-                        + (f" {point}" if point else ""), k, p)
+            point = f" {_point_note(k.mean)}" if k.test.endswith(_point_note(k.mean)) else ""
+            v = Verdict(UNJUDGED, f"{why}: the setting is degenerate (not tested, not in the Holm family){point}", k, p)
         f = _interval_format(k, c.scale)
         units = f"{k.n}" if k.n_units == k.n else f"{k.n} ({k.n_units} clusters)"
         size = size_beside(k, c.paper_gap, sign, c.scale, c.unit) if c.paper_gap is not None else ""
