@@ -27,8 +27,9 @@ the output change that the perturbation causes. Choices a reader must see, all p
   the network's logit scale as well as the map's. Compare infidelities across networks only in
   this form: two networks that share every explanation but differ by a factor of their logits
   differ in the plain and rescaled scores by its square.
-- ``n_samples`` perturbations per image, drawn from a generator seeded by ``seed`` (the same
-  draws for every method, so methods are compared on the same perturbations).
+- ``n_samples`` perturbations per image, drawn from generators keyed by ``seed``, the image and
+  the sample (:mod:`xailib.metrics.draws`): the same draws for every method and at any batching,
+  so methods are compared on the same perturbations of each image.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from captum.metrics import infidelity as captum_infidelity
 
 from . import register
 from .. import inference
+from .draws import Samples
 from .removal import check_removal, remove
 from ..errors import ParameterError, check_choice, check_positive_int, check_values
 from ..explain import check_images, check_targets
@@ -47,22 +49,26 @@ PERTURBATIONS = ("gaussian", "square")
 OUTPUTS = ("logit", "probability")
 
 
-def perturbation(kind: str, noise: float, side: int, removed, generator: torch.Generator):
+def perturbation(kind: str, noise: float, side: int, removed, samples: Samples):
     """captum's ``perturb_func``: (I, x - I) for a batch, with I as the module's doc describes;
-    ``removed(x, region)`` is the square's removal operator."""
+    ``removed(x, region)`` is the square's removal operator; ``samples`` hands out each image's
+    own draws (:mod:`xailib.metrics.draws`), in captum's order (each image repeated k times)."""
     check_choice("perturbation", kind, PERTURBATIONS)
     if kind == "gaussian":
         check_values("noise", noise, low=0, ndim=0)
 
     def perturb(x):
         n, c, h, w = x.shape
+        k = n // len(samples.keys)
         if kind == "gaussian":
-            i = (torch.randn((n, 1, h, w), generator=generator) * noise).to(x.device).expand(n, c, h, w)
+            i = torch.cat(samples(k, lambda g: torch.randn((1, 1, h, w), generator=g)))
+            i = (i * noise).to(x.device).expand(n, c, h, w)
             return i, x - i
         if not 1 <= side <= min(h, w):
             raise ParameterError(f"side={side!r} must be in [1, {min(h, w)}]")
-        r = torch.randint(0, h - side + 1, (n,), generator=generator)
-        q = torch.randint(0, w - side + 1, (n,), generator=generator)
+        corners = torch.tensor(samples(k, lambda g: (torch.randint(0, h - side + 1, (1,), generator=g).item(),
+                                                     torch.randint(0, w - side + 1, (1,), generator=g).item())))
+        r, q = corners[:, 0], corners[:, 1]
         ys, xs = torch.arange(h)[None, :], torch.arange(w)[None, :]
         inside = (((ys >= r[:, None]) & (ys < r[:, None] + side))[:, :, None]
                   & ((xs >= q[:, None]) & (xs < q[:, None] + side))[:, None, :]).to(x.device)[:, None]
@@ -102,9 +108,10 @@ def infidelity(model, images, targets, maps, *, perturbation_kind="gaussian", no
         return torch.softmax(out, 1) if output == "probability" else out
 
     def run(attributions, normalize):
-        # a fresh generator per call: the same perturbations for the map and for the zero map
-        gen = torch.Generator().manual_seed(seed)
-        return captum_infidelity(forward, perturbation(perturbation_kind, noise, side, removed, gen), x, attributions,
+        # fresh draws per call: the same perturbations for the map and for the zero map, and for
+        # an image at any batching (its draws are keyed by the image, xailib.metrics.draws)
+        draws = Samples(images, seed)
+        return captum_infidelity(forward, perturbation(perturbation_kind, noise, side, removed, draws), x, attributions,
                                  target=torch.as_tensor(targets, device=dev), n_perturb_samples=n_samples,
                                  max_examples_per_batch=min(len(x) * n_samples, max(len(x), batch_size)),
                                  normalize=normalize).double()

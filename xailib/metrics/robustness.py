@@ -32,6 +32,7 @@ import torch
 from captum.metrics import sensitivity_max
 
 from . import register
+from .draws import Samples
 from ..errors import ParameterError, check_choice, check_positive_int, check_values
 from ..explain import check_images
 
@@ -40,13 +41,14 @@ SEGMENTED = ("lime", "kernel_shap")    # methods that explain superpixels: their
 
 def perturbations(images: torch.Tensor, radius: float, n_samples: int, seed: int) -> torch.Tensor:
     """(B * n_samples, C, H, W): each image repeated ``n_samples`` times (captum's order) plus
-    uniform noise in [-radius, radius], from a generator seeded by ``seed``."""
+    uniform noise in [-radius, radius], drawn per image and sample from ``seed``
+    (:mod:`xailib.metrics.draws`: the same draws for an image at any batching)."""
     check_images(images)
     check_values("radius", radius, low=0, ndim=0)
     check_positive_int("n_samples", n_samples)
-    gen = torch.Generator().manual_seed(seed)
-    x = images.repeat_interleave(n_samples, 0)
-    return x + ((torch.rand(x.shape, generator=gen) * 2 - 1) * radius).to(x.device)
+    shape = (1, *images.shape[1:])
+    noise = torch.cat(Samples(images, seed)(n_samples, lambda g: torch.rand(shape, generator=g)))
+    return images.repeat_interleave(n_samples, 0) + ((noise * 2 - 1) * radius).to(images.device)
 
 
 def segments_of(images: torch.Tensor, method: str, params: dict) -> torch.Tensor | None:
