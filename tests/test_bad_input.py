@@ -225,11 +225,15 @@ def _bad_calls():
         ("box_ious NaN box", lambda: loc.box_ious(_map(), [_BOX[0], torch.tensor([[1., nan, 5., 5.]])]),
          r"boxes\[1\] has the value NaN"),
         ("iou inf", lambda: loc.iou(np.array([0., 0., inf, 2.]), np.array([[0., 0., 2., 2.]])), "pred has the value inf"),
-        ("max_box_acc NaN", lambda: loc.max_box_acc(np.array([[nan, 0.6], [0.7, 0.1]]), _IOUS, 0.5, [0.2, 0.5]),
+        ("heldout_box_acc NaN", lambda: loc.heldout_box_acc(np.array([[nan, 0.6], [0.7, 0.1]]), _IOUS, 0.5, [0.2, 0.5]),
          "val_ious has the value NaN"),
-        ("max_box_acc above 1", lambda: loc.max_box_acc(_IOUS, _IOUS + 1, 0.5, [0.2, 0.5]), "test_ious has the value 1.2 at index \(0, 0\)"),
-        ("max_box_acc 1-D", lambda: loc.max_box_acc(_IOUS[0], _IOUS, 0.5, [0.2, 0.5]), "val_ious must have 2"),
-        ("max_box_acc delta", lambda: loc.max_box_acc(_IOUS, _IOUS, 0.0, [0.2, 0.5]), "delta=0.0"),
+        ("max_box_acc NaN", lambda: loc.max_box_acc(np.array([[nan, 0.6], [0.7, 0.1]]), 0.5, [0.2, 0.5]),
+         "ious has the value NaN"),
+        ("max_box_acc columns", lambda: loc.max_box_acc(_IOUS, 0.5, [0.2, 0.5, 0.7]), "one column per threshold"),
+        ("heldout_box_acc above 1", lambda: loc.heldout_box_acc(_IOUS, _IOUS + 1, 0.5, [0.2, 0.5]), "test_ious has the value 1.2 at index \(0, 0\)"),
+        ("heldout_box_acc 1-D", lambda: loc.heldout_box_acc(_IOUS[0], _IOUS, 0.5, [0.2, 0.5]), "val_ious must have 2"),
+        ("heldout_box_acc delta", lambda: loc.heldout_box_acc(_IOUS, _IOUS, 0.0, [0.2, 0.5]), "delta=0.0"),
+        ("max_box_acc delta", lambda: loc.max_box_acc(_IOUS, 0.0, [0.2, 0.5]), "delta=0.0"),
         ("pxap_pooled NaN", lambda: loc.pxap_pooled(_map(nan), _inputs()[1]), "maps has the value NaN"),
         ("pxap_pooled no object", lambda: loc.pxap_pooled(_map(), masks), "masks are all empty"),
         ("infidelity NaN", lambda: faith.infidelity(RedMean(), _inputs()[0], torch.tensor([0, 1]), _map(nan)),
@@ -271,7 +275,8 @@ def test_the_same_functions_still_answer_good_input():
     assert len(verdicts.holm([])) == 0 and verdicts.holm([0.01, 0.04]).tolist() == [0.02, 0.04]
     assert np.isnan(agreement.rank_correlation([1., 2., np.nan], [1., 2., 3.]))   # NaN: missing, fewer than 3 left
     assert agreement.kendall_w(np.array([[1., 2., np.nan], [1., 2., 3.], [1., 2., 3.]])) == pytest.approx(1.0)
-    assert loc.max_box_acc(_IOUS, _IOUS, 0.5, [0.2, 0.5]) == (0.2, pytest.approx([0.0, 1.0]))
+    assert loc.heldout_box_acc(_IOUS, _IOUS, 0.5, [0.2, 0.5]) == (0.2, pytest.approx([0.0, 1.0]))
+    assert loc.max_box_acc(_IOUS, 0.5, [0.2, 0.5]) == (0.2, 0.5)
     assert 0 <= loc.pxap_pooled(_map(), _inputs()[1]) <= 1
     assert (loc.normalise(_map()).amax((1, 2)) == 1).all()
 
@@ -339,7 +344,7 @@ def _more_bad_calls():
         ("subset_outputs target -1", lambda: faith.subset_outputs(RedMean(), x, torch.tensor([-1, 0]), n_subsets=4),
          "got -1"),
         ("box_ious NaN threshold", lambda: loc.box_ious(_map(), _BOX, [0.2, nan]), "thresholds has the value NaN"),
-        ("max_box_acc threshold above 1", lambda: loc.max_box_acc(_IOUS, _IOUS, 0.5, [0.2, 1.5]),
+        ("max_box_acc threshold above 1", lambda: loc.heldout_box_acc(_IOUS, _IOUS, 0.5, [0.2, 1.5]),
          "thresholds has the value 1.5"),
         ("iou not boxes", lambda: loc.iou(np.zeros(3), np.array([[0., 0., 2., 2.]])), r"last axis 4\), got shapes \(3,\)"),
         ("saliency_order NaN", lambda: order.saliency_order(torch.tensor([[1., nan, 0.]])),
@@ -427,7 +432,7 @@ def _good_twins():
                                                                     batch_size=8)[2].shape[:2] == (2, 3),
         "subset_outputs target -1": lambda: finite(faith.subset_outputs(RedMean(), x, t, n_subsets=4)[2]),
         "box_ious NaN threshold": lambda: loc.box_ious(_map(), _BOX, [0.2, 0.5]).shape == (2, 2),
-        "max_box_acc threshold above 1": lambda: loc.max_box_acc(_IOUS, _IOUS, 0.5, [0.2, 0.9])[0] == 0.2,
+        "max_box_acc threshold above 1": lambda: loc.heldout_box_acc(_IOUS, _IOUS, 0.5, [0.2, 0.9])[0] == 0.2,
         "iou not boxes": lambda: loc.iou(np.array([0., 0., 2., 2.]), np.array([[0., 0., 2., 2.]])).tolist() == [1.0],
         "saliency_order NaN": lambda: order.saliency_order(torch.tensor([[1., 2., 0.]]))[0].tolist() == [1, 0, 2],
         "tie_permutation negative": lambda: sorted(order.tie_permutation(4).tolist()) == [0, 1, 2, 3],

@@ -26,12 +26,18 @@ def test_per_image_rows_and_the_references(shapes):
     assert (const.roughness == 0).all()
 
 
-def test_max_box_acc_table_uses_the_held_out_threshold(shapes):
-    maps = {wsol.CEILING: shapes.masks.float()}
+def test_max_box_acc_table_has_choes_score_and_the_held_out_variant(shapes):
+    maps = {wsol.CEILING: shapes.masks.float(), "constant": torch.ones(6, 64, 64)}
     cur = wsol.curves(maps, shapes.boxes)
-    t = wsol.max_box_acc({"net": cur}, {"net": cur}, [wsol.CEILING], deltas=(0.5,))
-    assert (t.accuracy == 1).all() and (t.low < 1).all()      # Wilson: the interval does not collapse at 100 %
-    assert (t.threshold == 0.01).all()     # threshold 0 selects every pixel (the max box); the first of the ties after it
+    t = wsol.max_box_acc({"net": cur}, {"net": cur}, [wsol.CEILING, "constant"], deltas=(0.3, 0.5))
+    mask = t[t.method == wsol.CEILING]
+    assert (mask["held-out accuracy"] == 1).all() and (mask.low < 1).all()   # Wilson: no collapse at 100 %
+    assert (mask["held-out threshold"] == 0.0).all() and (mask.MaxBoxAcc == 1).all()   # above 0: the mask itself
+    const = t[t.method == "constant"]                  # the max box: IoU = the object box's share, < 0.3 here
+    areas = np.array([float((b[0, 2] - b[0, 0]) * (b[0, 3] - b[0, 1])) / 4096 for b in shapes.boxes])
+    assert (const.MaxBoxAcc == [(areas >= d).mean() for d in const.IoU]).all()
+    v2 = wsol.v2(t)
+    assert v2["net", wsol.CEILING] == 1.0 and set(v2.index.get_level_values("method")) == {wsol.CEILING, "constant"}
 
 
 def test_cam_threshold_must_be_on_the_grid():

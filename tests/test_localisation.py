@@ -24,14 +24,28 @@ def test_boxes_follow_the_threshold_and_the_component_rule():
     np.testing.assert_array_equal(loc.boxes(m, 0.2, "largest"), [[10, 10, 30, 20]])
     np.testing.assert_array_equal(loc.boxes(m, 0.2, "all"), [[10, 10, 50, 45]])
     np.testing.assert_array_equal(loc.boxes(m, 0.6, "all"), [[10, 10, 30, 20]])
-    np.testing.assert_array_equal(loc.boxes(m, 0.0, "all"), [[0, 0, 64, 64]])   # every pixel >= 0: the max box
+    # strictly above the threshold (Choe et al.'s cv2 threshold, CAM's "above 20 %"): at 0 the positive
+    # pixels, not every pixel; the 0.5 block is not above 0.5
+    np.testing.assert_array_equal(loc.boxes(m, 0.0, "all"), [[10, 10, 50, 45]])
+    np.testing.assert_array_equal(loc.boxes(m, 0.5, "all"), [[10, 10, 30, 20]])
     np.testing.assert_array_equal(loc.boxes(torch.zeros(1, 64, 64), 0.5), [[0, 0, 0, 0]])   # nothing selected
+    with pytest.raises(ParameterError, match="component"):
+        loc.boxes(m, 0.2, "each")                     # one box per image only
+
+
+def test_an_empty_or_negative_map_selects_nothing_at_any_threshold():
+    """Issue 29: at threshold 0 a dead map (all zero, or all negative) once selected every pixel
+    (">= 0") and a dead Grad-CAM map got IoU 0.375 on a box of that share; now it selects nothing."""
+    gt = [torch.tensor([[0.0, 0, 64, 24]])] * 2                     # 24 / 64 = 0.375 of the image
+    dead = torch.stack([torch.zeros(64, 64), -torch.rand(64, 64)])
+    for c in loc.COMPONENTS:
+        np.testing.assert_array_equal(loc.box_ious(dead, gt, [0.0, 0.2], c), np.zeros((2, 2)))
 
 
 def test_known_ious_at_each_threshold():
     gt = [torch.tensor([[10.0, 10, 30, 20]])]
     ious = loc.box_ious(two_blocks(), gt, [0.2, 0.5, 0.6], "all")
-    np.testing.assert_allclose(ious, [[200 / (40 * 35), 200 / (40 * 35), 1.0]])
+    np.testing.assert_allclose(ious, [[200 / (40 * 35), 1.0, 1.0]])
     np.testing.assert_allclose(loc.box_ious(two_blocks(), gt, [0.2], "largest"), [[1.0]])
     # several ground-truth boxes: the best one counts (Choe et al.)
     two = [torch.tensor([[0.0, 0, 5, 5], [10, 10, 30, 20]])]
@@ -52,12 +66,40 @@ def test_box_accuracy_is_iou_at_least_half():
     assert score(None, X, None, two_blocks(), "box_iou", boxes=gt, component="all").item() == pytest.approx(1 / 7)
 
 
-def test_max_box_acc_chooses_the_threshold_on_the_held_out_split():
+def test_heldout_box_acc_chooses_the_threshold_on_the_held_out_split():
     val = np.array([[0.1, 0.9, 0.2], [0.2, 0.8, 0.1]])    # threshold 1 is best on the held-out images
     test = np.array([[0.9, 0.3, 0.9], [0.9, 0.6, 0.9]])   # ... though threshold 0 would be best here
-    t, hits = loc.max_box_acc(val, test, 0.5, thresholds=[0.0, 0.1, 0.2])
+    t, hits = loc.heldout_box_acc(val, test, 0.5, thresholds=[0.0, 0.1, 0.2])
     assert t == 0.1
     np.testing.assert_array_equal(hits, [0.0, 1.0])
+    # Choe et al.'s MaxBoxAcc: the best threshold on the images scored (the lowest among ties)
+    assert loc.max_box_acc(test, 0.5, thresholds=[0.0, 0.1, 0.2]) == (0.0, 1.0)
+    assert loc.max_box_acc(val, 0.5, thresholds=[0.0, 0.1, 0.2]) == (0.1, 1.0)
+    assert loc.max_box_acc(test, 0.95, thresholds=[0.0, 0.1, 0.2]) == (0.0, 0.0)
+
+
+def test_each_component_keeps_the_best_matching_box():
+    """MaxBoxAccV2's multi-contour rule: a box per connected component, the best match counts."""
+    small = [torch.tensor([[40.0, 40, 50, 45]])]                    # the ground truth is the small block
+    m = two_blocks()
+    assert loc.box_ious(m, small, [0.2], "largest")[0, 0] == 0.0     # CAM's rule boxes the big block
+    assert loc.box_ious(m, small, [0.2], "each")[0, 0] == 1.0
+    assert loc.box_ious(m, small, [0.2], "all")[0, 0] == pytest.approx(50 / 1400)
+
+
+def test_half_open_boxes_give_choes_inclusive_iou():
+    """Choe et al.'s IoU takes inclusive pixel boxes with areas (x1 - x0 + 1)(y1 - y0 + 1); the
+    book's half-open boxes of the same pixels give the same IoU (their formula, written out)."""
+    def choe(a, b):                       # wsolevaluation's calculate_multiple_iou, for one pair
+        x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+        inter = max(0, x1 - x0 + 1) * max(0, y1 - y0 + 1)
+        area = lambda c: (c[2] - c[0] + 1) * (c[3] - c[1] + 1)   # noqa: E731
+        return inter / (area(a) + area(b) - inter)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a, b = (np.sort(rng.integers(0, 64, (2, 2)), 0).T.ravel()[[0, 2, 1, 3]] for _ in range(2))
+        half_open = lambda c: np.array([c[0], c[1], c[2] + 1, c[3] + 1], float)   # noqa: E731
+        assert loc.iou(half_open(a), half_open(b)[None])[0] == pytest.approx(choe(a, b))
 
 
 def test_pxap_of_the_mask_is_one_and_of_a_constant_map_the_object_share():

@@ -456,11 +456,11 @@ def wsol_boxes(images, maps: dict, gt_boxes, threshold: float, row_titles=None, 
     from .metrics import localisation as loc
     names = list(maps)
     norm = {m: loc.normalise(maps[m]).numpy() for m in names}
-    boxes = {(m, c): loc.boxes(maps[m], threshold, c) for m in names for c in loc.COMPONENTS}
+    boxes = {(m, c): loc.boxes(maps[m], threshold, c) for m in names for c in ("largest", "all")}
 
     def draw(ax, r, m):
         ax.imshow(norm[m][r], cmap="magma", vmin=0, vmax=1, interpolation="nearest")
-        ax.contour(norm[m][r] >= threshold, [0.5], colors="cyan", linewidths=0.6)
+        ax.contour(norm[m][r] > threshold, [0.5], colors="cyan", linewidths=0.6)
         _rect(ax, boxes[m, "largest"][r], "lime")
         _rect(ax, boxes[m, "all"][r], "orange", "--")
         for b in torch.as_tensor(gt_boxes[r]).reshape(-1, 4).tolist():
