@@ -214,3 +214,31 @@ def test_the_calibration_summary_names_the_degenerate_levels_and_the_chapters_ow
     assert text.startswith("Degenerate") and "noise 0.1 (" in text and "0.01, tells" in text
     assert "does not tell" in trust.infidelity_calibration_summary(calib, 0.1)
     assert "not among" in trust.infidelity_calibration_summary(calib, 0.05)
+
+
+def test_the_noisy_baseline_is_yehs_and_the_exact_attribution_scores_zero_under_it():
+    """Yeh et al.'s noisy baseline, I = x - (x0 + eps), clipped to [0, 1] as their code does; a
+    linear model whose weights are shared across colour channels has an exact per-pixel attribution."""
+    from xailib.metrics.draws import Samples
+    from xailib.metrics.faithfulness import perturbation
+    torch.manual_seed(1)
+    v = torch.randn(4, 8 * 8)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4, bias=False)).eval()
+    with torch.no_grad():
+        net[1].weight.copy_(v[:, None, :].expand(4, 3, 64).reshape(4, -1))
+    x = torch.rand(3, 3, 8, 8)
+    t = torch.tensor([0, 1, 2])
+    grey = lambda z: torch.full_like(z, 0.5)          # noqa: E731
+    i, moved = perturbation("noisy_baseline", 0.2, 8, None, Samples(x), fill=grey)(x.repeat_interleave(4, 0))
+    torch.testing.assert_close(x.repeat_interleave(4, 0) - i, moved)
+    assert moved.min() >= 0 and moved.max() <= 1 and abs(moved.mean().item() - 0.5) < 0.02
+    assert (moved.std(1) < 1e-6).float().mean() > 0.9            # grey noise: the channels move together
+    exact_map = exact(net, t)
+    out = score(net, x, t, exact_map, "infidelity", perturbation="noisy_baseline", removal=0.5, n_samples=16)
+    np.testing.assert_allclose(out, 0, atol=1e-4)     # float32 rounding of output changes of order 10
+    wrong = score(net, x, t, torch.rand(3, 8, 8), "infidelity", perturbation="noisy_baseline", removal=0.5, n_samples=16)
+    assert (wrong > 0.1).all()
+    with pytest.raises(ParameterError, match="road"):
+        score(net, x, t, exact_map, "infidelity", perturbation="noisy_baseline", removal="road")
+    with pytest.raises(ParameterError, match="baseline_noise"):
+        score(net, x, t, exact_map, "infidelity", perturbation="noisy_baseline", baseline_noise=float("nan"))

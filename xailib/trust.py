@@ -294,6 +294,7 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
 
 def score_rows(store, name: str, net, images, targets, maps: dict, *, perturbations=("gaussian", "square"),
                noise: float = 0.1, side: int = 8, n_samples: int = 32, output: str = "logit",
+               baseline_noise: float = 0.2,
                sensitivity_methods=(), method_params: dict | None = None, radius: float = 0.02,
                sensitivity_samples: int = 5, seed: int = 0, rescales=(True, False),
                prefix: str = "scores") -> pd.DataFrame:
@@ -309,7 +310,8 @@ def score_rows(store, name: str, net, images, targets, maps: dict, *, perturbati
             for rescale in rescales:
                 def run(sl, kind=kind, rescale=rescale, s=s):
                     return score(net, images[sl], targets[sl], s[sl], "infidelity", perturbation=kind, noise=noise,
-                                 side=side, n_samples=n_samples, rescale=rescale, output=output, seed=seed)
+                                 side=side, n_samples=n_samples, rescale=rescale, output=output, seed=seed,
+                                 baseline_noise=baseline_noise)
                 col = f"infidelity, {kind} ({'rescaled' if rescale else 'plain'})"
                 cols[col] = store.batches(f"{prefix}/{name}/{m}/{col}", n, n, run, progress=False).numpy()
         if m in sensitivity_methods:

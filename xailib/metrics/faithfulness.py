@@ -13,7 +13,19 @@ the output change that the perturbation causes. Choices a reader must see, all p
   ``side`` x ``side`` square with the shared operator ``removal`` (default: the data set's mean
   colour; :mod:`xailib.metrics.removal`), and its I is the square's indicator,
   so that I^T Phi is the map's sum over the square (the removal that completeness-satisfying
-  methods, integrated gradients and DeepLIFT with that baseline, predict exactly).
+  methods, integrated gradients and DeepLIFT with that baseline, predict exactly);
+  ``"noisy_baseline"`` is Yeh et al.'s noisy baseline, I = x - (x0 + eps): the perturbed image is
+  the baseline x0 (the ``removal`` operator's fill, by default the data set's mean colour) plus
+  grey noise eps ~ N(0, ``baseline_noise``^2) per pixel, clipped to [0, 1] (their code: sigma 0.2,
+  baseline 0 on MNIST, clipped the same way). A large perturbation: the whole image moves.
+- **why a signed small-noise perturbation sits unsigned maps at the random map's level.** Under
+  small zero-mean noise, f(x) - f(x - I) ~ grad f . I, and the optimally rescaled infidelity of a
+  map Phi is E[(grad f . I)^2] (1 - rho^2), rho the correlation of Phi . I with grad f . I over the
+  draws, proportional to the cosine of Phi and grad f. A gradient's signs are mixed; a map that is
+  zero or positive everywhere (Grad-CAM, LIME's positive weights, an absolute value) has a cosine
+  near 0 with it, so it scores what a map that explains nothing scores, the random map's level,
+  however well it localises. The square and the noisy baseline move pixels in one direction
+  (towards the fill), where an unsigned map can correlate with the output's change.
 - **the output**: the target's logit (what the gradient methods explain) or its probability.
 - **rescaling** (``rescale=True``, Yeh et al.'s optimal scaling, captum's ``normalize``): the
   map is multiplied by the beta that minimises the infidelity on the drawn perturbations. Without
@@ -41,29 +53,35 @@ from captum.metrics import infidelity as captum_infidelity
 from . import register
 from .. import inference
 from .draws import Samples
-from .removal import check_removal, remove
+from .removal import check_removal, fill_image, remove
 from ..errors import ParameterError, check_choice, check_positive_int, check_values
 from ..explain import check_images, check_targets
 
-PERTURBATIONS = ("gaussian", "square")
+PERTURBATIONS = ("gaussian", "square", "noisy_baseline")
 OUTPUTS = ("logit", "probability")
 
 
-def perturbation(kind: str, noise: float, side: int, removed, samples: Samples):
+def perturbation(kind: str, noise: float, side: int, removed, samples: Samples, fill=None):
     """captum's ``perturb_func``: (I, x - I) for a batch, with I as the module's doc describes;
-    ``removed(x, region)`` is the square's removal operator; ``samples`` hands out each image's
-    own draws (:mod:`xailib.metrics.draws`), in captum's order (each image repeated k times)."""
+    ``removed(x, region)`` is the square's removal operator, ``fill(x)`` the noisy baseline's x0
+    (for ``"noisy_baseline"``, ``noise`` is its eps's standard deviation); ``samples`` hands out each
+    image's own draws (:mod:`xailib.metrics.draws`), in captum's order (each image repeated k times)."""
     check_choice("perturbation", kind, PERTURBATIONS)
-    if kind == "gaussian":
+    if kind in ("gaussian", "noisy_baseline"):
         check_values("noise", noise, low=0, ndim=0)
+    if kind == "noisy_baseline" and fill is None:
+        raise ParameterError("the noisy baseline needs fill= (the baseline image x0 of a batch)")
 
     def perturb(x):
         n, c, h, w = x.shape
         k = n // len(samples.keys)
-        if kind == "gaussian":
-            i = torch.cat(samples(k, lambda g: torch.randn((1, 1, h, w), generator=g)))
-            i = (i * noise).to(x.device).expand(n, c, h, w)
-            return i, x - i
+        if kind in ("gaussian", "noisy_baseline"):
+            eps = torch.cat(samples(k, lambda g: torch.randn((1, 1, h, w), generator=g)))
+            eps = (eps * noise).to(x.device).expand(n, c, h, w)
+            if kind == "gaussian":
+                return eps, x - eps
+            moved = (fill(x) + eps).clamp(0, 1)
+            return x - moved, moved
         if not 1 <= side <= min(h, w):
             raise ParameterError(f"side={side!r} must be in [1, {min(h, w)}]")
         corners = torch.tensor(samples(k, lambda g: (torch.randint(0, h - side + 1, (1,), generator=g).item(),
@@ -79,8 +97,9 @@ def perturbation(kind: str, noise: float, side: int, removed, samples: Samples):
 @torch.no_grad()
 def infidelity(model, images, targets, maps, *, perturbation_kind="gaussian", noise=0.1, side=8,
                n_samples=32, rescale=True, output="logit", seed=0, batch_size=2048,
-               removal="dataset_mean", relative=False) -> torch.Tensor:
-    """Per-image infidelity of ``maps`` (B, H, W); see the module's doc."""
+               removal="dataset_mean", relative=False, baseline_noise=0.2) -> torch.Tensor:
+    """Per-image infidelity of ``maps`` (B, H, W); see the module's doc (``noise``: the Gaussian
+    perturbation's standard deviation; ``baseline_noise``: the noisy baseline's)."""
     check_choice("output", output, OUTPUTS)
     if relative and not rescale:
         raise ParameterError("relative=True needs rescale=True (the ratio is scale-free only for the optimally "
@@ -95,6 +114,12 @@ def infidelity(model, images, targets, maps, *, perturbation_kind="gaussian", no
                              f"got {tuple(maps.shape)}")
     if perturbation_kind == "gaussian" and not check_values("noise", noise, ndim=0) > 0:
         raise ParameterError(f"noise={noise!r} must be > 0")
+    if perturbation_kind == "noisy_baseline":
+        if not check_values("baseline_noise", baseline_noise, ndim=0) >= 0:
+            raise ParameterError(f"baseline_noise={baseline_noise!r} must be >= 0")
+        if removal == "road":
+            raise ParameterError("the noisy baseline needs a baseline image: removal='road' has none (it "
+                                 "depends on the region removed); take 'dataset_mean', 'zero', 'blur' or a grey value")
     dev = inference.model_device(model, fallback=images.device)
     x = images.to(dev, torch.float32)
     c = x.shape[1]
@@ -111,7 +136,10 @@ def infidelity(model, images, targets, maps, *, perturbation_kind="gaussian", no
         # fresh draws per call: the same perturbations for the map and for the zero map, and for
         # an image at any batching (its draws are keyed by the image, xailib.metrics.draws)
         draws = Samples(images, seed)
-        return captum_infidelity(forward, perturbation(perturbation_kind, noise, side, removed, draws), x, attributions,
+        kind_noise = baseline_noise if perturbation_kind == "noisy_baseline" else noise
+        perturb = perturbation(perturbation_kind, kind_noise, side, removed, draws,
+                               fill=lambda z: fill_image(z, removal, model=model))
+        return captum_infidelity(forward, perturb, x, attributions,
                                  target=torch.as_tensor(targets, device=dev), n_perturb_samples=n_samples,
                                  max_examples_per_batch=min(len(x) * n_samples, max(len(x), batch_size)),
                                  normalize=normalize).double()
@@ -127,13 +155,13 @@ def infidelity(model, images, targets, maps, *, perturbation_kind="gaussian", no
 
 @register("infidelity", higher_is_better=False, reference="yeh2019", perturbation="gaussian", noise=0.1,
           side=8, n_samples=32, rescale=True, output="logit", seed=0, batch_size=2048, removal="dataset_mean",
-          relative=False)
+          relative=False, baseline_noise=0.2)
 def _infidelity(model, images, targets, maps, perturbation, noise, side, n_samples, rescale, output, seed,
-                batch_size, removal, relative):
+                batch_size, removal, relative, baseline_noise):
     """Yeh et al.'s infidelity (lower is better); see :mod:`xailib.metrics.faithfulness`."""
     return infidelity(model, images, targets, maps, perturbation_kind=perturbation, noise=noise, side=side,
                       n_samples=n_samples, rescale=rescale, output=output, seed=seed, batch_size=batch_size,
-                      removal=removal, relative=relative)
+                      removal=removal, relative=relative, baseline_noise=baseline_noise)
 
 
 # --------------------------------------------------------------------------------------------
