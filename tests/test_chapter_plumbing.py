@@ -154,3 +154,20 @@ def test_a_trigger_finder_and_a_faithful_map_must_beat_the_strongest_null_not_th
     t = verdicts.claims_table(trust.claims(None, None, rows, list(scores)))
     assert list(t.claim) == ["method: more faithful than the strongest null"]
     assert "smooth random map" in t.setting.iloc[0] and t.verdict.iloc[0] == verdicts.FAILS
+
+
+def test_road_rows_table_and_findings_name_the_strongest_null(tmp_path):
+    from xailib import faith, models
+    from xailib.results import ResultStore
+    net = models.load_model("vgg_mini")
+    ds = data.load_shapes("test", n=3)
+    store = ResultStore("test_road", {"t": 1}, root=tmp_path, publish=False, verbose=False)
+    maps = {"object mask": ds.masks.float(), "constant": torch.ones(3, 64, 64), "random": torch.rand(3, 64, 64)}
+    rows = faith.road_rows(store, "vgg_mini", net, ds.images, ds.labels, maps, road_noise=0.0)
+    const = rows[rows.method == "constant"]
+    np.testing.assert_allclose(const.MoRF, const.LeRF)            # one order of ties, both ways: combined 0
+    np.testing.assert_allclose(const.combined, 0.0, atol=1e-12)
+    table = faith.road_table(rows, n_boot=200)
+    assert table.loc[("vgg_mini", "constant"), "combined [95 % CI]"] == "+0.000 [+0.000, +0.000]"
+    text = faith.road_findings(rows)
+    assert "strongest null is the" in text and ("random map" in text or "constant map" in text)

@@ -315,3 +315,34 @@ def test_every_chapter_that_blurs_uses_the_books_one_blur():
     assert found == {k: removal.BLUR_SIGMA for k in found}
     # and the kernel is the same +-3 sigma one at the benchmark's side
     assert impact.blur_setting(64, 64, None)[0] == removal.blur_kernel(64, None, removal.BLUR_SIGMA)[0] == 19
+
+
+def test_road_in_both_orders_equals_the_grad_cam_packages_roadcombined(monkeypatch):
+    """Known answer from the reference code: on maps without ties and 100 pixels (where the
+    package's interpolated percentile removes exactly (100 - p) % / p %), with the imputation's
+    noise off on both sides, MoRF, LeRF and their combination equal pytorch_grad_cam's."""
+    from pytorch_grad_cam.metrics import road as gc_road
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    class Quiet(gc_road.NoisyLinearImputer):
+        def __init__(self, noise=0.0, weighting=None):
+            super().__init__(noise=0.0)
+    monkeypatch.setattr(gc_road, "NoisyLinearImputer", Quiet)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 100, 3)).eval()
+    x = torch.rand(4, 3, 10, 10)
+    y = torch.tensor([0, 1, 2, 0])
+    maps = torch.rand(4, 10, 10)
+    morf, lerf, both = metrics.road_scores(net, x, y, maps, road_noise=0.0)
+    targets = [ClassifierOutputSoftmaxTarget(int(t)) for t in y]
+    cams = maps.numpy()
+    theirs_morf = gc_road.ROADMostRelevantFirstAverage()(x, cams, targets, net)
+    theirs_lerf = gc_road.ROADLeastRelevantFirstAverage()(x, cams, targets, net)
+    np.testing.assert_allclose(morf, theirs_morf, atol=1e-6)
+    np.testing.assert_allclose(lerf, theirs_lerf, atol=1e-6)
+    np.testing.assert_allclose(both, gc_road.ROADCombined()(x, cams, targets, net), atol=1e-6)
+    # through score(): the three registered metrics, with the direction each reads
+    np.testing.assert_allclose(metrics.score(net, x, y, maps, "road_combined", road_noise=0.0), both)
+    assert not metrics.METRICS["road_morf"].higher_is_better and metrics.METRICS["road_lerf"].higher_is_better
+    with pytest.raises(ParameterError, match="percentiles"):
+        metrics.road_scores(net, x, y, maps, percentiles=[0, 50])

@@ -194,6 +194,53 @@ def roar_claims(per_image: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -
 # Sensitivity-n
 # --------------------------------------------------------------------------------------------
 
+ROAD_COLUMNS = ("MoRF", "LeRF", "combined")
+
+
+def road_rows(store, name: str, net, images, targets, maps: dict, *, road_noise: float = 0.01,
+              seed: int = 0) -> pd.DataFrame:
+    """One row per (method, image): ROAD in both orders and their combination
+    (:func:`xailib.metrics.road_scores`, the grad-cam package's percentiles), cached in ``store``."""
+    rows = []
+    for m, s in maps.items():
+        def run(sl, s=s):
+            return torch.stack(metrics.road_scores(net, images[sl], targets[sl], s[sl], road_noise=road_noise,
+                                                   seed=seed), 1)
+        v = store.batches(f"road/{name}/{m}", len(images), 8, run, progress=False).numpy()
+        rows.append(pd.DataFrame({"model": name, "method": m, "image": range(len(images)),
+                                  **{c: v[:, k] for k, c in enumerate(ROAD_COLUMNS)}}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def road_table(rows: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per (model, method): the mean of each ROAD column with its bootstrap interval over images,
+    and the strongest null of the combination (the null with the highest mean) beside each method's."""
+    out = []
+    for (model, method), g in rows.groupby(["model", "method"], sort=False):
+        r = {"model": model, "method": method}
+        for c in ROAD_COLUMNS:
+            k = verdicts.paired(g[c].to_numpy(), n_boot=n_boot, seed=seed, outcomes=False)
+            r[f"{c} [95 % CI]"] = f"{k.mean:+.3f} [{k.low:+.3f}, {k.high:+.3f}]"
+        out.append(r)
+    return pd.DataFrame(out).set_index(["model", "method"])
+
+
+def road_findings(rows: pd.DataFrame) -> str:
+    """A line per network: the strongest null of ROAD's combination (named) and the methods whose
+    mean combination is above it (means only; the table's intervals say how far)."""
+    lines = []
+    for model, g in rows.groupby("model", sort=False):
+        means = g.groupby("method", sort=False)["combined"].mean()
+        null = strongest_null(means.to_dict(), higher_is_better=True)
+        if null is None:
+            lines.append(f"- **{model}**: no null was scored, so the methods are not set against one.")
+            continue
+        above = [m for m in means.index if m not in NULLS and m != CEILING and means[m] > means[null]]
+        lines.append(f"- **{model}**: the strongest null is the {null} map ({means[null]:+.3f}); above it in the "
+                     "mean: " + (", ".join(above) if above else "no method") + ".")
+    return "\n".join(lines)
+
+
 def sensitivity_n_rows(store, name: str, net, images, targets, maps: dict, *, cell: int = 4, n_subsets: int = 64,
                        removal="zero", n_values=None, seed: int = 0) -> pd.DataFrame:
     """One row per (method, n, image): the correlation of sensitivity-n. The output changes are
