@@ -171,3 +171,33 @@ def test_road_rows_table_and_findings_name_the_strongest_null(tmp_path):
     assert table.loc[("vgg_mini", "constant"), "combined [95 % CI]"] == "+0.000 [+0.000, +0.000]"
     text = faith.road_findings(rows)
     assert "strongest null is the" in text and ("random map" in text or "constant map" in text)
+
+
+def test_roar_over_retrainings_needs_every_retraining_to_agree():
+    """Issue 29: several retrainings per (method, k); the test is intersection-union over them."""
+    from xailib import faith
+    n = 40
+    rng = np.random.default_rng(0)
+
+    def frame(method, correct_by_repeat):
+        return pd.concat([pd.DataFrame({"method": method, "fraction": 0.5, "repeat": r, "image": range(n),
+                                        "correct": c}) for r, c in enumerate(correct_by_repeat)])
+    ones, zeros = np.ones(n, int), np.zeros(n, int)
+    half = (rng.random(n) < 0.5).astype(int)
+    rnd = frame("random", [ones, ones, ones])
+    good = frame("gradient", [zeros, zeros, half * 0])          # every retraining: removal hurts
+    split = frame("edge", [zeros, zeros, ones])                 # one retraining disagrees
+    c_good = faith.roar_comparison(rnd, good, n_boot=200)
+    assert c_good.p < 1e-6 and c_good.mean == 1.0 and "largest p" in c_good.test
+    c_split = faith.roar_comparison(rnd, split, n_boot=200)
+    assert c_split.p == 1.0 and "not all in one direction" in c_split.test
+    table = verdicts.claims_table(faith.roar_claims(pd.concat([rnd, good, split]), n_boot=200))
+    got = dict(zip(table.claim.str.split(":").str[0], table.verdict))
+    assert got == {"gradient": verdicts.HOLDS, "edge": verdicts.OPEN}
+    # one retraining (a run made before repeats): the exact McNemar test, as before
+    single = faith.roar_comparison(rnd[rnd.repeat == 0].drop(columns="repeat"), good[good.repeat == 0].drop(columns="repeat"))
+    assert "McNemar" in single.test and single.p < 1e-6
+    summ = faith.roar_summary(pd.DataFrame({"method": ["random"] * 3, "fraction": [0.5] * 3, "repeat": [0, 1, 2],
+                                            "accuracy": [0.5, 0.6, 0.7]}))
+    assert summ.iloc[0].to_dict() == {"method": "random", "fraction": 0.5, "accuracy": pytest.approx(0.6),
+                                      "low": 0.5, "high": 0.7, "retrainings": 3}

@@ -381,6 +381,7 @@ def test_faithfulness_larger_run_replays():
     assert roar is not None, "scripts/roar.py's run is committed"
     acc, per_image, run = roar
     assert len(run["methods"]) >= 5 and "random" in run["methods"]
+    assert run.get("repeats", 1) >= 3 and (acc.retrainings >= 3).all()     # issue 29: three retrainings at least
     mean = per_image.groupby(["method", "fraction"]).correct.mean()
     for r in acc.itertuples():
         assert mean[(r.method, r.fraction)] == pytest.approx(r.accuracy)

@@ -3,11 +3,14 @@ bootstrap intervals, ROAR's tables, sensitivity-n curves, the hyper-parameter ta
 claims, so that the notebook holds prose, tables and figures only."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import torch
 
 from . import metrics, verdicts
+from .errors import ParameterError
 from .metrics.faithfulness import draw_subsets, sensitivity_n_from, subset_outputs
 from .methods.controls import NULLS, strongest_null
 
@@ -171,19 +174,43 @@ def roar_table(roar: pd.DataFrame) -> pd.DataFrame:
     return t.assign(**{"k = 0 %": base})[["k = 0 %"] + list(t.columns)]
 
 
+def roar_comparison(random: pd.DataFrame, method: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0):
+    """Random removal against the method's, paired over test images, with the spread between
+    retrainings in the test. ``random`` / ``method``: rows (repeat, image, correct). One retraining:
+    the exact McNemar test. Several (paired by their seed): the estimate and interval are those of
+    each image's mean correctness over the retrainings, and the p-value is the largest of the
+    retrainings' own McNemar tests when every retraining's difference has the sign of the whole's
+    (an intersection-union test, valid at its level without correction: a method that wins on one
+    retraining and loses on another is not resolved), 1 otherwise."""
+    a = random.assign(repeat=random.get("repeat", 0)).pivot(index="image", columns="repeat", values="correct")
+    b = method.assign(repeat=method.get("repeat", 0)).pivot(index="image", columns="repeat", values="correct")
+    if list(a.columns) != list(b.columns) or list(a.index) != list(b.index) or a.isna().any().any() or b.isna().any().any():
+        raise ParameterError("random and method must have the same retrainings and images, every one scored")
+    if a.shape[1] == 1:
+        return verdicts.paired(a.iloc[:, 0].to_numpy(float), b.iloc[:, 0].to_numpy(float), n_boot=n_boot, seed=seed)
+    whole = verdicts.paired(a.mean(1).to_numpy(), b.mean(1).to_numpy(), n_boot=n_boot, seed=seed, outcomes=False)
+    each = [verdicts.paired(a[r].to_numpy(float), b[r].to_numpy(float), n_boot=n_boot, seed=seed) for r in a.columns]
+    agree = whole.mean != 0 and all(np.sign(e.mean) == np.sign(whole.mean) for e in each)
+    p = max(e.p for e in each) if agree else 1.0
+    spread = ", ".join(f"{100 * e.mean:+.1f}" for e in each)
+    return dataclasses.replace(whole, p=p, test=(
+        f"exact McNemar test on each of {a.shape[1]} retrainings, the largest p (intersection-union; the "
+        f"retrainings' differences {spread} points" + ("" if agree else ", not all in one direction: p = 1") + ")"))
+
+
 def roar_claims(per_image: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> list:
     """Per method and k: removing the method's top k % and retraining leaves a less accurate
-    network than removing a random k % (paired over the test images, exact McNemar)."""
+    network than removing a random k % (paired over the test images; over several retrainings, as
+    :func:`roar_comparison` says)."""
     out = []
     for f, g in per_image[per_image.fraction > 0].groupby("fraction"):
-        rnd = g[g.method == CONTROL].sort_values("image")
+        rnd = g[g.method == CONTROL]
         for m, s in g.groupby("method", sort=False):
             if m == CONTROL or len(s) != len(rnd):
                 continue
-            s = s.sort_values("image")
             out.append(verdicts.Claim(
                 f"{m}: its top {100 * f:g} % matter more than a random {100 * f:g} %", "vgg_mini (retrained)",
-                verdicts.paired(rnd.correct.to_numpy(), s.correct.to_numpy(), n_boot=n_boot, seed=seed),
+                roar_comparison(rnd, s, n_boot=n_boot, seed=seed),
                 kind="better", effect=0.05, paper="Hooker et al. (the survey's [50])",
                 setting=f"ROAR, k = {100 * f:g} %: accuracy after random removal minus after the method's",
                 scale=100, unit=" points", group=f"ROAR at k = {100 * f:g} %: removal hurts more than random"))
@@ -354,8 +381,17 @@ def read_roar(notebook: str = "09_faithfulness", root=None):
     folder = Path(root or REPO / "results") / notebook / "larger_run" / "roar"
     if not (folder / "roar.json").exists():
         return None
-    return (pd.read_csv(folder / "roar.csv"), pd.read_csv(folder / "roar_per_image.csv"),
+    return (roar_summary(pd.read_csv(folder / "roar.csv")), pd.read_csv(folder / "roar_per_image.csv"),
             json.loads((folder / "roar.json").read_text()))
+
+
+def roar_summary(roar: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, k) of ``scripts/roar.py``'s table: the mean accuracy over the
+    retrainings, the lowest and highest (``low``, ``high``) and their number (a run made before
+    retrainings were repeated has one each)."""
+    r = roar if "repeat" in roar else roar.assign(repeat=0)
+    g = r.groupby(["method", "fraction"], sort=False).accuracy
+    return pd.DataFrame({"accuracy": g.mean(), "low": g.min(), "high": g.max(), "retrainings": g.size()}).reset_index()
 
 
 def top_fraction(maps: torch.Tensor, fraction: float) -> torch.Tensor:
