@@ -404,6 +404,7 @@ def _more_bad_calls():
         ("agreement_matrix inf", lambda: agreement.agreement_matrix(_frame(inf)), "scores has the value inf"),
         ("agreement_matrix method", lambda: agreement.agreement_matrix(_frame(), "pearson"), "method='pearson'"),
         ("split_half level", lambda: agreement.split_half(_frame(), level=1.5), "level=1.5"),
+        ("inter_rater_alpha inf", lambda: agreement.inter_rater_alpha(_frame(inf)), "per_image has the value inf"),
         ("spearman_brown inf factor", lambda: agreement.spearman_brown(0.5, inf), "factor has the value inf"),
         ("per_image_agreement no common column", lambda: agreement.per_image_agreement(
             _frame()[["x"]], _frame()[["y"]]), "share no column"),
@@ -482,6 +483,7 @@ def _good_twins():
         "agreement_matrix inf": lambda: agreement.agreement_matrix(_frame()).loc["x", "y"] == 1.0,
         "agreement_matrix method": lambda: agreement.agreement_matrix(_frame(), "kendall").loc["x", "z"] == pytest.approx(1.0),
         "split_half level": lambda: agreement.split_half(_frame(), level=0.9)[0] == pytest.approx(1.0),
+        "inter_rater_alpha inf": lambda: agreement.inter_rater_alpha(_frame()) == pytest.approx(1.0),
         "spearman_brown inf factor": lambda: agreement.spearman_brown(0.5, 3.0) == pytest.approx(0.75),
         "per_image_agreement no common column": lambda: len(agreement.per_image_agreement(_frame(), _frame())) == 6,
     }

@@ -166,7 +166,9 @@ def test_agreement_and_controls_tables():
     c = t["controls"].set_index(["model", "column"])
     assert c.loc[("net_a", "deletion"), "rewards random"] and not c.loc[("net_a", "mask energy"), "rewards random"]
     r = t["reliability"].set_index(["model", "column"])
-    assert r.loc[("net_a", "mask energy"), "split-half rho"] == pytest.approx(1.0)
+    # two explanation methods once the nulls are left out: too few to split, alpha still defined
+    assert np.isnan(r.loc[("net_a", "mask energy"), "split-half rho"]) and r.loc[("net_a", "mask energy"), "methods"] == 2
+    assert r.loc[("net_a", "mask energy"), "inter-rater alpha"] == pytest.approx(1.0)   # good > poor on every image
 
 
 def test_questions_name_the_methods_that_hold_up():
@@ -331,5 +333,57 @@ def test_spearman_brown_known_answers():
     np.testing.assert_allclose(agreement.spearman_brown(np.array([0.2, 0.6])), [0.4 / 1.2, 1.2 / 1.6])
     with pytest.raises(ParameterError, match="r has the value 1.5"):
         agreement.spearman_brown(1.5)
-    t = lb.rebuild(_scores(), n_boot=200)["reliability"].set_index(["model", "column"])
-    assert t.loc[("net_a", "mask energy"), "all images (Spearman-Brown)"] == pytest.approx(1.0)
+    t = lb.reliability(_reliability_scores(ordered=True), lb.summary(_reliability_scores(ordered=True), n_boot=50))
+    assert t.set_index("column").loc["mask energy", "all images (Spearman-Brown)"] == pytest.approx(1.0)
+
+
+def _reliability_scores(ordered: bool):
+    """'mask energy' on N images: three explanation methods, either in one order on every image
+    (``ordered``) or in an order drawn afresh per image, and the four null maps always last and
+    in one order among themselves."""
+    rng = np.random.default_rng(3)
+    own = {m: (k + 0.01 * rng.normal(size=N)) if ordered else rng.normal(size=N) for k, m in enumerate("abc")}
+    nulls = {m: -10.0 - k + 0.01 * rng.normal(size=N) for k, m in enumerate(lb.NULLS)}
+    return pd.concat(_rows("net_a", "mask energy", "benchmark", {**own, **nulls}), ignore_index=True)
+
+
+def test_inter_rater_alpha_known_answers():
+    # two images that rank two methods oppositely: Krippendorff's alpha is -1/2 (coincidences
+    # o_12 = o_21 = 2, n_1 = n_2 = 2: D_o = delta, D_e = 2 delta / 3, whatever the metric)
+    assert agreement.inter_rater_alpha(np.array([[2.0, 1.0], [1.0, 2.0]])) == pytest.approx(-0.5)
+    # by hand at the ordinal level: ranks (1, 2, 3) and (1, 3, 2); n_c = 2 each, delta_12 = delta_23
+    # = (2 + 2 - 2)^2 = 4, delta_13 = (6 - 2)^2 = 16; alpha = 1 - (n - 1) sum o delta / sum n_c n_k delta
+    # = 1 - 5 * 16 / 192
+    assert agreement.inter_rater_alpha(np.array([[3.0, 2.0, 1.0], [3.0, 1.0, 2.0]])) == pytest.approx(1 - 80 / 192)
+    # orientation: a lower-is-better metric read the other way gives the same agreement
+    s = np.random.default_rng(0).normal(size=(6, 4))
+    assert agreement.inter_rater_alpha(s) == pytest.approx(agreement.inter_rater_alpha(-s, higher_is_better=False))
+    assert agreement.inter_rater_alpha(np.tile([1.0, 2.0, 3.0], (5, 1))) == pytest.approx(1.0)
+    assert np.isnan(agreement.inter_rater_alpha(np.ones((4, 3))))         # no image tells the methods apart
+    assert np.isnan(agreement.inter_rater_alpha(np.array([[1.0, 2.0]])))  # one rater
+    with pytest.raises(ParameterError, match="per_image has the value NaN"):
+        agreement.inter_rater_alpha(np.array([[1.0, np.nan], [1.0, 2.0]]))
+
+
+def test_the_krippendorff_package_gives_krippendorffs_own_worked_example():
+    """Krippendorff (2011), 'Computing Krippendorff's alpha-reliability': 4 observers, 12 units,
+    missing values; alpha = 0.743 nominal, 0.815 ordinal, 0.849 interval."""
+    import krippendorff
+    nan = np.nan
+    d = np.array([[1, 2, 3, 3, 2, 1, 4, 1, 2, nan, nan, nan], [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, nan, 3],
+                  [nan, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, nan], [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, nan]])
+    for level, want in (("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849)):
+        assert krippendorff.alpha(reliability_data=d, level_of_measurement=level) == pytest.approx(want, abs=5e-4)
+
+
+def test_reliability_leaves_the_nulls_out():
+    """Null maps in fixed places make any ranking look reliable; the explanation methods alone are
+    judged: ordered ones reach 1, ones in a fresh order per image stay near 0."""
+    for ordered, lo, hi in ((True, 0.99, 1.0), (False, -0.2, 0.2)):
+        sc = _reliability_scores(ordered)
+        r = lb.reliability(sc, lb.summary(sc, n_boot=50)).set_index("column").loc["mask energy"]
+        assert r["methods"] == 3
+        assert lo <= r["inter-rater alpha"] <= hi, r["inter-rater alpha"]
+    # with the nulls counted, the unordered methods would have looked reliable
+    wide = _reliability_scores(False).pivot(index="image", columns="method", values="score")
+    assert agreement.inter_rater_alpha(wide) > 0.6

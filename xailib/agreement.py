@@ -1,10 +1,11 @@
-"""How far rankings agree: rank correlation, Kendall's W, and split-half reliability.
+"""How far rankings agree: rank correlation, Kendall's W, Krippendorff's alpha, split-half reliability.
 
 The leaderboard (chapter 10) asks of its metrics what MetaQuantus (Hedström et al. 2023) and
 Tomsett et al. (2020) ask: do two metrics order the methods alike, and does one metric order
 them alike on two halves of the images? Spearman's rho and Kendall's tau are scipy's. Kendall's
 coefficient of concordance W over many raters is written here (neither scipy nor scikit-learn
-has it); it is the textbook formula with the correction for ties.
+has it); it is the textbook formula with the correction for ties. Krippendorff's alpha is the
+``krippendorff`` package's.
 
 Every function takes *oriented* scores or ranks: a metric where lower is better is negated first
 (:func:`orient`), so that for every column a larger value is a better one and two metrics that
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import krippendorff
 from scipy import stats
 
 from .errors import ParameterError, check_choice, check_fraction, check_positive_int, check_values
@@ -72,6 +74,25 @@ def kendall_w(scores) -> float:
     ties = sum(float((c ** 3 - c).sum()) for c in (np.unique(r, return_counts=True)[1] for r in s))
     denom = m ** 2 * (n ** 3 - n) - m * ties
     return float("nan") if denom <= 0 else 12 * S / denom
+
+
+def inter_rater_alpha(per_image, higher_is_better: bool = True) -> float:
+    """Tomsett et al.'s (2020) inter-rater reliability of a metric: each image is a rater that
+    ranks the methods (rows of ``per_image``: images; columns: methods; scores, larger = better
+    unless ``higher_is_better`` is False), and Krippendorff's alpha measures how far the images'
+    rankings agree, at the ordinal level (tied scores share their mean rank). 1: every image ranks
+    the methods alike; 0: no more agreement than chance; below 0: systematic disagreement. The
+    controls (random, constant maps) belong outside: their fixed places make any metric look
+    reliable. NaN with fewer than two images or two methods, or when no image tells any two
+    methods apart. Every score must be there: a NaN or an infinity is refused."""
+    v = check_values("per_image", per_image, ndim=2, empty=True) * (1.0 if higher_is_better else -1.0)
+    n, k = v.shape
+    if n < 2 or k < 2:
+        return float("nan")
+    ranks = np.apply_along_axis(stats.rankdata, 1, -v)          # 1 = the image's best method
+    if len(np.unique(ranks)) < 2:
+        return float("nan")
+    return float(krippendorff.alpha(reliability_data=ranks, level_of_measurement="ordinal"))
 
 
 def split_half(per_image: pd.DataFrame, higher_is_better: bool = True, n_splits: int = 200, seed: int = 0,

@@ -460,16 +460,24 @@ def controls(summ: pd.DataFrame) -> pd.DataFrame:
 
 
 def reliability(scores: pd.DataFrame, summ: pd.DataFrame, *, n_splits: int = 200, seed: int = 0) -> pd.DataFrame:
-    """Per (model, column): split-half agreement of the method ranking (mean Spearman over random
-    halves of the images, with the spread of the splits) and the mean width of the rank intervals."""
+    """Per (model, column), over the explanation methods only (the null maps and the known-truth
+    masks left out: their fixed places would make any metric look reliable): Tomsett et al.'s
+    inter-rater reliability (Krippendorff's alpha, each image a rater ranking the methods), the
+    split-half agreement of the method ranking (mean Spearman over random halves of the images,
+    with the spread of the splits) and its Spearman-Brown step-up to all the images, and the mean
+    width of the rank intervals (of every row of the leaderboard)."""
     out = []
     r = ranked(scores)
+    r = r[~r.method.isin(NULLS)]
     r = r.assign(order=r.column.map({c.label: i for i, c in enumerate(COLUMNS)})).sort_values("order", kind="stable")
     for (model, column), g in r.groupby(["model", "column"], sort=False):
         wide = g.pivot(index="image", columns="method", values="score").dropna(axis=1)
-        mean, lo, hi = agreement.split_half(wide, BY_LABEL[column].higher_is_better, n_splits=n_splits, seed=seed)
+        hib = BY_LABEL[column].higher_is_better
+        mean, lo, hi = agreement.split_half(wide, hib, n_splits=n_splits, seed=seed)
         s = summ[(summ.model == model) & (summ.column == column)]
-        out.append({"model": model, "column": column, "split-half rho": mean, "low": lo, "high": hi,
+        out.append({"model": model, "column": column,
+                    "inter-rater alpha": agreement.inter_rater_alpha(wide, hib) if wide.size else np.nan,
+                    "split-half rho": mean, "low": lo, "high": hi,
                     "all images (Spearman-Brown)": agreement.spearman_brown(mean),
                     "mean rank-interval width": float((s["rank high"] - s["rank low"]).mean()) if len(s) else np.nan,
                     "methods": wide.shape[1], "images": len(wide)})
