@@ -9,7 +9,8 @@ interface to explain), ``metrics`` (one interface to score; ``metrics.similarity
 sensitivity-n and the hyper-parameter sensitivity; ``metrics.removal``, the removal operator every
 perturbation metric shares), ``verdicts`` (the shared rule for
 judging claims), ``determinism`` (the kernels and batch size a published run pins, and how far
-another machine moves a number), ``agreement`` (rank correlation, Kendall's W, split-half reliability), ``results`` (the resumable results store) and ``plots``; ``rise`` (RISE), ``methods`` (explanation methods by family, NeuroMask first), ``impact`` (Impact
+another machine moves a number), ``agreement`` (rank correlation, Kendall's W, Krippendorff's alpha, split-half reliability),
+``meta_evaluation`` (MetaQuantus's model perturbation test of a metric), ``results`` (the resumable results store) and ``plots``; ``rise`` (RISE), ``methods`` (explanation methods by family, NeuroMask first), ``impact`` (Impact
 Score and Impact Coverage), ``patches`` (adversarial patches), ``sanity`` (the randomisation
 tests), ``wsol`` (weakly supervised localisation), ``trust`` (BAM, trojans, infidelity and
 sensitivity) and ``faith`` (removal operators, ROAR, sensitivity-n, hyper-parameters) and ``leaderboard`` (every

@@ -201,6 +201,19 @@ class Run:
     notes: list
 
 
+def shared_images(pool, predicted: dict, n_images: int) -> torch.Tensor:
+    """The indices of the first ``n_images`` images of ``pool`` that every network classifies
+    correctly (``predicted``: {name: predicted classes}): the chapter's benchmark images."""
+    correct = torch.ones(len(pool), dtype=torch.bool)
+    for p in predicted.values():
+        correct &= p == pool.labels
+    index = torch.nonzero(correct)[:n_images, 0]
+    if len(index) < n_images:
+        raise ParameterError(f"only {len(index)} test images are classified correctly by every network; "
+                             "lower n_images")
+    return index
+
+
 def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, method_params: dict,
             n_steps: int, sensitivity_methods, sensitivity_samples: int, randomisation: dict,
             patch_scale: float, trust_sets: bool, image_size: int, seed: int, progress=None,
@@ -216,13 +229,7 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
     progress = progress or (lambda it, **_: it)
     notes, parts, msec, approx = [], [], [], {}
     predicted = {name: models.predict(net, pool.images).argmax(1) for name, net in nets.items()}   # once per network
-    correct = torch.ones(len(pool), dtype=torch.bool)
-    for p in predicted.values():
-        correct &= p == pool.labels
-    index = torch.nonzero(correct)[:n_images, 0]
-    if len(index) < n_images:
-        raise ParameterError(f"only {len(index)} test images are classified correctly by every network; "
-                             "lower n_images")
+    index = shared_images(pool, predicted, n_images)
     imgs = pool.subset(index)
     truth = {TRUTH: imgs.masks.float()} if imgs.masks is not None else {}
     cache = sanity.Maps(store, imgs.images, imgs.labels, method_params)
