@@ -432,3 +432,41 @@ def test_leaderboard_larger_run_replays():
                              & (bench.image == img)].score.iloc[0]
                 tol = TOL_CURVE if col.startswith("deletion") else TOL
                 assert value == pytest.approx(want, abs=tol), (mname, img, col)
+
+
+def test_meta_evaluation_run_replays():
+    """Chapter 10's model perturbation test (scripts/meta_evaluation.py): K >= 5 perturbed networks
+    per test on every network; one perturbed network rebuilt from its seed explains an image again
+    and gives the committed gradient mask energy and deletion under blur, and its decisions the
+    committed 'kept'."""
+    from xailib import leaderboard as lb, meta_evaluation as meta
+    run = meta.read()
+    assert run is not None, "scripts/meta_evaluation.py's run is committed"
+    rows, record = run
+    assert record["k"] >= meta.K and set(record["models"]) == {"vgg_mini", "resnet_mini"}
+    assert set(rows.column) == set(record["columns"]) and {"resilience", "adversary"} == set(rows.test)
+    assert (rows.groupby(["model", "test"]).perturbation.max() == record["k"]).all()
+    params = {"dataset": "shapes", "image_size": 64, "seed": record["seed"], "model_names": record["models"],
+              "n_images": record["n_images"]}
+    pool, nets, index = _correct_images(params)
+    imgs = pool.subset(index)
+    rng = np.random.default_rng(SEED)
+    for mname in record["models"]:
+        for i, (test, std) in enumerate(meta.TESTS.items()):
+            p = int(_pick(np.arange(1, record["k"] + 1), 1, rng)[0])
+            pnet = meta.perturbed(nets[mname], std, record["seed"] + 1000 * i + p)
+            targets = models.predict(nets[mname], imgs.images).argmax(1)
+            kept = (models.predict(pnet, imgs.images).argmax(1) == targets).numpy()
+            g = rows[(rows.model == mname) & (rows.test == test) & (rows.perturbation == p)]
+            committed = g.groupby("image").kept.first().sort_index().to_numpy(bool)
+            assert (kept == committed).all(), (mname, test, p)
+            img = int(_pick(np.arange(record["n_images"]), 1, rng)[0])
+            s = explain.explain(pnet, imgs.images, targets, "gradient")[img:img + 1]
+            x, t, m = imgs.images[img:img + 1], targets[img:img + 1], imgs.masks[img:img + 1]
+            got = {"mask energy": metrics.score(None, x, None, s, "mask_energy", masks=m).item(),
+                   "deletion (blur)": metrics.score(pnet, x, t, s, "deletion", n_steps=record["n_steps"],
+                                                    **lb.BY_LABEL["deletion (blur)"].params).item()}
+            for col, value in got.items():
+                want = g[(g.method == "gradient") & (g.column == col) & (g.image == img)].score.iloc[0]
+                tol = TOL_CURVE if col.startswith("deletion") else TOL
+                assert value == pytest.approx(want, abs=tol), (mname, test, p, img, col)
