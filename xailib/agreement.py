@@ -102,8 +102,8 @@ def split_half(per_image: pd.DataFrame, higher_is_better: bool = True, n_splits:
     each half, and the two rankings correlated. Returns (mean, low, high): the mean correlation
     and the central ``level`` share of the splits' values (their spread, not a confidence interval
     of the mean). NaN with fewer than four images or three methods. Uncorrected: the correlation
-    of two half-length rankings, which understates the full data's reliability; Tomsett et al.'s
-    internal consistency uses the Spearman-Brown step-up, :func:`spearman_brown`, shown beside it. Every score must be there (a
+    of two half-length rankings, which understates the full data's reliability; the Spearman-Brown
+    step-up, :func:`spearman_brown`, estimates that and is shown beside it. Every score must be there (a
     method missing on some image is dropped by the caller, not here): a NaN or an infinity is refused."""
     check_positive_int("n_splits", n_splits)
     check_choice("method", method, CORRELATIONS)

@@ -4,8 +4,9 @@ Hedström et al. (2023) judge an evaluation metric by two failure modes. **Noise
 minor perturbation of the network (every parameter multiplied by ``1 + eps``, eps ~ N(0, 0.001^2))
 that leaves its decisions as they were should leave the metric's scores and its ranking of the
 methods as they were. **Adversary reactivity**: a disruptive one (eps ~ N(0, 2^2)) that changes the
-decisions should change the scores, and for the worse. Each test is repeated on ``K`` perturbed
-networks (their K = 5); the methods are re-explained on each perturbed network, for the class the
+decisions should change the scores, and for the worse. Each test is made on ``K`` perturbed
+networks (their K = 5), once (MetaQuantus repeats the K perturbations a few times and reports the
+spread of the repeats; the ranges here are over the K single perturbations); the methods are re-explained on each perturbed network, for the class the
 unperturbed one predicts, and re-scored under it. Four numbers, each in [0, 1], higher better:
 
 - ``IAC_NR`` (intra-consistency, resilience): per method, the p-value of Wilcoxon's signed-rank
@@ -80,7 +81,7 @@ def intra_consistency(q, q_hat, kept, adversary: bool) -> float:
 def inter_consistency(Q, Q_hat, kept, adversary: bool, higher_is_better: bool = True) -> float:
     """``Q`` and ``Q_hat`` (methods x images): the scores before and after. Resilience: the share
     of (image, place) at which the methods' order (a stable sort of each image's scores) is the
-    same. Adversary: the share of (method, image) whose score got worse (lower where higher is
+    same; tied methods keep their listed order, so ties that stay ties count as the same places. Adversary: the share of (method, image) whose score got worse (lower where higher is
     better). Over the images selected by ``kept``; NaN when none is."""
     Q = check_values("Q", Q, ndim=2, empty=True)
     Q_hat = check_values("Q_hat", Q_hat, ndim=2, empty=True)
@@ -100,7 +101,8 @@ def consistency(rows: pd.DataFrame, higher_is_better: dict) -> pd.DataFrame:
     test ('resilience' / 'adversary'), perturbation (0 = the unperturbed network, 1..K),
     method, image, score, kept (the perturbed network's decision is the unperturbed one's).
     Each measure is averaged over the K perturbations (IAC also over the methods); ``low`` and
-    ``high`` give its range over the perturbations."""
+    ``high`` give its range over the perturbations, ``n`` how many perturbations had a value (IAC
+    needs two selected images, IEC one: a perturbation that changes no decision has no AR value)."""
     out = []
     for (model, column), g in rows.groupby(["model", "column"], sort=False):
         hib = higher_is_better[column]
@@ -111,7 +113,10 @@ def consistency(rows: pd.DataFrame, higher_is_better: dict) -> pd.DataFrame:
             iac, iec = [], []
             for p, h in t[t.perturbation > 0].groupby("perturbation"):
                 hat = h.pivot(index="method", columns="image", values="score").reindex_like(base)
-                kept = h.groupby("image")["kept"].first().reindex(base.columns).to_numpy(bool)
+                kept = h.groupby("image")["kept"].first().reindex(base.columns)
+                if kept.isna().any() or hat.isna().any().any():
+                    raise ParameterError(f"{model}, {column}, {test} {p}: a method or image has no score")
+                kept = kept.to_numpy(bool)
                 sel = ~kept if adversary else kept
                 iac.append(np.nanmean([intra_consistency(base.loc[m], hat.loc[m], sel, adversary)
                                        for m in base.index]) if sel.sum() >= 2 else np.nan)
@@ -123,6 +128,7 @@ def consistency(rows: pd.DataFrame, higher_is_better: dict) -> pd.DataFrame:
                 row[name] = float(fin.mean()) if len(fin) else np.nan
                 row[f"{name} low"] = float(fin.min()) if len(fin) else np.nan
                 row[f"{name} high"] = float(fin.max()) if len(fin) else np.nan
+                row[f"{name} n"] = len(fin)
             row[f"kept ({test})"] = float(t[t.perturbation > 0].groupby(["perturbation", "image"])["kept"]
                                           .first().mean())
         row["MC"] = float(np.mean([row[m] for m in MEASURES])) if all(np.isfinite(row[m]) for m in MEASURES) \
