@@ -19,11 +19,8 @@ them from ``meta_per_image.csv`` (written to ``--out``, default
 interrupted run resumes.
 """
 import argparse
-import json
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -33,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from xailib import data, explain, leaderboard as lb, meta_evaluation as meta, models  # noqa: E402
 from xailib.results import ResultStore  # noqa: E402
+from _record import write_record  # noqa: E402  (scripts/_record.py)
 
 METHODS = ["gradient", "gradient_x_input", "integrated_gradients", "smoothgrad", "guided_backprop", "deeplift",
            "gradcam", "guided_gradcam", "occlusion"]
@@ -78,15 +76,10 @@ def main():
     per_image = pd.concat(rows, ignore_index=True)
     args.out.mkdir(parents=True, exist_ok=True)
     per_image.to_csv(args.out / "meta_per_image.csv", index=False, float_format="%.6g")
-    record = dict(script="scripts/meta_evaluation.py",
-                  command="python " + " ".join(["scripts/meta_evaluation.py"] + sys.argv[1:]),
-                  models=args.models, methods=args.methods, n_images=args.n_images, k=args.k, n_steps=args.n_steps,
-                  seed=args.seed, columns=[c.label for c in columns], perturbation="multiplicative, N(1, std^2)",
-                  std=meta.TESTS, seconds_per_model=seconds, wall_seconds=round(time.time() - t_start, 1),
-                  finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  versions=dict(torch=torch.__version__, python=platform.python_version(),
-                                threads=torch.get_num_threads()))
-    (args.out / "meta.json").write_text(json.dumps(record, indent=1) + "\n")
+    record = write_record(args.out / "meta.json", "scripts/meta_evaluation.py", t_start,
+                          models=args.models, methods=args.methods, n_images=args.n_images, k=args.k,
+                          n_steps=args.n_steps, seed=args.seed, columns=[c.label for c in columns],
+                          perturbation="multiplicative, N(1, std^2)", std=meta.TESTS, seconds_per_model=seconds)
     print(f"meta-evaluation: {len(per_image)} scores in {record['wall_seconds'] / 60:.1f} min -> {args.out}")
 
 

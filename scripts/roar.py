@@ -32,11 +32,8 @@ verdicts), ``roar.json`` (parameters, command, wall time, versions). The retrain
 not kept: the script regenerates them.
 """
 import argparse
-import json
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -49,6 +46,7 @@ from xailib.data import ImageSet, load_shapes  # noqa: E402
 from xailib.faith import top_fraction  # noqa: E402
 from xailib.metrics.removal import remove  # noqa: E402
 from xailib.train import train_model  # noqa: E402
+from _record import write_record  # noqa: E402  (scripts/_record.py)
 
 METHODS = ["random", "gradient", "integrated_gradients", "smoothgrad", "gradcam", "edge"]
 FRACTIONS = [0.1, 0.5, 0.9]
@@ -130,18 +128,14 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(args.out / "roar.csv", index=False)
     pd.DataFrame(per_image).to_csv(args.out / "roar_per_image.csv", index=False)
-    record = dict(script="scripts/roar.py", command="python " + " ".join(["scripts/roar.py"] + sys.argv[1:]),
-                  model=args.model, methods=args.methods, fractions=args.fractions, n_train=args.n_train,
-                  n_val=len(val), n_test=args.n_test, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                  retraining="from scratch" if args.from_scratch else "fine-tuned from the committed network", seed=args.seed,
-                  repeats=args.repeats,
-                  removal="dataset_mean", explained_class="true label",
-                  ties="random",          # xailib.metrics.order: how tied pixels are ranked
-                  map_seconds=map_seconds, wall_seconds=round(time.time() - t_start, 1),
-                  finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  versions=dict(torch=torch.__version__, python=platform.python_version(),
-                                threads=torch.get_num_threads()))
-    (args.out / "roar.json").write_text(json.dumps(record, indent=1) + "\n")
+    record = write_record(args.out / "roar.json", "scripts/roar.py", t_start,
+                          model=args.model, methods=args.methods, fractions=args.fractions, n_train=args.n_train,
+                          n_val=len(val), n_test=args.n_test, epochs=args.epochs, batch_size=args.batch_size,
+                          lr=args.lr, retraining="from scratch" if args.from_scratch
+                          else "fine-tuned from the committed network", seed=args.seed, repeats=args.repeats,
+                          removal="dataset_mean", explained_class="true label",
+                          ties="random",          # xailib.metrics.order: how tied pixels are ranked
+                          map_seconds=map_seconds)
     print(f"ROAR: {len(rows)} networks trained in {record['wall_seconds'] / 60:.1f} min -> {args.out}")
 
 
