@@ -44,7 +44,8 @@ if os.environ.get("XAILIB_BENCH_ROOT"):          # the baseline worker imports a
 else:
     sys.path.insert(0, str(ROOT))
 import xailib  # noqa: E402
-from xailib import data, explain, metrics, models  # noqa: E402
+from xailib import data, metrics, models  # noqa: E402
+from xailib.methods import METHODS, explain, method_names  # noqa: E402
 
 try:
     from xailib import inference
@@ -138,9 +139,9 @@ def methods_and_metrics(model_name, dev, n_images, quick):
     x, masks, ref = workload(dev, n_images)
     t = models.predict(model, x).argmax(1).to(dev)
     rows = []
-    for name in explain.method_names(learned=True):
+    for name in method_names(learned=True):
         params = dict(METHOD_PARAMS.get(name, {}))
-        if "background" in explain.METHODS[name].required:
+        if "background" in METHODS[name].required:
             params["background"] = ref
         if quick and name in ("lime", "kernel_shap"):
             params.update(num_samples=200) if name == "lime" else params.update(nsamples=200)
@@ -150,11 +151,11 @@ def methods_and_metrics(model_name, dev, n_images, quick):
             if inference is None and label == "eager":
                 continue
             with fast_option(fast):
-                sec, r, inside = counted(lambda: explain.explain(model, x[:n], t[:n], name, **params),
+                sec, r, inside = counted(lambda: explain(model, x[:n], t[:n], name, **params),
                                          dev, n, model)
             row.update({label: sec, f"{label}_model_s": inside, "rows": r})
         rows.append(row)
-    maps = explain.explain(model, x, t, "gradcam")
+    maps = explain(model, x, t, "gradcam")
     metric_params = {"pointing_game": dict(masks=masks), "mask_energy": dict(masks=masks)}
     for name in METRICS:
         row = dict(model=model_name, kind="metric", name=name, images=n_images)
@@ -194,7 +195,7 @@ def peers(model_name, dev):
         print("  (TorchRay not installed: pip install torchray --no-deps)")
     for b in ((32, 64, 128, 256) if dev.type == "cpu" else (256, 1024, 4096)):
         with inference.options(batch_size=b):
-            ours = timed(lambda: explain.explain(model, x, t, "rise", n_masks=n_masks,
+            ours = timed(lambda: explain(model, x, t, "rise", n_masks=n_masks,
                                                  model_batch_size=b), dev, repeat=3) / len(x)
             row = dict(model=model_name, name=f"RISE, N={n_masks}, batch {b}", xailib=ours)
             if torchray_rise is not None:
@@ -203,7 +204,7 @@ def peers(model_name, dev):
                                     dev, repeat=3) / len(x)
                 row["peer_name"] = "TorchRay rise (same fast model)"
         rows.append(row)
-    maps = explain.explain(model, x, t, "gradcam")
+    maps = explain(model, x, t, "gradcam")
     steps = x.shape[-1]
     ours = timed(lambda: metrics.score(model, x, t, maps, "deletion", n_steps=steps, removal=0.0), dev) / len(x)
     row = dict(model=model_name, name=f"deletion, {steps} steps, black fill", xailib=ours)

@@ -80,7 +80,8 @@ def plan(device: str, batch: int = 32, n_val: int = 50_000) -> str:
 
 
 def main():
-    from xailib import explain, shards
+    from xailib import shards
+    from xailib.methods import method_names
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--images", type=int, default=16)
@@ -95,7 +96,7 @@ def main():
         (ROOT / "results" / "bench").mkdir(parents=True, exist_ok=True)
         (ROOT / "results" / "bench" / ("plan.md" if args.device == "cpu" else f"plan_{args.device}.md")).write_text(text)
         print(text)
-    methods = explain.method_names(controls=True)
+    methods = method_names(controls=True)
     background = {"expected_gradients": {"background": {"images": "val", "n": 16}}}     # the chapters' reference
     heavy = [s for m in methods for s in shards.shards_for("vgg_mini", m, range(args.images), args.shard_size,
                                                            params=background.get(m, {}))]

@@ -7,7 +7,8 @@ The smooth random null (xailib.methods.controls, sigma = side / 8) is set from t
 """
 import numpy as np
 
-from xailib import data, explain, models
+from xailib import data, models
+from xailib.methods import explain
 
 METHODS = ["gradient", "smoothgrad", "integrated_gradients", "gradcam", "occlusion", "lime", "kernel_shap",
            "rise", "guided_backprop", "lrp_epsilon", "deeplift", "edge"]
@@ -32,7 +33,7 @@ def main():
     for name in ("vgg_mini", "resnet_mini"):
         net = models.load_model(name)
         for m in METHODS:
-            lag = half_lag(explain.explain(net, x, t, m).float().cpu().numpy())
+            lag = half_lag(explain(net, x, t, m).float().cpu().numpy())
             print(f"{name:12s} {m:21s} {lag:13.2f} {lag / 1.665:11.2f}")
 
 

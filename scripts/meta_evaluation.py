@@ -28,7 +28,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from xailib import data, explain, leaderboard as lb, meta_evaluation as meta, models  # noqa: E402
+from xailib import data, meta_evaluation as meta, models  # noqa: E402
+from xailib.methods import METHODS as REGISTRY  # noqa: E402
+from xailib.chapters import leaderboard as lb  # noqa: E402
 from xailib.results import ResultStore  # noqa: E402
 from _record import write_record  # noqa: E402  (scripts/_record.py)
 
@@ -52,8 +54,8 @@ def main():
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "10_leaderboard" / "larger_run" / "meta")
     args = ap.parse_args()
     for m in args.methods:
-        if m not in explain.METHODS:
-            sys.exit(f"unknown method {m!r}; choose from {', '.join(explain.METHODS)}")
+        if m not in REGISTRY:
+            sys.exit(f"unknown method {m!r}; choose from {', '.join(REGISTRY)}")
     if args.n_images < 2 or args.k < 1:
         sys.exit("--n-images must be at least 2 and --k at least 1")
     torch.manual_seed(args.seed)
@@ -69,8 +71,12 @@ def main():
     rows, seconds = [], {}
     for name, net in nets.items():
         t0 = time.time()
-        rows.append(meta.model_test(store, name, net, imgs.images, imgs.masks, imgs.boxes, args.methods, columns,
-                                    k=args.k, n_steps=args.n_steps, seed=args.seed,
+
+        def score_maps(tag, network, targets, maps, name=name):
+            return lb.score_maps(store, f"meta/{name}/{tag}", name, network, imgs.images, targets, maps,
+                                 {"masks": imgs.masks, "boxes": imgs.boxes}, image_set="benchmark",
+                                 columns=columns, n_steps=args.n_steps, seed=args.seed)
+        rows.append(meta.model_test(store, name, net, imgs.images, args.methods, score_maps, k=args.k, seed=args.seed,
                                     progress=lambda it, desc: (print(desc, flush=True), it)[1]))
         seconds[name] = round(time.time() - t0, 1)
     per_image = pd.concat(rows, ignore_index=True)

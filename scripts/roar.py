@@ -16,7 +16,7 @@ with the same schedule, ``--repeats`` times with the seeds ``seed``, ``seed + 1`
 al. retrain five times; the default three keeps the run near an hour), each retraining paired with
 the random control's of the same seed; the accuracy drop is against networks trained the same way
 on unmodified images (k = 0). The chapter's test takes the spread between retrainings in
-(:func:`xailib.faith.roar_comparison`).
+(:func:`xailib.chapters.faithfulness.roar_comparison`).
 
 One deviation, for time: Hooker et al. retrain from a fresh initialisation; by default this script
 fine-tunes the committed network (every weight, 3 epochs on 4000 images). Trained from scratch,
@@ -41,9 +41,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from xailib import explain, models  # noqa: E402
+from xailib import models  # noqa: E402
+from xailib.methods import METHODS as REGISTRY, explain  # noqa: E402
 from xailib.data import ImageSet, load_shapes  # noqa: E402
-from xailib.faith import top_fraction  # noqa: E402
+from xailib.chapters.faithfulness import top_fraction  # noqa: E402
 from xailib.metrics.removal import remove  # noqa: E402
 from xailib.train import train_model  # noqa: E402
 from _record import write_record  # noqa: E402  (scripts/_record.py)
@@ -61,7 +62,7 @@ def top_k_removed(net, data: ImageSet, method: str, fraction: float, maps: torch
 
 
 def maps_for(net, data: ImageSet, method: str, batch: int = 64) -> torch.Tensor:
-    return torch.cat([explain.explain(net, data.images[i:i + batch], data.labels[i:i + batch], method)
+    return torch.cat([explain(net, data.images[i:i + batch], data.labels[i:i + batch], method)
                       for i in range(0, len(data), batch)])
 
 
@@ -85,8 +86,8 @@ def main():
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "09_faithfulness" / "larger_run" / "roar")
     args = ap.parse_args()
     for m in args.methods:
-        if m not in explain.METHODS:
-            sys.exit(f"unknown method {m!r}; choose from {', '.join(explain.METHODS)}")
+        if m not in REGISTRY:
+            sys.exit(f"unknown method {m!r}; choose from {', '.join(REGISTRY)}")
     if not all(0 < f < 1 for f in args.fractions):
         sys.exit("--fractions must lie in (0, 1)")
     if args.repeats < 1:

@@ -31,7 +31,7 @@ DESCRIPTIONS = {
     "permuted": "the first 1000 training images of the shapes benchmark with their labels "
                 "randomly permuted (xailib.variants 'permuted'); val / test with true labels",
     "digits": "UCI handwritten digits from scikit-learn, 8 x 8 upsampled bilinearly to 64 px; "
-              "train 1297 / val 200 / test 300 (xailib.variants.load_digits)",
+              "train 1297 / val 200 / test 300 (xailib.data.load_digits)",
     "digits_permuted": "the digits' training labels randomly permuted; val / test with true labels",
 }
 

@@ -9,7 +9,8 @@ from torch import nn
 
 from xailib import data, metrics, models
 from xailib.errors import ParameterError
-from xailib.rise import find_normalization, input_fill
+from xailib.methods.rise import input_fill
+from xailib.models import find_normalization
 
 H = W = 8
 
@@ -140,15 +141,15 @@ def test_blur_kernel_names_what_blur_does():
 def test_targets_out_of_range_are_named_in_every_method(method):
     """-1 used to be read as the last class by rise and occlusion (Python indexing), and 2 on a
     two-class model surfaced as captum's IndexError; both are now one sentence naming targets."""
-    from xailib import explain
+    from xailib.methods import explain
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * H * W, 2))
     x, _ = _inputs()
     extra = {"n_masks": 8, "cells": 2} if method == "rise" else {"window": 4, "stride": 4} if method == "occlusion" else {}
     with pytest.raises(ParameterError, match="class indices >= 0, got -1"):
-        explain.explain(model, x, -1, method, **extra)
+        explain(model, x, -1, method, **extra)
     with pytest.raises(ParameterError, match="below 2 .* got 2"):
-        explain.explain(model, x, [0, 2], method, **extra)
-    assert explain.explain(model, x, [0, 1], method, **extra).shape == (2, H, W)
+        explain(model, x, [0, 2], method, **extra)
+    assert explain(model, x, [0, 1], method, **extra).shape == (2, H, W)
 
 
 def test_targets_out_of_range_are_named_in_the_metrics():
@@ -167,23 +168,23 @@ def test_targets_out_of_range_are_named_in_the_metrics():
 def test_bad_images_and_targets_get_one_sentence_in_explain(method):
     """A NaN pixel gave maps of NaN without a word in these five methods; targets=None ended in
     "Could not infer dtype of NoneType"; an empty batch in a torch.cat error; 0-255 images ran."""
-    from xailib import explain
+    from xailib.methods import explain
     model = models.load_model("vgg_mini")
     x = data.load_dataset("shapes", "test", size=64, seed=0).images[:2].clone()
     extra = {"n_masks": 8} if method == "rise" else {}
     nan = x.clone()
     nan[1, 0, 3, 4] = float("nan")
     with pytest.raises(ParameterError, match=r"^images hold NaN or infinite pixels \(image 1\)"):
-        explain.explain(model, nan, [0, 1], method, **extra)
+        explain(model, nan, [0, 1], method, **extra)
     with pytest.raises(ParameterError, match=r"^targets=None: give the class to explain"):
-        explain.explain(model, x, None, method, **extra)
+        explain(model, x, None, method, **extra)
     with pytest.raises(ParameterError, match=r"^images is an empty batch"):
-        explain.explain(model, x[:0], [], method, **extra)
+        explain(model, x[:0], [], method, **extra)
     with pytest.raises(ParameterError, match=r"^images reach 255, but the models take pixels in \[0, 1\]"):
-        explain.explain(model, (x * 255).round(), [0, 1], method, **extra)
+        explain(model, (x * 255).round(), [0, 1], method, **extra)
     with pytest.raises(ParameterError, match=r"^images must be floating point"):
-        explain.explain(model, (x * 255).to(torch.uint8), [0, 1], method, **extra)
-    assert torch.isfinite(explain.explain(model, x, [0, 1], method, **extra)).all()
+        explain(model, (x * 255).to(torch.uint8), [0, 1], method, **extra)
+    assert torch.isfinite(explain(model, x, [0, 1], method, **extra)).all()
 
 
 def test_a_missing_weights_file_is_named_without_a_training_remedy():

@@ -1,10 +1,12 @@
-"""The localisation (xailib.wsol) and trustworthiness (xailib.trust) chapters' plumbing."""
+"""The localisation (xailib.chapters.localisation) and trustworthiness (xailib.chapters.trustworthiness) chapters' plumbing."""
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from xailib import data, trust, verdicts, wsol
+from xailib import data, known_truth, verdicts
+from xailib.chapters import trustworthiness as trust
+from xailib.chapters import localisation as wsol
 from xailib.errors import ParameterError
 
 
@@ -95,7 +97,7 @@ def test_bam_contrast_of_a_constant_map_is_zero_and_of_a_mask_map_positive():
     shapes = data.load_shapes("test", n=12)
     obj = {"constant": torch.ones(12, 64, 64), "mask": shapes.masks.float()}
     scene = {"constant": torch.ones(12, 64, 64), "mask": (~shapes.masks).float()}
-    rows = trust.bam_rows(obj, scene, shapes)
+    rows = known_truth.bam_rows(obj, scene, shapes)
     assert (rows[rows.method == "constant"].contrast == 0).all()
     assert (rows[rows.method == "mask"].contrast == 1).all()
     claims = verdicts.claims_table(trust.claims(rows, None, None, ["constant", "mask"]))
@@ -105,7 +107,7 @@ def test_bam_contrast_of_a_constant_map_is_zero_and_of_a_mask_map_positive():
 def test_trojan_rows_score_a_map_on_the_trigger(shapes):
     trig = torch.zeros(6, 64, 64, dtype=torch.bool)
     trig[:, 10:16, 20:26] = True
-    rows = trust.trojan_rows("t", {"on": trig.float(), "off": (~trig).float()}, shapes, trig)
+    rows = known_truth.trojan_rows("t", {"on": trig.float(), "off": (~trig).float()}, shapes, trig)
     on, off = rows[rows.method == "on"], rows[rows.method == "off"]
     assert (on["trigger IoU"] == 1).all() and (on["mass on trigger"] == 1).all() and (on["pointing hit"] == 1).all()
     assert (off["mass on trigger"] == 0).all() and (off["pointing hit"] == 0).all()
@@ -157,7 +159,8 @@ def test_a_trigger_finder_and_a_faithful_map_must_beat_the_strongest_null_not_th
 
 
 def test_road_rows_table_and_findings_name_the_strongest_null(tmp_path):
-    from xailib import faith, models
+    from xailib import models
+    from xailib.chapters import faithfulness as faith
     from xailib.results import ResultStore
     net = models.load_model("vgg_mini")
     ds = data.load_shapes("test", n=3)
@@ -175,7 +178,7 @@ def test_road_rows_table_and_findings_name_the_strongest_null(tmp_path):
 
 def test_roar_over_retrainings_needs_every_retraining_to_agree():
     """Issue 29: several retrainings per (method, k); the test is intersection-union over them."""
-    from xailib import faith
+    from xailib.chapters import faithfulness as faith
     n = 40
     rng = np.random.default_rng(0)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from xailib import data, determinism, explain, inference, models
+from xailib import data, determinism, inference, models
+from xailib.methods import explain
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,9 +65,9 @@ def test_maps_do_not_depend_on_the_thread_count(name, batch):
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
-            got[n] = (inference.forward(net, x, batch_size=16), explain.explain(net, x, t, "gradient"),
-                      explain.explain(net, x, t, "gradcam"),
-                      explain.explain(net, x[:2], t[:2], "neuromask", iterations=20))
+            got[n] = (inference.forward(net, x, batch_size=16), explain(net, x, t, "gradient"),
+                      explain(net, x, t, "gradcam"),
+                      explain(net, x[:2], t[:2], "neuromask", iterations=20))
     finally:
         torch.set_num_threads(before)
     for a, b in zip(got[1], got[2]):
@@ -80,12 +81,12 @@ def test_logits_do_not_depend_on_the_batch_size_and_maps_repeat(batch):
     x, t = batch
     net = models.load_model("vgg_mini")
     assert torch.equal(inference.forward(net, x, batch_size=7), inference.forward(net, x, batch_size=64))
-    assert torch.equal(explain.explain(net, x[:5], t[:5], "gradient"), explain.explain(net, x[:5], t[:5], "gradient"))
+    assert torch.equal(explain(net, x[:5], t[:5], "gradient"), explain(net, x[:5], t[:5], "gradient"))
 
 
-PROBE = ("import torch; from xailib import data, explain, models; "
+PROBE = ("import torch; from xailib import data, models; from xailib.methods import explain; "
          "p = data.load_dataset('shapes', 'test', n=4, size=64, seed=0); "
-         "m = explain.explain(models.load_model('vgg_mini'), p.images, p.labels, 'gradient'); "
+         "m = explain(models.load_model('vgg_mini'), p.images, p.labels, 'gradient'); "
          "print(torch.backends.cpu.get_cpu_capability()); print(m.double().sum().item().hex())")
 
 

@@ -3,7 +3,8 @@ scores the same at any batching (batch sizes 1, 7 and the default) and in any po
 import pytest
 import torch
 
-from xailib import data, explain, metrics, models
+from xailib import data, metrics, models
+from xailib.methods import explain
 from xailib.metrics import draws
 
 N = 8
@@ -13,7 +14,7 @@ N = 8
 def setting():
     net = models.load_model("vgg_mini")
     ds = data.load_shapes("test", n=N)
-    maps = explain.explain(net, ds.images, ds.labels, "gradient")
+    maps = explain(net, ds.images, ds.labels, "gradient")
     return net, ds.images, ds.labels, maps
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from xailib import data, explain, models
+from xailib import data, models
+from xailib.methods import METHODS, Attributer, explain, method_names, register, superpixels
 from xailib.errors import ParameterError
 
 FAST = {"lime": dict(num_samples=100), "kernel_shap": dict(nsamples=100),
@@ -44,11 +45,11 @@ def untrained():
 def test_linear_gradient_is_the_weight(linear):
     model, x, t = linear
     w = model.w[t]
-    torch.testing.assert_close(explain.explain(model, x, t, "gradient"), w.abs().amax(1))
-    torch.testing.assert_close(explain.explain(model, x, t, "gradient", reduce="sum"), w.sum(1))
-    torch.testing.assert_close(explain.explain(model, x, t, "guided_backprop", reduce="sum"), w.sum(1))
+    torch.testing.assert_close(explain(model, x, t, "gradient"), w.abs().amax(1))
+    torch.testing.assert_close(explain(model, x, t, "gradient", reduce="sum"), w.sum(1))
+    torch.testing.assert_close(explain(model, x, t, "guided_backprop", reduce="sum"), w.sum(1))
     # SmoothGrad of a linear model: noise does not change the gradient
-    torch.testing.assert_close(explain.explain(model, x, t, "smoothgrad"), w.abs().amax(1))
+    torch.testing.assert_close(explain(model, x, t, "smoothgrad"), w.abs().amax(1))
 
 
 @pytest.mark.parametrize("method", ["gradient_x_input", "integrated_gradients", "deeplift",
@@ -56,13 +57,13 @@ def test_linear_gradient_is_the_weight(linear):
 def test_linear_attributions_equal_weight_times_input(linear, method):
     model, x, t = linear
     extra = {"background": torch.zeros(2, 3, 8, 8)} if method == "expected_gradients" else {}
-    got = explain.explain(model, x, t, method, **extra)
+    got = explain(model, x, t, method, **extra)
     torch.testing.assert_close(got, (model.w[t] * x).sum(1), rtol=1e-4, atol=1e-5)
 
 
 def test_linear_occlusion_with_one_pixel_windows(linear):
     model, x, t = linear
-    got = explain.explain(model, x, t, "occlusion", window=1, stride=1, baseline=0.25)
+    got = explain(model, x, t, "occlusion", window=1, stride=1, baseline=0.25)
     torch.testing.assert_close(got, (model.w[t] * (x - 0.25)).sum(1), rtol=1e-4, atol=1e-5)
 
 
@@ -88,7 +89,7 @@ def _two_tone(size=32):
                                        ("kernel_shap", dict(nsamples=200, n_segments=8, hide=0.0))])
 def test_surrogates_find_the_only_region_that_matters(method, kw):
     x = _two_tone()
-    s = explain.explain(HalfBright(), x, 1, method, **kw)[0]
+    s = explain(HalfBright(), x, 1, method, **kw)[0]
     left, right = s[:, :16], s[:, 16:]
     assert right.min() > 0 and left.abs().max() < 0.1 * right.min()
 
@@ -96,21 +97,21 @@ def test_surrogates_find_the_only_region_that_matters(method, kw):
 def test_kernel_shap_values_add_up_to_the_output_change():
     x = _two_tone()
     model = HalfBright()
-    s = explain.explain(model, x, 1, "kernel_shap", nsamples=500, n_segments=8, hide=0.0)[0]
-    seg = explain.superpixels(x[0], 8)
+    s = explain(model, x, 1, "kernel_shap", nsamples=500, n_segments=8, hide=0.0)[0]
+    seg = superpixels(x[0], 8)
     phi = sum(s[torch.from_numpy(seg == k)][0] for k in np.unique(seg))
     p = lambda z: torch.softmax(model(z), 1)[0, 1]  # noqa: E731
     assert phi.item() == pytest.approx((p(x) - p(torch.zeros_like(x))).item(), abs=1e-4)
 
 
-@pytest.mark.parametrize("method", explain.method_names(learned=True))
+@pytest.mark.parametrize("method", method_names(learned=True))
 def test_every_method_shape_dtype_device_determinism(untrained, method):
     model, ds = untrained
     extra = dict(FAST.get(method, {}))
     if method == "expected_gradients":
         extra["background"] = data.load_shapes("val", n=4).images
-    a = explain.explain(model, ds.images, ds.labels, method, **extra)
-    b = explain.explain(model, ds.images, ds.labels, method, **extra)
+    a = explain(model, ds.images, ds.labels, method, **extra)
+    b = explain(model, ds.images, ds.labels, method, **extra)
     assert a.shape == (3, 64, 64) and a.dtype == torch.float32 and a.device == ds.images.device
     assert torch.isfinite(a).all()
     torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -121,15 +122,15 @@ def test_every_method_shape_dtype_device_determinism(untrained, method):
 def test_maps_do_not_depend_on_batching(untrained, method):
     model, ds = untrained
     kw = FAST.get(method, {})
-    whole = explain.explain(model, ds.images, ds.labels, method, batch_size=3, **kw)
-    split = explain.explain(model, ds.images, ds.labels, method, batch_size=1, **kw)
+    whole = explain(model, ds.images, ds.labels, method, batch_size=3, **kw)
+    split = explain(model, ds.images, ds.labels, method, batch_size=1, **kw)
     torch.testing.assert_close(whole, split, rtol=1e-4, atol=1e-6)
 
 
 def test_seeded_methods_change_with_the_seed(untrained):
     model, ds = untrained
-    a = explain.explain(model, ds.images, ds.labels, "lime", num_samples=100, seed=0)
-    b = explain.explain(model, ds.images, ds.labels, "lime", num_samples=100, seed=1)
+    a = explain(model, ds.images, ds.labels, "lime", num_samples=100, seed=0)
+    b = explain(model, ds.images, ds.labels, "lime", num_samples=100, seed=1)
     assert not torch.equal(a, b)
 
 
@@ -137,7 +138,7 @@ def test_gradcam_on_trained_models_points_at_the_object():
     ds = data.load_shapes("test", n=32)
     for name in models.BENCHMARK_MODELS:
         model = models.load_model(name)
-        s = explain.explain(model, ds.images, ds.labels, "gradcam")
+        s = explain(model, ds.images, ds.labels, "gradcam")
         assert (s >= 0).all()
         energy = (s * ds.masks).flatten(1).sum(1) / s.flatten(1).sum(1).clamp(min=1e-12)
         chance = ds.masks.float().mean((1, 2))
@@ -146,36 +147,36 @@ def test_gradcam_on_trained_models_points_at_the_object():
 
 def test_attributer_binds_a_method_and_times_it(linear):
     model, x, t = linear
-    att = explain.Attributer(model, "gradient_x_input")
+    att = Attributer(model, "gradient_x_input")
     torch.testing.assert_close(att(x, t), (model.w[t] * x).sum(1))
     assert att.seconds > 0
     with pytest.raises(ParameterError, match="unknown parameter"):
-        explain.Attributer(model, "gradient", n_steps=3)
+        Attributer(model, "gradient", n_steps=3)
 
 
 def test_clear_errors(untrained, linear):
     model, ds = untrained
     with pytest.raises(ParameterError, match="method='rise_typo' is not accepted.*'gradient'"):
-        explain.explain(model, ds.images, ds.labels, "rise_typo")
+        explain(model, ds.images, ds.labels, "rise_typo")
     with pytest.raises(ParameterError, match=r"unknown parameter\(s\) for method 'gradient': n_steps"):
-        explain.explain(model, ds.images, ds.labels, "gradient", n_steps=4)
+        explain(model, ds.images, ds.labels, "gradient", n_steps=4)
     with pytest.raises(ParameterError, match="needs background="):
-        explain.explain(model, ds.images, ds.labels, "expected_gradients")
+        explain(model, ds.images, ds.labels, "expected_gradients")
     with pytest.raises(ParameterError, match="images are 32x32 but model 'vgg_mini' expects 64x64"):
-        explain.explain(model, torch.rand(1, 3, 32, 32), 0, "gradient")
+        explain(model, torch.rand(1, 3, 32, 32), 0, "gradient")
     with pytest.raises(ParameterError, match="targets must be one class index or one per image"):
-        explain.explain(model, ds.images, torch.tensor([0, 1]), "gradient")
+        explain(model, ds.images, torch.tensor([0, 1]), "gradient")
     with pytest.raises(ParameterError, match="reduce='median'"):
-        explain.explain(model, ds.images, ds.labels, "gradient", reduce="median")
+        explain(model, ds.images, ds.labels, "gradient", reduce="median")
     with pytest.raises(ParameterError, match="layer='nope' is not a submodule"):
-        explain.explain(model, ds.images, ds.labels, "gradcam", layer="nope")
+        explain(model, ds.images, ds.labels, "gradcam", layer="nope")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_maps_stay_on_the_gpu_and_match_the_cpu(untrained):
     model, ds = untrained
-    gpu = explain.explain(model.cuda(), ds.images.cuda(), ds.labels, "integrated_gradients", n_steps=8)
-    cpu = explain.explain(model.cpu(), ds.images, ds.labels, "integrated_gradients", n_steps=8)
+    gpu = explain(model.cuda(), ds.images.cuda(), ds.labels, "integrated_gradients", n_steps=8)
+    cpu = explain(model.cpu(), ds.images, ds.labels, "integrated_gradients", n_steps=8)
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-3, atol=1e-5)
 
@@ -202,17 +203,17 @@ def test_deconvolution_passes_gradients_through_relu_backwards():
     x = torch.randn(2, 3, 6, 6, generator=g)
     v = torch.where(torch.rand(1, 3, 6, 6, generator=g) > 0.5, 1.0, -1.0)
     model = ReluSum(v)
-    dec = explain.explain(model, x, 0, "deconvolution", reduce="sum")
+    dec = explain(model, x, 0, "deconvolution", reduce="sum")
     torch.testing.assert_close(dec, torch.relu(v).sum(1).expand(2, 6, 6))
-    grad = explain.explain(model, x, 0, "gradient", reduce="sum")
+    grad = explain(model, x, 0, "gradient", reduce="sum")
     torch.testing.assert_close(grad, (v * (x > 0)).sum(1))
-    assert explain.METHODS["deconvolution"].family == "backprop"
+    assert METHODS["deconvolution"].family == "backprop"
 
 
 def test_per_image_parameters_are_cut_with_the_images():
     """A parameter given one value per image follows its image into the method's chunks (chapter
     05 gives extremal perturbation one area per image; 40 images are more than one chunk of 32)."""
-    @explain.register("_per_image_probe", family="control", library="test", reference="", batch_size=2,
+    @register("_per_image_probe", family="control", library="test", reference="", batch_size=2,
                       per_image=("scale",), scale=1.0)
     def _probe(model, x, t, scale):
         return torch.as_tensor(scale, dtype=torch.float32).expand(len(x)).view(-1, 1, 1).expand(len(x), *x.shape[-2:]).clone()
@@ -220,9 +221,9 @@ def test_per_image_parameters_are_cut_with_the_images():
         model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
         x = torch.rand(5, 3, 4, 4)
         scales = torch.arange(5.0)
-        out = explain.explain(model, x, 0, "_per_image_probe", scale=scales)
+        out = explain(model, x, 0, "_per_image_probe", scale=scales)
         torch.testing.assert_close(out[:, 0, 0], scales)
-        torch.testing.assert_close(explain.explain(model, x, 0, "_per_image_probe", scale=3.0)[:, 0, 0], torch.full((5,), 3.0))
+        torch.testing.assert_close(explain(model, x, 0, "_per_image_probe", scale=3.0)[:, 0, 0], torch.full((5,), 3.0))
     finally:
-        del explain.METHODS["_per_image_probe"]
-    assert explain.METHODS["extremal_perturbation"].per_image == ("area",)
+        del METHODS["_per_image_probe"]
+    assert METHODS["extremal_perturbation"].per_image == ("area",)

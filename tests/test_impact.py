@@ -5,7 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from xailib import impact, metrics, models
+from xailib import metrics, models
+from xailib.metrics import impact
+from xailib.chapters import impact_score
 from xailib.errors import ParameterError
 from xailib.metrics import order
 
@@ -175,11 +177,12 @@ def test_selection_for_methods_and_parameter_errors():
 
 
 def test_segment_labels_are_the_superpixels_lime_scored():
-    from xailib import data, explain
+    from xailib import data
+    from xailib.methods import explain
     model = models.load_model("resnet_mini")
     x = data.load_shapes("test", n=1).images
     y = models.predict(model, x).argmax(1)
-    lime_map = explain.explain(model, x, y, "lime", num_samples=60)
+    lime_map = explain(model, x, y, "lime", num_samples=60)
     seg = impact.segment_labels(x)[0]
     # LIME's map is constant on each of these superpixels, and differs between most of them
     values = [lime_map[0][seg == k].unique() for k in range(int(seg.max()) + 1)]
@@ -200,30 +203,30 @@ def test_grid_controls_are_matched_and_a_blind_model_scores_nothing():
     decisive = REGION.float().expand(4, H, W) + 0.01 * torch.arange(H * W).view(H, W) / (H * W)
     elsewhere = (~REGION).float().expand(4, H, W).contiguous()
     seg = torch.arange(H * W).view(1, H, W).div(8, rounding_mode="floor").expand(4, H, W)   # rows as segments
-    g = impact.grid(model, x, 0, {"decisive": decisive, "elsewhere": elsewhere}, removals=("zero",),
+    g = impact_score.grid(model, x, 0, {"decisive": decisive, "elsewhere": elsewhere}, removals=("zero",),
                     fractions=(0.25,), segments=seg, n_random=16, seed=0)
-    assert set(g.method) == {"decisive", "elsewhere", impact.CONTROL}
+    assert set(g.method) == {"decisive", "elsewhere", impact_score.CONTROL}
     # own = pixels for a pixel method: the same outcome
     own = g[(g.method == "decisive") & (g.granularity == "own")].impact.to_numpy()
     pix = g[(g.method == "decisive") & (g.granularity == "pixels")].impact.to_numpy()
     assert np.array_equal(own, pix) and own.tolist() == [1, 1, 1, 1]   # removing 16 of the 16 region pixels
     assert g[(g.method == "elsewhere") & (g.granularity == "pixels")].impact.tolist() == [0, 0, 0, 0]
-    ctrl = g[g.method == impact.CONTROL]
+    ctrl = g[g.method == impact_score.CONTROL]
     assert ((ctrl.impact >= 0) & (ctrl.impact <= 1)).all()
     assert set(ctrl.granularity) == {"pixels", "segments"}
     # every row carries the control of its own selection
-    for _, r in g[g.method != impact.CONTROL].iterrows():
+    for _, r in g[g.method != impact_score.CONTROL].iterrows():
         c = ctrl[(ctrl.selection == r.selection) & (ctrl.image == r.image)].impact.item()
         assert r.control == c
     # a model that ignores its input never changes its decision: nothing is impactful
     blind = RegionModel(gain=0.0, rest=(-1.0,))
-    g0 = impact.grid(blind, x, 0, {"decisive": decisive}, removals=("zero", "blur"), fractions=(0.1, 0.5),
+    g0 = impact_score.grid(blind, x, 0, {"decisive": decisive}, removals=("zero", "blur"), fractions=(0.1, 0.5),
                      segments=seg, n_random=4)
     assert g0.impact.sum() == 0 and g0.control.sum() == 0
     assert impact.random_maps(3, (H, W), 2, seed=5).shape == (2, 3, H, W)
     torch.testing.assert_close(impact.random_maps(3, (H, W), 2, seed=5), impact.random_maps(3, (H, W), 2, seed=5))
     with pytest.raises(ParameterError):
-        impact.grid(model, x, 0, {"d": decisive}, granularities=("blobs",))
+        impact_score.grid(model, x, 0, {"d": decisive}, granularities=("blobs",))
 
 
 def test_grid_wide_round_trips_and_keeps_every_own_row():
@@ -232,12 +235,12 @@ def test_grid_wide_round_trips_and_keeps_every_own_row():
     seg = torch.arange(H * W).view(1, H, W).div(8, rounding_mode="floor").expand(4, H, W)
     maps = {"gradient": torch.rand(4, H, W, generator=torch.Generator().manual_seed(0)),
             "lime": torch.rand(4, H, W, generator=torch.Generator().manual_seed(1))}
-    g = impact.grid(model, x, 0, maps, removals=("zero", "blur"), fractions=(0.1, 0.25), segments=seg, n_random=3)
-    wide = impact.grid_wide(g)
+    g = impact_score.grid(model, x, 0, maps, removals=("zero", "blur"), fractions=(0.1, 0.25), segments=seg, n_random=3)
+    wide = impact_score.grid_wide(g)
     assert len(wide) == 2 * 2 * 2 * 4            # removal x fraction x selection x image
-    back = impact.grid_long(wide)
+    back = impact_score.grid_long(wide)
     cols = ["method", "removal", "fraction", "granularity", "image"]
-    a = g[g.method != impact.CONTROL][cols + ["impact", "control"]].sort_values(cols).reset_index(drop=True)
+    a = g[g.method != impact_score.CONTROL][cols + ["impact", "control"]].sort_values(cols).reset_index(drop=True)
     b = back[cols + ["impact", "control"]].sort_values(cols).reset_index(drop=True)
     assert a.equals(b.astype(a.dtypes.to_dict()))
     own = back[(back.granularity == "own")]

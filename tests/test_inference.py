@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from xailib import explain, inference, metrics, models
+from xailib import inference, metrics, models
+from xailib.methods import METHODS, explain, method_names
 from xailib.errors import ParameterError
 
 TOL = inference.TOLERANCE
@@ -148,16 +149,16 @@ SMALL = {"lime": dict(num_samples=150), "kernel_shap": dict(nsamples=150), "rise
          "extremal_perturbation": dict(iterations=30)}
 
 
-@pytest.mark.parametrize("method", explain.method_names(learned=True))
+@pytest.mark.parametrize("method", method_names(learned=True))
 def test_every_method_agrees_on_both_paths(nets, x, method):
     net = nets["resnet_mini"]
     imgs = x[:2]
     t = models.predict(net, imgs).argmax(1)
     params = dict(SMALL.get(method, {}))
-    if "background" in explain.METHODS[method].required:
+    if "background" in METHODS[method].required:
         params["background"] = x[-4:]
-    fast = explain.explain(net, imgs, t, method, **params)
-    eager = explain.explain(net, imgs, t, method, fast=False, **params)
+    fast = explain(net, imgs, t, method, **params)
+    eager = explain(net, imgs, t, method, fast=False, **params)
     scale = eager.abs().amax((1, 2)).clamp(min=1e-12)[:, None, None]
     assert ((fast - eager).abs() / scale).max() <= 1e-3, method
 

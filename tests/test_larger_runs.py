@@ -23,7 +23,9 @@ import pandas as pd
 import pytest
 import torch
 
-from xailib import data, determinism, explain, impact, metrics, models, patches, results
+from xailib import data, determinism, metrics, models, patches, results
+from xailib.methods import explain, method_names
+from xailib.metrics import impact
 from xailib.metrics import order
 
 SEED = int(os.environ.get("XAILIB_REPLAY_SEED", "0"))
@@ -81,10 +83,10 @@ def replay_rise(params, per_image, n_images=2, methods=("gradient", "gradcam", "
                     n = params["n_masks"][mname] if isinstance(params["n_masks"], dict) else params["n_masks"]
                     if len(params["rise_seeds"]) != 1 and params.get("seed_images") is None:
                         continue                 # the table holds the mean over seeds; replay one-seed rows
-                    s = explain.explain(net, x, t, "rise", n_masks=n, cells=params["cells"], p=params["p_keep"],
+                    s = explain(net, x, t, "rise", n_masks=n, cells=params["cells"], p=params["p_keep"],
                                         seed=params["rise_seeds"][0])
                 else:
-                    s = explain.explain(net, xb, tb, meth)[j:j + 1]
+                    s = explain(net, xb, tb, meth)[j:j + 1]
                 kw = dict(n_steps=params["n_steps"], blur_sigma=params["insertion_blur_sigma"])
                 got = [metrics.causal_curves(net, x, t, s, "deletion", params["n_steps"])[2].item(),
                        metrics.causal_curves(net, x, t, s, "insertion", **kw)[2].item(),
@@ -112,7 +114,7 @@ def replay_impact(params, per_image, n_images=2, methods=("gradient", "lime")):
             b = _batch(order.index(img), MAP_BATCH["03_impact_score"], len(order))
             xb, yb, j = pool.images[order[b]], pool.labels[order[b]], order.index(img) - b.start
             for meth in methods:
-                s = explain.explain(net, xb, yb, meth, **params["method_params"].get(meth, {}))[j:j + 1]
+                s = explain(net, xb, yb, meth, **params["method_params"].get(meth, {}))[j:j + 1]
                 sel = impact.selection_for(meth, params["selection"])
                 c = impact.critical_region(s, sel, params["fraction"], segments=seg if sel == "segments" else None)
                 out = impact.impact_outcome(net, x, c, y, removal=params["removal"], tau=params["tau"])
@@ -159,7 +161,7 @@ def replay_patch(params, per_image, hit_table, n_images=2, methods=("gradient", 
             xb = xp[[int((idx == c_).nonzero()[0, 0]) for c_ in in_batch.clean]]
             k_ = pos - b.start
             for meth in methods:
-                s = explain.explain(net, xb, t.expand(len(xb)), meth, **params["method_params"].get(meth, {}))[k_:k_ + 1]
+                s = explain(net, xb, t.expand(len(xb)), meth, **params["method_params"].get(meth, {}))[k_:k_ + 1]
                 sel = impact.selection_for(meth, params["selection"])
                 seg = impact.segment_labels(x, 50) if sel == "segments" else None
                 c = impact.critical_region(s, sel, params["fraction"], segments=seg)
@@ -220,7 +222,7 @@ def replay_neuromask(params, per_image, n_batches=1, models_=("vgg_mini",)):
         for first in _pick(np.arange(0, len(index), size), n_batches, rng):
             b = _batch(int(first), size, len(index))
             x, t = pool.images[index[b]], pool.labels[index[b]]
-            m = explain.explain(net, x, t, "neuromask", setting=params["setting"], iterations=params["iterations"],
+            m = explain(net, x, t, "neuromask", setting=params["setting"], iterations=params["iterations"],
                                 patience=params["patience"], seed=params["seed"])
             got = [m.flatten(1).mean(1).mean().item(),
                    metrics.score(net, x, t, m, "mask_energy", masks=pool.masks[index[b]]).mean().item(),
@@ -242,7 +244,7 @@ def test_neuromask_larger_run_replays():
 
 def replay_sanity(params, per_image, n_rows=2, methods=("gradient", "gradcam", "guided_backprop", "edge")):
     """Randomised networks rebuilt from the run's rule and seed, a few maps recomputed in the batch
-    the run made them in (the chapter's ``sanity.Maps`` batches of 16), and their similarity to the
+    the run made them in (the chapter's ``Maps`` batches of 16), and their similarity to the
     trained model's map against the run's per-image value."""
     from xailib.metrics import randomisation as rnd
     from xailib.metrics import similarity as sim
@@ -257,8 +259,8 @@ def replay_sanity(params, per_image, n_rows=2, methods=("gradient", "gradcam", "
         b = _batch(r.image, 16, len(index))
         x, t = pool.images[index[b]], pool.labels[index[b]]
         kw = params["method_params"].get(r.method, {})
-        original = explain.explain(net, x, t, r.method, **kw)[r.image - b.start][None]
-        randomised = explain.explain(step.build(), x, t, r.method, **kw)[r.image - b.start][None]
+        original = explain(net, x, t, r.method, **kw)[r.image - b.start][None]
+        randomised = explain(step.build(), x, t, r.method, **kw)[r.image - b.start][None]
         assert sim.similarity(original, randomised, params["measure"])[0] == pytest.approx(
             getattr(r, params["measure"]), abs=TOL), (r.model, r.method, r.step, r.image)
         checked += 1
@@ -280,7 +282,7 @@ def test_sanity_checks_larger_run_replays():
 def test_localisation_larger_run_replays():
     """Chapter 07: a few images' maps made again (one image per batch, as the run made them) give
     the committed box IoUs, PxAP and roughness."""
-    from xailib import wsol
+    from xailib.chapters import localisation as wsol
     params, tables = _load("07_localisation")
     assert params["n_images"] >= 40 and len(params["methods"]) >= 18       # every registered method
     per = pd.read_csv(tables["per_image"])
@@ -291,7 +293,7 @@ def test_localisation_larger_run_replays():
     for mname, net in nets.items():
         for img in _pick(np.arange(params["n_images"]), 2, rng):
             one = pool.subset(index[img:img + 1])
-            maps = {m: explain.explain(net, one.images, one.labels, m) for m in ("gradient", "gradcam", "lime", "random")}
+            maps = {m: explain(net, one.images, one.labels, m) for m in ("gradient", "gradcam", "lime", "random")}
             got = wsol.per_image(mname, maps, one, wsol.curves(maps, one.boxes), params["cam_threshold"])
             for r in got.itertuples():
                 want = per[(per.model == mname) & (per.method == r.method) & (per.image == img)].iloc[0]
@@ -305,7 +307,8 @@ def test_trustworthiness_larger_run_replays():
     """Chapter 08: BAM contrasts, trojan trigger scores and infidelities of a few images made again
     (maps in the batches of 16 the run made them in; infidelity over the run's whole image set,
     whose perturbations are drawn in one sequence) give the committed values."""
-    from xailib import trust, variants
+    from xailib import variants
+    from xailib import known_truth
     params, tables = _load("08_trustworthiness")
     assert params["n_bam"] >= 40 and len(params["methods"]) >= 18
     rng = np.random.default_rng(SEED)
@@ -313,25 +316,25 @@ def test_trustworthiness_larger_run_replays():
     # BAM
     bam = pd.read_csv(tables["bam_per_image"])
     obj, scene = (models.load_model(n) for n in params["bam_models"])
-    imgs, ol, sl = trust.bam_images(obj, scene, params["n_bam"], size, seed)
+    imgs, ol, sl = known_truth.bam_images(obj, scene, params["n_bam"], size, seed)
     for img in _pick(np.arange(params["n_bam"]), 2, rng):
         b = _batch(img, 16, params["n_bam"])
         sub = imgs.subset(torch.arange(b.start, b.stop))
-        maps_o = {"gradient": explain.explain(obj, sub.images, ol[b], "gradient")}
-        maps_s = {"gradient": explain.explain(scene, sub.images, sl[b], "gradient")}
-        got = trust.bam_rows(maps_o, maps_s, sub).iloc[img - b.start]
+        maps_o = {"gradient": explain(obj, sub.images, ol[b], "gradient")}
+        maps_s = {"gradient": explain(scene, sub.images, sl[b], "gradient")}
+        got = known_truth.bam_rows(maps_o, maps_s, sub).iloc[img - b.start]
         want = bam[(bam.method == "gradient") & (bam.image == img)].iloc[0]
         assert got.contrast == pytest.approx(want.contrast, abs=TOL)
     # trojans
     troj = pd.read_csv(tables["trojan_per_image"])
     name, trigger = next(iter(params["trojans"].items()))
     net = models.load_model(name)
-    timgs, tmasks = trust.trojan_images(net, trigger, params["n_trojan"], size, seed)
+    timgs, tmasks = known_truth.trojan_images(net, trigger, params["n_trojan"], size, seed)
     for img in _pick(np.arange(params["n_trojan"]), 2, rng):
         b = _batch(img, 16, params["n_trojan"])
         sub = timgs.subset(torch.arange(b.start, b.stop))
-        s = explain.explain(net, sub.images, variants.TROJAN_TARGET, "gradient")
-        got = trust.trojan_rows(name, {"gradient": s}, sub, tmasks[b], params["trigger_tolerance"]).iloc[img - b.start]
+        s = explain(net, sub.images, variants.TROJAN_TARGET, "gradient")
+        got = known_truth.trojan_rows(name, {"gradient": s}, sub, tmasks[b], params["trigger_tolerance"]).iloc[img - b.start]
         want = troj[(troj.model == name) & (troj.method == "gradient") & (troj.image == img)].iloc[0]
         for col in ("trigger IoU", "mass on trigger", "pointing hit"):
             assert got[col] == pytest.approx(want[col], abs=TOL), (img, col)
@@ -340,7 +343,7 @@ def test_trustworthiness_larger_run_replays():
     pool, nets, index = _correct_images(params)
     one = pool.subset(index)
     mname = params["model_names"][0]
-    s = explain.explain(nets[mname], one.images, one.labels, "gradient")
+    s = explain(nets[mname], one.images, one.labels, "gradient")
     col = f"infidelity, {params['perturbations'][0]} (rescaled)"
     got = metrics.score(nets[mname], one.images, one.labels, s, "infidelity", perturbation=params["perturbations"][0],
                         noise=params["noise"], side=params["side"], n_samples=params["infidelity_samples"],
@@ -353,7 +356,7 @@ def test_faithfulness_larger_run_replays():
     """Chapter 09: a few images' gradient maps (in the batch of 16 the run made them in) scored
     again under two removal operators, and their sensitivity-n correlations, give the committed
     values; and the ROAR run's table is what its per-image table says."""
-    from xailib import faith
+    from xailib.chapters import faithfulness as faith
     params, tables = _load("09_faithfulness")
     assert params["n_images"] >= 24 and len(params["methods"]) >= 17
     rng = np.random.default_rng(SEED)
@@ -364,7 +367,7 @@ def test_faithfulness_larger_run_replays():
     mname = params["model_names"][0]
     for img in _pick(np.arange(params["n_images"]), 2, rng):
         b = _batch(img, 16, params["n_images"])
-        s = explain.explain(nets[mname], imgs.images[b], imgs.labels[b], "gradient")[img - b.start:img - b.start + 1]
+        s = explain(nets[mname], imgs.images[b], imgs.labels[b], "gradient")[img - b.start:img - b.start + 1]
         x, t = imgs.images[img:img + 1], imgs.labels[img:img + 1]
         for op in ("dataset_mean", "road"):
             got = metrics.score(nets[mname], x, t, s, "deletion", removal=op, n_steps=params["n_steps"],
@@ -399,13 +402,13 @@ def test_leaderboard_larger_run_replays():
     gradient maps (in the batch of 16 the run made them in), on the trained and the randomised
     network, scored again give the committed mask energy, deletion under blur and randomisation
     similarity."""
-    from xailib import leaderboard as lb
+    from xailib.chapters import leaderboard as lb
     from xailib.metrics import randomisation as rnd
     from xailib.metrics import similarity as sim
     params, tables = _load("10_leaderboard")
     per_image = pd.read_csv(tables["per_image"])
     bench = per_image[per_image.images == "benchmark"]
-    expected = set(explain.method_names(learned=True, controls=True))
+    expected = set(method_names(learned=True, controls=True))
     if results.tie_rule_of(results.larger_run("10_leaderboard")[1]) == "index":
         expected.discard("smooth_random")        # registered on 2026-12-03, after a run of that rule
     assert expected <= set(bench.method)
@@ -420,8 +423,8 @@ def test_leaderboard_larger_run_replays():
         for img in _pick(np.arange(n), 2, rng):
             b = _batch(img, 16, n)
             j = slice(img - b.start, img - b.start + 1)
-            s = explain.explain(net, imgs.images[b], imgs.labels[b], "gradient")[j]
-            r = explain.explain(rnet, imgs.images[b], imgs.labels[b], "gradient")[j]
+            s = explain(net, imgs.images[b], imgs.labels[b], "gradient")[j]
+            r = explain(rnet, imgs.images[b], imgs.labels[b], "gradient")[j]
             x, t, m = imgs.images[img:img + 1], imgs.labels[img:img + 1], imgs.masks[img:img + 1]
             got = {"mask energy": metrics.score(None, x, None, s, "mask_energy", masks=m).item(),
                    "deletion (blur)": metrics.score(net, x, t, s, "deletion", n_steps=params["n_steps"],
@@ -439,7 +442,8 @@ def test_meta_evaluation_run_replays():
     per test on every network; one perturbed network rebuilt from its seed explains an image again
     and gives the committed gradient mask energy and deletion under blur, and its decisions the
     committed 'kept'."""
-    from xailib import leaderboard as lb, meta_evaluation as meta
+    from xailib import meta_evaluation as meta
+    from xailib.chapters import leaderboard as lb
     run = meta.read()
     assert run is not None, "scripts/meta_evaluation.py's run is committed"
     rows, record = run
@@ -461,7 +465,7 @@ def test_meta_evaluation_run_replays():
             committed = g.groupby("image").kept.first().sort_index().to_numpy(bool)
             assert (kept == committed).all(), (mname, test, p)
             img = int(_pick(np.arange(record["n_images"]), 1, rng)[0])
-            s = explain.explain(pnet, imgs.images, targets, "gradient")[img:img + 1]
+            s = explain(pnet, imgs.images, targets, "gradient")[img:img + 1]
             x, t, m = imgs.images[img:img + 1], targets[img:img + 1], imgs.masks[img:img + 1]
             got = {"mask energy": metrics.score(None, x, None, s, "mask_energy", masks=m).item(),
                    "deletion (blur)": metrics.score(pnet, x, t, s, "deletion", n_steps=record["n_steps"],

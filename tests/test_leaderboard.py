@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xailib import agreement, explain, leaderboard as lb, models, verdicts
+from xailib import agreement, models, verdicts
+from xailib.methods import approximate, residual
+from xailib.chapters import leaderboard as lb
 from xailib.errors import ParameterError
 
 
@@ -89,10 +91,10 @@ def test_bootstrap_ranks_orders_by_the_registry_direction():
 
 def test_lrp_on_a_residual_network_is_marked_approximate():
     res, vgg = models.load_model("resnet_mini"), models.load_model("vgg_mini")
-    assert explain.residual(res) and not explain.residual(vgg)
-    assert "residual" in explain.approximate("lrp_epsilon", res)
-    assert explain.approximate("lrp_epsilon", vgg) is None
-    assert explain.approximate("gradient", res) is None
+    assert residual(res) and not residual(vgg)
+    assert "residual" in approximate("lrp_epsilon", res)
+    assert approximate("lrp_epsilon", vgg) is None
+    assert approximate("gradient", res) is None
 
 
 # -- the tables, from constructed per-image scores ---------------------------------------------

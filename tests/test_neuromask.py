@@ -6,9 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from xailib import explain
+from xailib.methods import explain, learned_masks as nm, method_names
 from xailib.errors import ParameterError
-from xailib.methods import neuromask as nm
 
 
 class RegionModel(nn.Module):
@@ -118,10 +117,10 @@ def test_patience_stops_images_early_and_registry_call():
     assert (hist["stopped"] < 2000).all()
     full, _ = nm.learn(model, x, torch.tensor([0, 1]), s)
     assert (masks - full).abs().mean() < 0.05         # stopping early changes the masks little
-    maps = explain.explain(model, x, [0, 1], "neuromask", iterations=20)
+    maps = explain(model, x, [0, 1], "neuromask", iterations=20)
     assert maps.shape == (2, 12, 12) and maps.min() >= 0 and maps.max() <= 1
-    assert "neuromask" in explain.method_names(learned=True)
-    assert "neuromask" not in explain.method_names()          # "all" in chapters 01-04 leaves it out
+    assert "neuromask" in method_names(learned=True)
+    assert "neuromask" not in method_names()          # "all" in chapters 01-04 leaves it out
 
 
 def test_learning_progress_is_recorded():
@@ -144,7 +143,7 @@ def test_bad_parameters_are_named():
     with pytest.raises(ParameterError, match="lr=0 must be > 0"):
         nm.get_setting("paper", 64, lr=0)
     with pytest.raises(ParameterError, match="patience=0"):
-        explain.explain(_net(), torch.rand(1, 3, 12, 12), [0], "neuromask", patience=0)
+        explain(_net(), torch.rand(1, 3, 12, 12), [0], "neuromask", patience=0)
 
 
 def test_a_sweep_in_one_batch_gives_the_masks_of_each_setting_alone():
@@ -173,7 +172,7 @@ def test_extremal_perturbation_keeps_the_decisive_region_at_the_area_asked():
     is the area asked, one area per image too; the model gets no gradient."""
     model = TextureModel()
     x = (torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) > 0.5).float()
-    maps = explain.explain(model, x, [0, 0], "extremal_perturbation", area=[0.25, 0.1], iterations=300,
+    maps = explain(model, x, [0, 0], "extremal_perturbation", area=[0.25, 0.1], iterations=300,
                            step=2, blur_sigma=2.0)
     assert maps.shape == (2, 16, 16) and maps.min() >= 0 and maps.max() <= 1
     assert maps[0].mean().item() == pytest.approx(0.25, abs=0.05)
@@ -184,4 +183,4 @@ def test_extremal_perturbation_keeps_the_decisive_region_at_the_area_asked():
     assert maps[1][~region].max() < 0.5                       # a smaller area stays inside the region
     assert model.scale.grad is None                           # the model got no gradient
     with pytest.raises(ParameterError, match="area must be a share"):
-        explain.explain(model, x, [0, 0], "extremal_perturbation", area=0.0)
+        explain(model, x, [0, 0], "extremal_perturbation", area=0.0)

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from xailib import data, explain, metrics, models, verdicts
+from xailib import data, metrics, models, verdicts
+from xailib.methods import explain
 from xailib.errors import ParameterError
 from xailib.metrics import order
 
@@ -61,7 +62,7 @@ def test_a_constant_map_cannot_beat_the_random_map_under_any_operator(removal):
     net = models.load_model("vgg_mini")
     pool = data.load_dataset("shapes", "test", n=16, size=64, seed=0)
     x, t = pool.images, pool.labels
-    d = lambda m: metrics.score(net, x, t, explain.explain(net, x, t, m), "deletion",   # noqa: E731
+    d = lambda m: metrics.score(net, x, t, explain(net, x, t, m), "deletion",   # noqa: E731
                                 removal=removal, n_steps=8).numpy()
     c = verdicts.paired(d("random"), d("constant"))    # random minus constant: > 0 when the constant map wins
     assert not (c.p < 0.05 and c.mean > 0), (removal, c.mean, c.p)

@@ -1,13 +1,14 @@
 """Known answers for the removal operators, sensitivity-n, the hyper-parameter sensitivity and the
 chapter 09 plumbing (xailib.metrics.removal, xailib.metrics.faithfulness, xailib.metrics.robustness,
-xailib.faith)."""
+xailib.chapters.faithfulness)."""
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from xailib import faith, metrics, verdicts
+from xailib import metrics, verdicts
+from xailib.chapters import faithfulness as faith
 from xailib.errors import ParameterError
 from xailib.metrics import removal
 from xailib.metrics.faithfulness import sensitivity_n_from, subset_outputs
@@ -302,7 +303,8 @@ def test_every_chapter_that_blurs_uses_the_books_one_blur():
     import json
     import re
     from pathlib import Path
-    from xailib import impact, leaderboard
+    from xailib.metrics import impact
+    from xailib.chapters import leaderboard
     root = Path(__file__).resolve().parents[1] / "notebooks"
     found = {}
     for nb, name in (("02_rise", "insertion_blur_sigma"), ("05_neuromask", "BLUR_SIGMA"),

@@ -5,9 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from xailib import data, explain, metrics, models
+from xailib import data, metrics, models
+from xailib.methods import explain
 from xailib.errors import ParameterError
-from xailib.rise import MaskSampler, rise_maps
+from xailib.methods.rise import MaskSampler, rise_maps
 
 
 class RedMean(nn.Module):
@@ -98,7 +99,7 @@ def test_rise_is_equation_6_exactly():
 
 
 def test_rise_of_a_constant_model_is_flat():
-    sal = explain.explain(Constant(), torch.rand(1, 3, 32, 32), 1, "rise", n_masks=3000)
+    sal = explain(Constant(), torch.rand(1, 3, 32, 32), 1, "rise", n_masks=3000)
     p1 = torch.sigmoid(torch.tensor(1.0)).item()
     assert sal.mean().item() == pytest.approx(p1, rel=0.01)
     assert (sal - p1).abs().max() < 0.1 * p1
@@ -107,7 +108,7 @@ def test_rise_of_a_constant_model_is_flat():
 def test_rise_finds_the_region_the_model_reads():
     x = torch.zeros(1, 3, 32, 32)
     x[:, 0, :, :16] = 1.0                          # only the left half is red
-    sal = explain.explain(RedMean(), x, 1, "rise", n_masks=2000, fill=0.0)[0]
+    sal = explain(RedMean(), x, 1, "rise", n_masks=2000, fill=0.0)[0]
     # a RISE map is E[f | pixel kept]: a large constant E[f] plus the pixel's own effect
     assert sal[:, :12].mean() - sal[:, 20:].mean() > 0.01
     assert sal[:, :16].min() > sal[:, 16:].mean()

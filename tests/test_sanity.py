@@ -5,7 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from xailib import data, explain, models, sanity, verdicts
+from xailib import data, models, verdicts
+from xailib.methods import explain, method_names
+from xailib.chapters import sanity_checks as sanity
+from xailib.map_cache import Maps
 from xailib.errors import ParameterError
 from xailib.metrics import randomisation as rnd
 from xailib.metrics import similarity as sim
@@ -143,7 +146,7 @@ def test_the_edge_detector_fails_the_test_and_the_gradient_passes(tmp_path):
     net = models.load_model("vgg_mini")
     ds = data.load_shapes("test", n=8)
     store = ResultStore("test_sanity", {"t": 1}, root=tmp_path, publish=False, verbose=False)
-    maps = sanity.Maps(store, ds.images, ds.labels, {})
+    maps = Maps(store, ds.images, ds.labels, {})
     per_image, kept = sanity.model_tests(maps, "vgg_mini", net, ["gradient", "edge"], tests=("cascading",),
                                          keep=2, progress=False)
     table = verdicts.claims_table(sanity.claims(per_image, tests=("cascading",)))
@@ -171,9 +174,9 @@ def test_smoothed_maps_without_noise_are_the_plain_maps(tmp_path):
     net = models.load_model("vgg_mini")
     ds = data.load_shapes("test", n=3)
     store = ResultStore("test_sanity", {"t": 2}, root=tmp_path, publish=False, verbose=False)
-    maps = sanity.Maps(store, ds.images, ds.labels, {})
+    maps = Maps(store, ds.images, ds.labels, {})
     smooth = maps.smoothed("s", net, "gradient", n_samples=3, noise=0.0, seed=0)
-    torch.testing.assert_close(smooth, explain.explain(net, ds.images, ds.labels, "gradient"), rtol=1e-5, atol=1e-9)
+    torch.testing.assert_close(smooth, explain(net, ds.images, ds.labels, "gradient"), rtol=1e-5, atol=1e-9)
 
 
 def test_summary_intervals_and_agreement():
@@ -209,26 +212,26 @@ def test_claims_as_the_paper_frames_them():
 
 
 def test_controls_are_left_out_of_all_unless_asked():
-    assert "edge" not in explain.method_names(learned=True)
-    assert "edge" in explain.method_names(controls=True)
+    assert "edge" not in method_names(learned=True)
+    assert "edge" in method_names(controls=True)
     x = torch.zeros(1, 3, 16, 16)
     x[..., 8:] = 1.0
-    e = explain.explain(nn.Sequential(nn.Flatten(), nn.Linear(768, 2)), x, 0, "edge")[0]
+    e = explain(nn.Sequential(nn.Flatten(), nn.Linear(768, 2)), x, 0, "edge")[0]
     assert e[:, 7:9].min() > 0 and e[:, :6].max() == 0 and e[:, 10:].max() == 0   # the edge, and only it
 
 
 def test_the_smooth_random_null_is_smooth_seeded_by_the_image_and_blind_to_the_model():
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 2))
     x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    s = explain.explain(net, x, 0, "smooth_random")
+    s = explain(net, x, 0, "smooth_random")
     assert s.shape == (3, 32, 32) and s.amin((1, 2)).eq(0).all() and s.amax((1, 2)).eq(1).all()
-    assert torch.equal(s[1:], explain.explain(net, x[1:], 0, "smooth_random"))        # any batch
-    assert torch.equal(s, explain.explain(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 2)), x, 1,
+    assert torch.equal(s[1:], explain(net, x[1:], 0, "smooth_random"))        # any batch
+    assert torch.equal(s, explain(nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 2)), x, 1,
                                           "smooth_random"))                              # any model, any class
-    r = explain.explain(net, x, 0, "random")
+    r = explain(net, x, 0, "random")
     lag1 = lambda m: np.corrcoef(m[:, :, :-1].flatten(), m[:, :, 1:].flatten())[0, 1]   # noqa: E731
     assert lag1(s.numpy()) > 0.95 and abs(lag1(r.numpy())) < 0.1                       # blobs, not noise
-    assert "smooth_random" in explain.method_names(controls=True) and "smooth_random" not in explain.method_names()
+    assert "smooth_random" in method_names(controls=True) and "smooth_random" not in method_names()
 
 
 def test_randomised_copies_reuse_the_measured_batch_size(resnet, shapes, monkeypatch):
@@ -247,7 +250,7 @@ def test_edge_resemblance_known_answers(tmp_path):
     net = models.load_model("vgg_mini")
     ds = data.load_shapes("test", n=4)
     store = ResultStore("test_sanity", {"t": 3}, root=tmp_path, publish=False, verbose=False)
-    maps = sanity.Maps(store, ds.images, ds.labels, {})
+    maps = Maps(store, ds.images, ds.labels, {})
     table = sanity.edge_resemblance(maps, "vgg_mini", net, ["gradient", "edge"], measures=["spearman_abs"])
     assert set(table.method) == {"gradient"} and len(table) == 4 and set(table.test) == {"edge"}
     edge = maps("maps/vgg_mini/original", net, "edge")

@@ -8,7 +8,8 @@ import time
 import pytest
 import torch
 
-from xailib import data, explain, models, shards
+from xailib import data, models, shards
+from xailib.methods import explain
 from xailib.errors import MissingResourceError, ParameterError
 
 distributed = pytest.importorskip("distributed")
@@ -41,7 +42,7 @@ def test_a_local_cluster_gives_the_in_process_bits(tmp_path, cluster):
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        direct = explain.explain(models.load_model("vgg_mini"), pool.images[:3], pool.labels[:3], "gradient")
+        direct = explain(models.load_model("vgg_mini"), pool.images[:3], pool.labels[:3], "gradient")
     finally:
         torch.set_num_threads(old)
     assert torch.equal(direct, here[0])
@@ -169,7 +170,7 @@ def test_the_leaderboard_computes_its_maps_on_a_cluster(tmp_path, cluster, monke
     with the in-process run within the fast path's tolerance (the workers run one thread, this
     process all cores: another summation order, not bit for bit)."""
     import numpy as np
-    from xailib import leaderboard as lb
+    from xailib.chapters import leaderboard as lb
     from xailib.results import ResultStore
     monkeypatch.setenv(shards.STORE_ENV, str(tmp_path / "shards"))
     pool = data.load_dataset("shapes", "test", size=64, seed=0)

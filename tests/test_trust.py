@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from xailib import data, explain, models, trust
+from xailib import data, models
+from xailib.methods import explain, superpixels
+from xailib.chapters import trustworthiness as trust
 from xailib.errors import ParameterError
 from xailib.metrics import robustness, score
 
@@ -45,7 +47,7 @@ def test_infidelity_of_the_exact_attribution_of_a_linear_model_is_zero(linear, r
 def test_rescaled_infidelity_ignores_the_maps_scale_and_the_plain_one_does_not():
     net = models.load_model("vgg_mini")
     x = data.load_shapes("test", n=3).images
-    g = explain.explain(net, x, 0, "gradient")
+    g = explain(net, x, 0, "gradient")
     kw = dict(n_samples=8, seed=3)
     r1, r10 = (score(net, x, 0, s, "infidelity", rescale=True, **kw) for s in (g, 10 * g))
     p1, p10 = (score(net, x, 0, s, "infidelity", rescale=False, **kw) for s in (g, 10 * g))
@@ -114,8 +116,8 @@ def test_seeded_methods_draw_the_same_noise_for_every_copy(vgg):
     dummy = torch.zeros(len(x), 64, 64)
     tiny = score(net, x, t, dummy, "max_sensitivity", method="smoothgrad", method_params={"n_samples": 4},
                  radius=1e-6, n_samples=3)
-    other_seed = explain.explain(net, x, t, "smoothgrad", n_samples=4, seed=1)
-    own = explain.explain(net, x, t, "smoothgrad", n_samples=4)
+    other_seed = explain(net, x, t, "smoothgrad", n_samples=4, seed=1)
+    own = explain(net, x, t, "smoothgrad", n_samples=4)
     noise = ((other_seed - own).flatten(1).norm(dim=1) / own.flatten(1).norm(dim=1)).double()
     assert (tiny < 0.05 * noise).all()
 
@@ -130,11 +132,11 @@ def test_max_sensitivity_with_superpixels_matches_a_hand_computation(vgg, method
     copies = robustness.perturbations(x, radius, n, 5)
     hand, resegmented = [], []
     for i in range(len(x)):
-        seg = torch.from_numpy(explain.superpixels(x[i], params["n_segments"]))[None]
-        orig = explain.explain(net, x[i:i + 1], t[i:i + 1], method, segments=seg, **params)[0]
-        own = [explain.explain(net, copies[i * n + j][None], t[i:i + 1], method, segments=seg, **params)[0]
+        seg = torch.from_numpy(superpixels(x[i], params["n_segments"]))[None]
+        orig = explain(net, x[i:i + 1], t[i:i + 1], method, segments=seg, **params)[0]
+        own = [explain(net, copies[i * n + j][None], t[i:i + 1], method, segments=seg, **params)[0]
                for j in range(n)]
-        new = [explain.explain(net, copies[i * n + j][None], t[i:i + 1], method, **params)[0] for j in range(n)]
+        new = [explain(net, copies[i * n + j][None], t[i:i + 1], method, **params)[0] for j in range(n)]
         hand.append(max(float((o - orig).norm() / orig.norm()) for o in own))
         resegmented.append(max(float((o - orig).norm() / orig.norm()) for o in new))
     np.testing.assert_allclose(got, hand, rtol=1e-5)
@@ -146,7 +148,7 @@ def test_absolute_sensitivity_is_the_relative_times_the_maps_norm(vgg):
     dummy = torch.zeros(len(x), 64, 64)
     rel = score(net, x, t, dummy, "max_sensitivity", method="gradient", n_samples=3)
     ab = score(net, x, t, dummy, "max_sensitivity", method="gradient", n_samples=3, relative=False)
-    norm = explain.explain(net, x, t, "gradient").double().flatten(1).norm(dim=1)
+    norm = explain(net, x, t, "gradient").double().flatten(1).norm(dim=1)
     torch.testing.assert_close(ab, rel * norm, rtol=1e-5, atol=1e-9)
 
 
@@ -170,7 +172,7 @@ def test_bad_input(vgg, metric, kw, match):
 def test_segments_must_match_the_images(vgg):
     net, x, t = vgg
     with pytest.raises(ParameterError, match="segments must be"):
-        explain.explain(net, x[:1], t[:1], "lime", segments=torch.zeros(1, 32, 32, dtype=torch.long), num_samples=10)
+        explain(net, x[:1], t[:1], "lime", segments=torch.zeros(1, 32, 32, dtype=torch.long), num_samples=10)
 
 
 def _rows(reference: float, nulls: dict, n: int = 4, col: str = "infidelity, gaussian (rescaled)"):

@@ -94,7 +94,7 @@ def test_permuted_labels_are_a_permutation():
 def test_digits_load_with_the_right_shape_and_labels():
     from sklearn.datasets import load_digits
     sk = load_digits()
-    sets = {s: variants.load_digits(s) for s in variants.DIGIT_SPLITS}
+    sets = {s: data.load_digits(s) for s in data.DIGIT_SPLITS}
     assert sets["test"].images.shape == (300, 3, 64, 64)
     assert sum(len(s) for s in sets.values()) == len(sk.target)
     assert sorted(torch.cat([s.labels for s in sets.values()]).tolist()) == sorted(sk.target.tolist())

@@ -1,24 +1,38 @@
-"""xailib: the thin helper package behind the book on evaluating explanations of image classifiers.
+"""xailib: the thin package behind the book on evaluating explanations of image classifiers.
 
-Modules, one idea each: ``data`` (image sets), ``variants`` (benchmark variants with known
-truths, and the digits), ``models`` (classifiers), ``train`` (training the benchmark networks and
-the model zoo), ``inference`` (the fast path every no-grad model call takes), ``explain`` (one
-interface to explain), ``metrics`` (one interface to score; ``metrics.similarity`` and
-``metrics.randomisation`` for the sanity checks; ``metrics.localisation``, ``faithfulness``,
-``robustness`` and ``complexity`` for the localisation and trustworthiness scores, with
-sensitivity-n and the hyper-parameter sensitivity; ``metrics.removal``, the removal operator every
-perturbation metric shares), ``verdicts`` (the shared rule for
-judging claims), ``determinism`` (the kernels and batch size a published run pins, and how far
-another machine moves a number), ``agreement`` (rank correlation, Kendall's W, Krippendorff's alpha, split-half reliability),
-``meta_evaluation`` (MetaQuantus's model perturbation test of a metric), ``results`` (the resumable results store) and ``plots``; ``rise`` (RISE), ``methods`` (explanation methods by family, NeuroMask first), ``impact`` (Impact
-Score and Impact Coverage), ``patches`` (adversarial patches), ``sanity`` (the randomisation
-tests), ``wsol`` (weakly supervised localisation), ``trust`` (BAM, trojans, infidelity and
-sensitivity) and ``faith`` (removal operators, ROAR, sensitivity-n, hyper-parameters) and ``leaderboard`` (every
-method under every metric, the metrics' known-truth tests) belong to their chapters. Chapter modules register their methods
-and metrics into the same registries when imported here.
+Two layers. **The library**, what a researcher imports for their own work, one idea per module:
+
+- data: ``data`` (image sets: the benchmark, the digits, ImageNet and CIFAR-10 folders),
+  ``variants`` (benchmark variants with known truths), ``known_truth`` (the BAM pairs and the
+  trojaned networks: images and scores against what the network is known to use), ``patches``
+  (adversarial patches);
+- models: ``models`` (classifiers, their checkpoints and input normalisation), ``train``
+  (training the benchmark networks and the model zoo), ``inference`` (the fast path every no-grad
+  model call takes);
+- ``methods`` (explanation methods, one module per family, and ``explain``, the registry's entry
+  point) and ``metrics`` (metrics, one module per family, and ``score``);
+- statistics: ``verdicts`` (the shared rule for judging claims), ``agreement`` (rank correlation,
+  Kendall's W, Krippendorff's alpha, split-half reliability), ``calibration`` (does a removal
+  remove anything?), ``meta_evaluation`` (MetaQuantus's model perturbation test of a metric);
+- stores and runs: ``results`` (the resumable results store), ``map_cache`` (maps cached batch by
+  batch), ``shards`` (Dask), ``params`` (a notebook's parameters checked), ``determinism`` (the
+  kernels and batch size a published run pins), ``errors``; and ``plots``, the book's figures.
+
+**The chapters' plumbing**, :mod:`xailib.chapters`: one module per chapter, named after it,
+importing the library and nothing of another chapter. No library module imports a chapter.
 """
-from . import (agreement, data, determinism, errors, explain, faith, impact, inference, methods, metrics, models,  # noqa: F401
-               patches, results, rise, sanity, trust, variants, verdicts, wsol)
-from . import leaderboard  # noqa: F401,E402 (imports the chapter modules above)
+from . import _moved
+from . import (agreement, calibration, data, determinism, errors, inference, known_truth, map_cache,  # noqa: F401
+               meta_evaluation, methods, metrics, models, patches, results, variants, verdicts)
+
+_moved.install()
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """``xailib.faith`` and the other moved modules, for one more release (see :mod:`xailib._moved`)."""
+    import importlib
+    if f"{__name__}.{name}" in _moved.MOVED:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

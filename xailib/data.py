@@ -439,18 +439,45 @@ def load_dataset(dataset: str = "shapes", split: str = "test", n: int | None = N
                  data_root=None, annotations=None, size: int | None = None, seed: int = 0,
                  synsets=None) -> ImageSet:
     """One entry point for notebooks: ``dataset`` is one of ``shapes``, ``digits`` (scikit-learn's
-    UCI digits at 64 px, :func:`xailib.variants.load_digits`), ``imagenet``, ``cifar10``."""
+    UCI digits at 64 px, :func:`load_digits`), ``imagenet``, ``cifar10``."""
     check_choice("dataset", dataset, DATASETS)
     if dataset == "shapes":
         return load_shapes(split, n=n, size=size or 64, seed=seed)
     if dataset == "digits":
-        from .variants import load_digits
         return load_digits(split, n=n, size=size or 64, seed=seed)
     if data_root is None:
         raise ParameterError(f"dataset={dataset!r} needs data_root= the folder that holds it")
     if dataset == "cifar10":
         return load_cifar10(data_root, split="test" if split in ("test", "val") else split, n=n)
     return load_imagenet(data_root, annotations, n=n, size=size or 224, synsets=synsets, seed=seed)
+
+
+def mask_box(mask) -> np.ndarray:
+    """The ``[x0, y0, x1, y1)`` box (float32, half-open pixels) around the true pixels of an (H, W) mask."""
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
+
+
+DIGIT_SPLITS = {"train": 1297, "val": 200, "test": 300}
+
+
+def load_digits(split: str = "test", n: int | None = None, size: int = 64, seed: int = 0) -> ImageSet:
+    """scikit-learn's UCI digits, upsampled bilinearly from 8 x 8 to ``size`` px, grey in 3 channels."""
+    from sklearn.datasets import load_digits as sk_digits
+    check_choice("split", split, DIGIT_SPLITS)
+    check_positive_int("size", size, minimum=8)
+    d = sk_digits()
+    order = np.random.default_rng(seed).permutation(len(d.target))
+    start = {"train": 0, "val": 1297, "test": 1497}[split]
+    idx = order[start:start + DIGIT_SPLITS[split]][:n]
+    x = torch.from_numpy(d.images[idx] / 16.0).float()[:, None]
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+                                        align_corners=False).clamp(0, 1)
+    masks = x[:, 0] >= 0.5
+    boxes = [torch.from_numpy(mask_box(m.numpy())[None]) for m in masks]
+    return ImageSet(x.expand(-1, 3, -1, -1).contiguous(), torch.from_numpy(d.target[idx]).long(),
+                    [str(k) for k in range(10)], masks, boxes, name=f"digits/{split}",
+                    info=dict(seed=seed, size=size, split=split, upsampling="bilinear from 8 x 8"))
 
 
 def fingerprint(images: torch.Tensor) -> str:

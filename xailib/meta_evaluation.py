@@ -137,30 +137,28 @@ def consistency(rows: pd.DataFrame, higher_is_better: dict) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def model_test(store, model: str, net: nn.Module, images: torch.Tensor, masks, boxes, methods, columns, *,
-               k: int = K, n_steps: int | None = None, method_params: dict | None = None, seed: int = 0,
-               progress=None) -> pd.DataFrame:
-    """Long rows (see :func:`consistency`) of ``methods`` under the leaderboard's ``columns``
-    (:class:`xailib.leaderboard.Column`, scored by :func:`xailib.leaderboard.score_maps`) on
-    the unperturbed network and on ``k`` perturbed ones per test; maps and scores cached in
-    ``store`` (an interrupted run resumes). The k-th perturbed network of a test is drawn with
-    seed ``seed + 1000 * (test index) + k``."""
-    from . import explain, leaderboard as lb, models
+def model_test(store, model: str, net: nn.Module, images: torch.Tensor, methods, score_maps, *, k: int = K,
+               method_params: dict | None = None, seed: int = 0, progress=None) -> pd.DataFrame:
+    """Long rows (see :func:`consistency`) of ``methods`` on the unperturbed network and on ``k``
+    perturbed ones per test. ``score_maps(tag, network, targets, maps)`` scores the maps
+    ({method: (B, H, W)}) a network made under every metric tested, as long rows (model, images,
+    method, column, image, score); chapter 10 passes its leaderboard's columns
+    (``scripts/meta_evaluation.py``). Maps cached in ``store`` (an interrupted run resumes). The
+    k-th perturbed network of a test is drawn with seed ``seed + 1000 * (test index) + k``."""
+    from . import methods as registry, models
     check_positive_int("k", k)
     progress = progress or (lambda it, **_: it)
     method_params = method_params or {}
     targets = models.predict(net, images).argmax(1)            # the unperturbed network's decisions
-    extra = {"masks": masks, "boxes": boxes}
     n = len(images)
     rows = []
 
     def scored(tag, network):
         maps = {m: store.batches(f"meta/{model}/{tag}/maps/{m}", n, n,
-                                 lambda sl, m=m: explain.explain(network, images[sl], targets[sl], m,
-                                                                 **method_params.get(m, {})), progress=False)
+                                 lambda sl, m=m: registry.explain(network, images[sl], targets[sl], m,
+                                                                  **method_params.get(m, {})), progress=False)
                 for m in methods}
-        return lb.score_maps(store, f"meta/{model}/{tag}", model, network, images, targets, maps, extra,
-                             image_set="benchmark", columns=columns, n_steps=n_steps, seed=seed)
+        return score_maps(tag, network, targets, maps)
 
     base = scored("unperturbed", net)
     for i, (test, std) in enumerate(TESTS.items()):

@@ -290,3 +290,13 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> to
     out = [inference.probabilities(model, images[i:i + batch_size]).cpu()
            for i in range(0, len(images), batch_size)]
     return torch.cat(out)
+
+
+def find_normalization(model: nn.Module):
+    """The model's input normalisation: the first submodule (in registration order, the model
+    itself included) with ``mean`` and ``std`` tensors of one value per channel, or None."""
+    for module in model.modules():
+        mean, std = getattr(module, "mean", None), getattr(module, "std", None)
+        if isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor) and mean.numel() in (1, 3):
+            return module
+    return None

@@ -380,24 +380,24 @@ def common_rules() -> dict[str, Rule]:
 
 def methods_rule(keywords: dict | None = None) -> ListOf:
     """A list of registered explanation methods, with "all" for every one of them but the
-    learned masks (:func:`xailib.explain.method_names`)."""
-    from . import explain
-    return ListOf(Choice(explain.METHODS, accepts="a method of xailib.explain's registry"),
-                  keywords={"all": lambda ns: explain.method_names(), **(keywords or {})})
+    learned masks (:func:`xailib.methods.method_names`)."""
+    from .methods import METHODS, method_names
+    return ListOf(Choice(METHODS, accepts="a method of xailib.methods' registry"),
+                  keywords={"all": lambda ns: method_names(), **(keywords or {})})
 
 
 def method_params_rule() -> Check:
     """{method: {its parameter: value}}, every method registered and every parameter its own."""
-    from . import explain
+    from .methods import METHODS
     from .errors import check_unknown_keys
-    methods = DictOf(Choice(explain.METHODS, accepts="a registered method"), Any())
+    methods = DictOf(Choice(METHODS, accepts="a registered method"), Any())
 
     def read(name, value, ns):
         value = methods.read(name, value, ns)
         for method, given in value.items():
             if not isinstance(given, dict):
                 raise ParameterError(f"{name}[{method!r}]={given!r} must be a dict of the method's parameters")
-            check_unknown_keys(f"method {method!r} in {name}", given, explain.METHODS[method].defaults)
+            check_unknown_keys(f"method {method!r} in {name}", given, METHODS[method].defaults)
         return value
     return Check(read, "a dict {method: {its parameter: value}}")
 

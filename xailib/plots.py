@@ -393,7 +393,7 @@ def randomisation_curves(summary, model: str, methods, layer_labels, measure_lab
     """One panel per method: the mean similarity (with its interval) to the trained model's map
     after each step of the cascading (solid) and independent (dashed) tests, the noise floor (grey
     band: two random networks) and the ceiling (green band: the method against itself with
-    another seed). ``summary`` is :func:`xailib.sanity.summary`'s table."""
+    another seed). ``summary`` is :func:`xailib.chapters.sanity_checks.summary`'s table."""
     rows = (len(methods) + ncols - 1) // ncols
     fig, axes = plt.subplots(rows, ncols, figsize=(3.3 * ncols, 2.5 * rows + 0.6), squeeze=False, sharey=True)
     s = summary[summary.model == model]

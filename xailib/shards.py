@@ -232,7 +232,7 @@ def _resolved(shard: Shard) -> dict:
 
 
 def _compute(shard: Shard):
-    from . import explain
+    from .methods import explain
     from .metrics import METRICS, score
     imgs = _images(shard)
     try:
@@ -242,7 +242,7 @@ def _compute(shard: Shard):
                                    f"{shard.model!r} for shard {shard.describe()}: {e}") from None
     t0 = time.perf_counter()
     x = imgs.images.to(shard.device)
-    maps = explain.explain(net, x, imgs.labels, shard.method, **_resolved(shard))
+    maps = explain(net, x, imgs.labels, shard.method, **_resolved(shard))
     value = maps
     if shard.metric:
         extra = {"masks": imgs.masks, "boxes": imgs.boxes}

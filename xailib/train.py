@@ -11,7 +11,7 @@ import time
 import torch
 from torch import nn
 
-from .data import ImageSet, load_shapes
+from .data import ImageSet, load_digits, load_shapes
 from .models import build_benchmark_model, predict
 
 
@@ -112,7 +112,7 @@ def zoo_data(name: str, seed: int = 0) -> dict:
     if r["data"] == "permuted":
         return dict(train=variants.load_variant("permuted", "train", n=r["n_train"], seed=seed),
                     val=load_shapes("val", seed=seed), test=load_shapes("test", seed=seed))
-    sets = {s: variants.load_digits(s, seed=seed) for s in ("train", "val", "test")}
+    sets = {s: load_digits(s, seed=seed) for s in ("train", "val", "test")}
     if r["data"] == "digits_permuted":
         variants.permute_labels(sets["train"], seed)
     return sets

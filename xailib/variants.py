@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from . import data
-from .data import ImageSet, SHAPE_CLASSES
+from .data import ImageSet, SHAPE_CLASSES, mask_box
+from ._moved import names_getattr
 from .errors import ParameterError, check_choice, check_fraction, check_positive_int
 
 VARIANTS = ("multi", "small", "bam", "trojan", "permuted")
@@ -41,7 +42,6 @@ SCENE_CLASSES = ("noise", "stripes", "checker", "gradient")   # the benchmark's 
 TRIGGERS = ("fixed", "random")
 TROJAN_TARGET = 0                 # "circle"
 TRIGGER_SIZE = 6
-DIGIT_SPLITS = {"train": 1297, "val": 200, "test": 300}
 _CODE = {"multi": 11, "small": 12, "bam": 13, "trojan": 14, "permuted": 15}
 
 
@@ -55,11 +55,6 @@ def _paint(img, rng, label, cx, cy, radius):
     colour = data._object_colour(rng, img)
     alpha = data.object_coverage(label, cx, cy, radius, angle, img.shape[0])[..., None]
     return img * (1 - alpha) + colour * alpha, alpha[..., 0] >= 0.5
-
-
-def _box(mask):
-    ys, xs = np.nonzero(mask)
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
 
 
 def _finish(rng, img):
@@ -82,7 +77,7 @@ def render_multi(seed: int, split: str, index: int, size: int = 64) -> dict:
     for label, (cx, cy), r in zip(labels, centres, radii):
         img, m = _paint(img, rng, int(label), cx, cy, r)
         masks.append(m)
-    return dict(image=_finish(rng, img), label=int(labels[0]), mask=masks[0], box=_box(masks[0]),
+    return dict(image=_finish(rng, img), label=int(labels[0]), mask=masks[0], box=mask_box(masks[0]),
                 other=masks[1], other_label=int(labels[1]))
 
 
@@ -105,7 +100,7 @@ def render_small(seed: int, split: str, index: int, size: int = 64) -> dict:
     radius = float(np.sqrt(share * size * size / _unit_area(label)))
     cx, cy = rng.uniform(radius + 1, size - radius - 1, 2)
     img, mask = _paint(img, rng, label, cx, cy, radius)
-    return dict(image=_finish(rng, img), label=label, mask=mask, box=_box(mask))
+    return dict(image=_finish(rng, img), label=label, mask=mask, box=mask_box(mask))
 
 
 def bam_labels(index: int) -> tuple[int, int]:
@@ -120,7 +115,7 @@ def render_bam(seed: int, split: str, index: int, size: int = 64) -> dict:
     radius = rng.uniform(0.17, 0.30) * size
     cx, cy = rng.uniform(radius + 1, size - radius - 1, 2)
     img, mask = _paint(img, rng, label, cx, cy, radius)
-    return dict(image=_finish(rng, img), label=label, mask=mask, box=_box(mask), scene=scene)
+    return dict(image=_finish(rng, img), label=label, mask=mask, box=mask_box(mask), scene=scene)
 
 
 def trigger_pattern() -> torch.Tensor:
@@ -255,20 +250,4 @@ def for_task(images: ImageSet, task: str) -> ImageSet:
                     images.boxes, name=images.name + " (scene)", info=images.info)
 
 
-def load_digits(split: str = "test", n: int | None = None, size: int = 64, seed: int = 0) -> ImageSet:
-    """scikit-learn's UCI digits, upsampled bilinearly from 8 x 8 to ``size`` px, grey in 3 channels."""
-    from sklearn.datasets import load_digits as sk_digits
-    check_choice("split", split, DIGIT_SPLITS)
-    check_positive_int("size", size, minimum=8)
-    d = sk_digits()
-    order = np.random.default_rng(seed).permutation(len(d.target))
-    start = {"train": 0, "val": 1297, "test": 1497}[split]
-    idx = order[start:start + DIGIT_SPLITS[split]][:n]
-    x = torch.from_numpy(d.images[idx] / 16.0).float()[:, None]
-    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
-                                        align_corners=False).clamp(0, 1)
-    masks = x[:, 0] >= 0.5
-    boxes = [torch.from_numpy(_box(m.numpy())[None]) for m in masks]
-    return ImageSet(x.expand(-1, 3, -1, -1).contiguous(), torch.from_numpy(d.target[idx]).long(),
-                    [str(k) for k in range(10)], masks, boxes, name=f"digits/{split}",
-                    info=dict(seed=seed, size=size, split=split, upsampling="bilinear from 8 x 8"))
+__getattr__ = names_getattr(__name__)   # load_digits and DIGIT_SPLITS moved to xailib.data

@@ -30,7 +30,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 from skimage.filters import sobel
 
-from ..explain import register
+from .registry import register
 
 # The nulls every claim that a method "beats chance" is judged against: maps that know nothing of
 # the network (the edge detector sees the image alone). A claim names the strongest of them that

@@ -50,12 +50,12 @@ import math
 import torch
 from captum.metrics import infidelity as captum_infidelity
 
-from . import register
+from .registry import register
 from .. import inference
 from .draws import Samples
 from .removal import check_removal, fill_image, remove
 from ..errors import ParameterError, check_choice, check_positive_int, check_values
-from ..explain import check_images, check_targets
+from ..methods.registry import check_images, check_targets
 
 PERTURBATIONS = ("gaussian", "square", "noisy_baseline")
 OUTPUTS = ("logit", "probability")

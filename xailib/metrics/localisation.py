@@ -25,8 +25,8 @@ Weakly supervised object localisation (WSOL), as the thesis reviews it (its sect
   ``region_mean``, the mean normalised map over a region (BAM's attribution of the common
   feature), and ``top_k_iou``, the IoU of the map's k highest pixels with the region (k its area,
   the equal-size comparison of Lin et al. 2020's trigger test). The share of the positive map
-  on a region is ``mask_energy`` and a hit of the maximum ``pointing_game`` (both in
-  :mod:`xailib.metrics`).
+  on a region is ``mask_energy``; a hit of the map's maximum on it, the ``pointing_game`` (Zhang et al.
+  2018, as the RISE paper uses it).
 
 Connected components (scipy) and average precision (scikit-learn) come from their libraries; the
 box and IoU arithmetic is a few lines, written here so that its conventions are visible: boxes are
@@ -40,9 +40,11 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from . import register
-from .order import saliency_order
+import torch.nn.functional as F
+
 from ..errors import ParameterError, check_choice, check_values
+from .order import saliency_order
+from .registry import register
 
 COMPONENTS = ("largest", "all", "each")
 THRESHOLDS = np.round(np.arange(0.0, 1.0, 0.01), 2)   # Choe et al.'s grid: 0, 0.01, ..., 0.99
@@ -255,3 +257,53 @@ def _top_k_iou(model, images, targets, maps, masks, k):
         inter, union = (top & m[i]).sum().item(), (top | m[i]).sum().item()
         out[i] = inter / union if union else 0.0
     return out
+
+
+@register("mask_energy", higher_is_better=True, reference="wang2020", required=("masks",), masks=None)
+def _mask_energy(model, images, targets, maps, masks):
+    """Share of the positive saliency that falls on the object: sum(S+ * mask) / sum(S+).
+
+    A map with no positive value scores 0. Needs ``masks`` (B, H, W) bool, the ground truth.
+    """
+    masks = torch.as_tensor(masks).to(maps.device)
+    if masks.shape != maps.shape:
+        raise ParameterError(f"masks must match maps {tuple(maps.shape)}, got {tuple(masks.shape)}")
+    pos = maps.double().clamp(min=0)
+    total = pos.flatten(1).sum(1)
+    inside = (pos * masks.double()).flatten(1).sum(1)
+    return torch.where(total > 0, inside / total.clamp(min=1e-300), torch.zeros_like(total))
+
+
+@register("pointing_game", higher_is_better=True, reference="zhang2018",
+          masks=None, boxes=None, tolerance=None)
+def _pointing_game(model, images, targets, maps, masks, boxes, tolerance):
+    """1 when the map's maximum lies on the object or within ``tolerance`` pixels of it, else 0.
+
+    The object is given by its pixel ``masks`` (B, H, W) bool, or by its bounding ``boxes`` (one
+    (k, 4) ``[x0, y0, x1, y1)`` tensor per image, the annotation Zhang et al. and the RISE paper
+    use). ``tolerance`` defaults to Zhang et al.'s 15 px at 224 px, scaled to the image side.
+    When the maximum is shared by several pixels, the score is the fraction of them that hit (the
+    expected outcome of picking one at random), so flat maps are not favoured by scan order.
+    """
+    if (masks is None) == (boxes is None):
+        raise ParameterError("metric 'pointing_game' needs exactly one of masks= (pixel masks) "
+                             "or boxes= (bounding boxes)")
+    if boxes is not None:
+        if len(boxes) != len(maps):
+            raise ParameterError(f"boxes must give one (k, 4) tensor per image ({len(maps)}), got {len(boxes)}")
+        from ..data import boxes_to_mask
+        masks = torch.stack([boxes_to_mask(torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4),
+                                           *maps.shape[-2:]) for b in boxes])
+    masks = torch.as_tensor(masks).to(maps.device)
+    if masks.shape != maps.shape:
+        raise ParameterError(f"masks must match maps {tuple(maps.shape)}, got {tuple(masks.shape)}")
+    side = maps.shape[-1]
+    tol = 15.0 * side / 224 if tolerance is None else float(tolerance)
+    if tol < 0:
+        raise ParameterError(f"tolerance={tolerance!r} must be >= 0")
+    r = int(tol)
+    offs = torch.arange(-r, r + 1, device=maps.device, dtype=torch.float32)
+    disc = ((offs[:, None] ** 2 + offs[None, :] ** 2) <= tol ** 2).float()[None, None]
+    near = F.conv2d(masks.float()[:, None], disc, padding=r)[:, 0] > 0   # object dilated by tol
+    peaks = maps == maps.flatten(1).amax(1)[:, None, None]
+    return (peaks & near).flatten(1).sum(1).double() / peaks.flatten(1).sum(1).double()

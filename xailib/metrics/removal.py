@@ -32,7 +32,7 @@ import numbers
 import torch
 
 from ..errors import ParameterError, check_positive_int, check_values
-from ..explain import check_images
+from ..methods.registry import check_images
 
 OPERATORS = ("zero", "mean", "dataset_mean", "blur", "road")
 
@@ -83,7 +83,7 @@ def blur(x: torch.Tensor, kernel: int | None = None, sigma: float | None = None)
 def dataset_mean(model, device, asked: str = "removal='dataset_mean'") -> torch.Tensor:
     """(1, 3, 1, 1): the mean of the model's input normalisation, wherever it sits in the model
     (0 with a warning naming what was ``asked`` when it has none)."""
-    from ..rise import find_normalization
+    from ..models import find_normalization
     norm = find_normalization(model) if model is not None else None
     if norm is None:
         import warnings

@@ -31,10 +31,10 @@ from __future__ import annotations
 import torch
 from captum.metrics import sensitivity_max
 
-from . import register
+from .registry import register
 from .draws import Samples
 from ..errors import ParameterError, check_choice, check_positive_int, check_values
-from ..explain import check_images
+from ..methods.registry import check_images
 
 SEGMENTED = ("lime", "kernel_shap")    # methods that explain superpixels: their segments are kept
 
@@ -53,19 +53,19 @@ def perturbations(images: torch.Tensor, radius: float, n_samples: int, seed: int
 
 def segments_of(images: torch.Tensor, method: str, params: dict) -> torch.Tensor | None:
     """The superpixels a segmented method uses on ``images`` (None for other methods)."""
-    from .. import explain
-    check_choice("method", method, explain.METHODS)
+    from .. import methods
+    check_choice("method", method, methods.METHODS)
     if method not in SEGMENTED:
         return None
-    n = params.get("n_segments", explain.METHODS[method].defaults["n_segments"])
-    return torch.stack([torch.from_numpy(explain.superpixels(im, n)) for im in images]).to(images.device)
+    n = params.get("n_segments", methods.METHODS[method].defaults["n_segments"])
+    return torch.stack([torch.from_numpy(methods.superpixels(im, n)) for im in images]).to(images.device)
 
 
 def max_sensitivity(model, images, targets, method: str, method_params: dict | None = None, *,
                     radius: float = 0.02, n_samples: int = 10, relative: bool = True, seed: int = 0) -> torch.Tensor:
     """Per-image max-sensitivity of ``method`` (see the module's doc)."""
-    from .. import explain
-    check_choice("method", method, explain.METHODS)
+    from .. import methods
+    check_choice("method", method, methods.METHODS)
     if not check_values("radius", radius, ndim=0) > 0:
         raise ParameterError(f"radius={radius!r} must be > 0")
     if not isinstance(n_samples, int) or n_samples < 1:
@@ -84,7 +84,7 @@ def max_sensitivity(model, images, targets, method: str, method_params: dict | N
         k = len(x) // b
         groups = x.view(b, k, *x.shape[1:]).transpose(0, 1)            # k batches shaped like the original
         with torch.enable_grad():
-            out = torch.stack([explain.explain(model, g, t, method, **params) for g in groups], 1)
+            out = torch.stack([methods.explain(model, g, t, method, **params) for g in groups], 1)
         out = out.reshape(b * k, *out.shape[2:])
         if not original:
             original.append(out)
@@ -132,8 +132,8 @@ HYPERPARAMETERS = {
 
 def hyperparameters(method: str) -> dict:
     """{parameter: values tried} for ``method`` ({} when it has none)."""
-    from .. import explain
-    if method not in explain.METHODS:
+    from .. import methods
+    if method not in methods.METHODS:
         raise ParameterError(f"unknown method {method!r}")
     return HYPERPARAMETERS.get(method, {})
 
@@ -151,15 +151,15 @@ def hyperparameter_sensitivity(model, images, targets, method: str, grid: dict |
     sensitivity 1 - similarity. ``explain_fn(method, **params)`` may supply cached maps."""
     import pandas as pd
 
-    from .. import explain
+    from .. import methods
     from .similarity import similarities
-    check_choice("method", method, explain.METHODS)
+    check_choice("method", method, methods.METHODS)
     base = dict(method_params or {})
     grid = hyperparameters(method) if grid is None else grid
     for p in grid:
-        if p not in explain.METHODS[method].defaults:
+        if p not in methods.METHODS[method].defaults:
             raise ParameterError(f"{p!r} is not a parameter of method {method!r}")
-    run = explain_fn or (lambda m, **kw: explain.explain(model, images, targets, m, **kw))
+    run = explain_fn or (lambda m, **kw: methods.explain(model, images, targets, m, **kw))
     ref = run(method, **base) if reference is None else reference
     trials = [(p, v) for p, values in grid.items() for v in values] or [("(none)", "(the same call again)")]
     rows = []

@@ -29,6 +29,11 @@ from skimage.metrics import structural_similarity
 
 from ..errors import ParameterError, check_choice, check_values
 
+# The sanity checks' line between "changed" and "unchanged": a map that keeps more than half of its
+# rank order (Spearman correlation of absolute values above 0.5, Adebayo et al.'s main measure) has
+# not changed substantially.
+THRESHOLD = 0.5
+
 MEASURES = ("spearman_abs", "spearman", "ssim", "hog", "hog_spearman")
 LABELS = {"spearman_abs": "Spearman (abs)", "spearman": "Spearman (signed)", "ssim": "SSIM",
           "hog": "HOG (Pearson)", "hog_spearman": "HOG (Spearman)"}

@@ -31,19 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ParameterError, check_fraction, check_positive_int
-from . import inference
-from .explain import register
-
-
-def find_normalization(model: nn.Module):
-    """The model's input normalisation: the first submodule (in registration order, the model
-    itself included) with ``mean`` and ``std`` tensors of one value per channel, or None."""
-    for module in model.modules():
-        mean, std = getattr(module, "mean", None), getattr(module, "std", None)
-        if isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor) and mean.numel() in (1, 3):
-            return module
-    return None
+from .. import inference
+from ..errors import ParameterError, check_fraction, check_positive_int
+from .registry import register
 
 
 def input_fill(model: nn.Module, fill, device) -> torch.Tensor:
@@ -51,7 +41,7 @@ def input_fill(model: nn.Module, fill, device) -> torch.Tensor:
     model's input normalisation, wherever it sits in the model; 0 with a warning when it has none)
     or a constant in [0, 1]."""
     if fill == "mean":
-        from .metrics.removal import dataset_mean
+        from ..metrics.removal import dataset_mean
         return dataset_mean(model, device, asked="fill='mean'")
     if isinstance(fill, (int, float)) and not isinstance(fill, bool):
         return torch.full((1, 3, 1, 1), float(fill), device=device)

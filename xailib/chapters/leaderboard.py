@@ -39,14 +39,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import agreement, explain, models, patches, sanity, trust, variants, verdicts
-from .errors import MissingResourceError, ParameterError
-from .metrics import METRICS, score
-from .metrics import randomisation as rnd
-from .metrics import removal
-from .metrics import similarity as sim
-from .methods import controls as controls_
-from .methods.controls import NULLS
+from .. import agreement, known_truth, models, patches, variants, verdicts
+from ..map_cache import Lazy, Maps
+from ..errors import MissingResourceError, ParameterError
+from ..metrics import METRICS, score
+from ..metrics import randomisation as rnd
+from ..metrics import removal
+from ..metrics import similarity as sim
+from ..methods import controls as controls_
+from ..methods import approximate
+from ..methods.controls import NULLS
 
 TRUTH, TRIGGER = "object mask", "trigger mask"
 CONTROLS = ("random", "smooth_random", "constant")
@@ -184,8 +186,8 @@ def randomisation_rows(model: str, maps: dict, random_maps: dict) -> pd.DataFram
 
 
 def bam_contrast_rows(maps_object: dict, maps_scene: dict, images) -> pd.DataFrame:
-    """BAM's model contrast per (method, image), chapter 08's :func:`xailib.trust.bam_rows`."""
-    r = trust.bam_rows(maps_object, maps_scene, images)
+    """BAM's model contrast per (method, image), chapter 08's :func:`xailib.known_truth.bam_rows`."""
+    r = known_truth.bam_rows(maps_object, maps_scene, images)
     return pd.DataFrame({"model": TRUST_MODEL, "images": "bam", "method": r.method, "column": "BAM contrast",
                          "image": r.image, "score": r.contrast})
 
@@ -232,7 +234,7 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
     index = shared_images(pool, predicted, n_images)
     imgs = pool.subset(index)
     truth = {TRUTH: imgs.masks.float()} if imgs.masks is not None else {}
-    cache = sanity.Maps(store, imgs.images, imgs.labels, method_params)
+    cache = Maps(store, imgs.images, imgs.labels, method_params)
     timing = []
     remote = _remote_maps(nets, methods, index.tolist(), method_params, scheduler, source, image_size, seed,
                           shard_size)
@@ -242,11 +244,11 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
         for m in methods:
             took = remote[name, m][1] if (name, m) in remote else cache.seconds(f"maps/{name}", m)
             msec.append({"model": name, "method": m, "s/image": took})
-            why = explain.approximate(m, net)
+            why = approximate(m, net)
             if why:
                 approx[name, m] = why
         example = imgs.images[:1]
-        rnet = sanity._Lazy(lambda net=net: rnd.random_network(net, example, **randomisation))
+        rnet = Lazy(lambda net=net: rnd.random_network(net, example, **randomisation))
         rmaps = {m: cache(f"maps/{name}/randomised", rnet, m) for m in progress(methods, desc=f"{name} randomised")}
         parts.append(randomisation_rows(name, maps, rmaps))
         extra = {"masks": imgs.masks, "boxes": imgs.boxes}
@@ -284,7 +286,7 @@ def _plain(value) -> bool:
 
 def _remote_maps(nets, methods, index, method_params, scheduler, source, image_size, seed, shard_size) -> dict:
     """{(network, method): (maps, seconds per image)} computed as shards, or {} without a scheduler."""
-    from . import shards
+    from .. import shards
     where = shards.resolve_scheduler(scheduler)
     if where is None or source is None:
         return {}
@@ -314,7 +316,7 @@ def _patched(store, name, net, pool, predicted, patch, card, n, scale, methods, 
         raise ParameterError(f"{name}: only {len(hit)} successful patch attacks at scale {scale}; lower n_truth")
     x, pm = xp[hit], pmasks[hit]
     t = torch.full((n,), target, dtype=torch.long)
-    pc = sanity.Maps(store, x, t, method_params)
+    pc = Maps(store, x, t, method_params)
     maps = {m: pc(f"maps/{name}/patched", net, m) for m in methods}
     return score_maps(store, f"{name}/patched", name, net, x, t, maps, {"patch_masks": pm}, image_set="patched")
 
@@ -322,9 +324,9 @@ def _patched(store, name, net, pool, predicted, patch, card, n, scale, methods, 
 def _trust(store, methods, method_params, n, n_steps, image_size, seed):
     out = []
     troj = models.load_model(f"{TRUST_MODEL}_trojan_fixed")
-    timgs, trig = trust.trojan_images(troj, "fixed", n, size=image_size, seed=seed)
+    timgs, trig = known_truth.trojan_images(troj, "fixed", n, size=image_size, seed=seed)
     tt = torch.full((n,), variants.TROJAN_TARGET, dtype=torch.long)
-    tc = sanity.Maps(store, timgs.images, tt, method_params)
+    tc = Maps(store, timgs.images, tt, method_params)
     maps = {m: tc("maps/trojan", troj, m) for m in methods}
     maps[TRIGGER], maps[TRUTH] = trig.float(), timgs.masks.float()
     out.append(score_maps(store, "trojan", TRUST_MODEL, troj, timgs.images, tt, maps, {"trigger_masks": trig},
@@ -341,9 +343,9 @@ def _trust(store, methods, method_params, n, n_steps, image_size, seed):
                           n_steps=n_steps).assign(images="trojan"))
     obj_net = models.load_model(f"{TRUST_MODEL}_bam_object")
     scene_net = models.load_model(f"{TRUST_MODEL}_bam_scene")
-    bimgs, obj, scene = trust.bam_images(obj_net, scene_net, n, size=image_size, seed=seed)
-    mo = sanity.Maps(store, bimgs.images, obj, method_params)
-    ms = sanity.Maps(store, bimgs.images, scene, method_params)
+    bimgs, obj, scene = known_truth.bam_images(obj_net, scene_net, n, size=image_size, seed=seed)
+    mo = Maps(store, bimgs.images, obj, method_params)
+    ms = Maps(store, bimgs.images, scene, method_params)
     maps_o = {m: mo("maps/bam/object", obj_net, m) for m in methods}
     maps_s = {m: ms("maps/bam/scene", scene_net, m) for m in methods}
     out.append(bam_contrast_rows(maps_o, maps_s, bimgs))
@@ -548,7 +550,7 @@ def removes_nothing(calibration: pd.DataFrame | None, image_size: int) -> dict:
     """{column label: "97 % / 95 %"} for each column whose removal leaves the decision mostly
     intact on some network (:func:`xailib.calibration.full_removal`'s table): the accuracy on
     fully removed images, per network. Such a column is degenerate: no verdict rests on it."""
-    from .calibration import describe
+    from ..calibration import describe
     if calibration is None or not len(calibration):
         return {}
     out = {}
@@ -678,7 +680,7 @@ def _reference_loses(scores: pd.DataFrame, model: str, column: str, null: str | 
                                         "is better): the column measures something else than the explanation there")
 
 
-def question_claims(scores: pd.DataFrame, *, threshold: float = sanity.THRESHOLD, n_boot: int = 1000,
+def question_claims(scores: pd.DataFrame, *, threshold: float = sim.THRESHOLD, n_boot: int = 1000,
                     seed: int = 0, skip=()) -> list:
     """Per question of :data:`QUESTIONS`, method and network: the method beats the *strongest*
     null map under each of the question's columns (paired over images; the null, named in the

@@ -1,5 +1,5 @@
 """Impact Score and Impact Coverage (Lin, Shafiee et al., 2019): the critical region of a map,
-its removal, and the three scores, registered in :mod:`xailib.metrics`.
+its removal, the three scores, and the matched random maps that are their control.
 
 The paper writes the input without its critical factors as ``x' = x - c`` (eq. 3) with
 ``c = M(x, N)`` (eq. 2) and counts an explanation as impactful when the network's decision
@@ -38,17 +38,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
-from . import inference
-from .errors import ParameterError, check_choice, check_fraction, check_positive_int, check_values
-from .metrics import register
-from .metrics import removal as removal_op
-from .metrics.order import saliency_order
-from .metrics.removal import check_removal
+from .. import inference
+from ..errors import ParameterError, check_choice, check_fraction, check_positive_int, check_values
+from . import removal as removal_op
+from .order import saliency_order
+from .registry import register
+from .removal import check_removal
 
+# The methods Lin et al. compare, by the names their tables give them
+PAPER_METHODS = {"lime": "LIME", "kernel_shap": "SHAP", "expected_gradients": "Expected Gradients"}
+# The matched random controls (:func:`random_maps`), by label: random maps cut into pixels or superpixels
+RANDOM_CONTROLS = {"(random pixels)": "pixels", "(random superpixels)": "segments"}
 SELECTIONS = ("pixels", "segments", "threshold")
 REMOVALS = ("zero", "mean", "blur")
 TAU = 0.5  # the paper's choice: the network lost half of its confidence
@@ -75,7 +78,7 @@ def _check_maps(maps: torch.Tensor) -> torch.Tensor:
 
 def segment_labels(images: torch.Tensor, n_segments: int = 50) -> torch.Tensor:
     """SLIC superpixels of each image, (B, H, W) int64, as LIME and KernelSHAP compute them."""
-    from .explain import superpixels
+    from ..methods.surrogates import superpixels
     check_positive_int("n_segments", n_segments, minimum=2)
     return torch.stack([torch.from_numpy(superpixels(img, n_segments)).long() for img in images])
 
@@ -109,7 +112,7 @@ def critical_region(maps: torch.Tensor, selection: str = "pixels", fraction: flo
         return top.view(B, H, W) & positive
     if segments is None:
         raise ParameterError("selection='segments' needs segments= the superpixel labels "
-                             "(B, H, W); xailib.impact.segment_labels(images) computes them")
+                             "(B, H, W); xailib.metrics.impact.segment_labels(images) computes them")
     seg = torch.as_tensor(segments).to(s.device).long()
     if seg.shape != maps.shape:
         raise ParameterError(f"segments must match maps {tuple(maps.shape)}, got {tuple(seg.shape)}")
@@ -282,129 +285,9 @@ def _impact_coverage(model, images, targets, maps, patch_masks, **select):
     return coverage(_regions(images, maps, **select), patch_masks)
 
 
-# --------------------------------------------------------------------------------------------
-# Matched random controls and the grid of choices
-# --------------------------------------------------------------------------------------------
-
-CONTROL = "(random)"
-
-
 def random_maps(n: int, size: tuple[int, int], k: int, seed: int = 0) -> torch.Tensor:
     """``k`` seeded uniform random maps per image, (k, n, H, W); a control that knows nothing of
     the network. Cut into pixels they are random pixels, cut into superpixels random superpixels."""
     check_positive_int("k", k)
     g = torch.Generator().manual_seed(seed)
     return torch.rand(k, n, *size, generator=g)
-
-
-def grid(model: nn.Module, images: torch.Tensor, targets, maps: dict, *, removals=REMOVALS,
-         fractions=(0.05, 0.1, 0.2), granularities=("own", "pixels", "segments"), segments=None,
-         n_random: int = 8, tau: float = TAU, seed: int = 0, blur_sigma: float | None = None,
-         batch_size: int = 256):
-    """Impact outcomes of every map in ``maps`` ({method: (B, H, W)}) and of ``n_random`` matched
-    random maps per image, over the grid removal x area x granularity, as a per-image table.
-
-    Granularity ``"own"`` cuts each method's map as the method itself works (superpixels for LIME
-    and KernelSHAP, pixels otherwise); ``"pixels"`` and ``"segments"`` cut every map the same way.
-    The control rows (method ``"(random)"``) hold, per image, the *share* of the random maps that
-    are impactful (a number in [0, 1]), once per actual selection (pixels, segments); column
-    ``control`` of every row is the matched control of that image under the same removal, area and
-    selection, so ``impact - control`` is a method's gap over a random map of its own kind.
-    Columns: method, removal, fraction, granularity, selection, image, impact, strict, area,
-    control, control_strict.
-    """
-    import pandas as pd
-    for r in removals:
-        check_removal(r)
-    for g_ in granularities:
-        check_choice("granularities", g_, ("own", "pixels", "segments"))
-    for f in fractions:
-        check_fraction("fractions", f)
-    dev = inference.model_device(model, fallback=images.device)
-    x = images.to(dev, torch.float32)
-    with torch.no_grad():
-        p = _probs(model, x, batch_size)
-    if segments is None and ("segments" in granularities or any(m in SEGMENT_METHODS for m in maps)):
-        segments = segment_labels(images)
-    noise = random_maps(len(x), tuple(x.shape[-2:]), n_random, seed)
-    selections = {g_ for g_ in granularities if g_ != "own"}
-    if "own" in granularities:
-        selections |= {selection_for(m) for m in maps}
-    rows = []
-
-    def outcome(regions, rem):
-        return impact_outcome(model, x, regions, targets, rem, tau, blur_sigma, batch_size, probs=p)
-
-    for rem in removals:
-        for frac in fractions:
-            for sel in sorted(selections):       # one control per kind of cut in use
-                hit, strict, area = 0.0, 0.0, 0.0
-                for r in range(n_random):
-                    c = critical_region(noise[r], sel, frac, segments=segments if sel == "segments" else None)
-                    o = outcome(c, rem)
-                    hit = hit + o.impact.double() / n_random
-                    strict = strict + o.decision_changed.double() / n_random
-                    area = area + c.double().mean((1, 2)).cpu() / n_random
-                rows.append(pd.DataFrame({"method": CONTROL, "removal": str(rem), "fraction": frac,
-                                          "granularity": sel, "selection": sel, "image": np.arange(len(x)),
-                                          "impact": hit.numpy(), "strict": strict.numpy(), "area": area.numpy()}))
-            for meth, smap in maps.items():
-                done = {}
-                for gran in granularities:
-                    sel = selection_for(meth) if gran == "own" else gran
-                    if sel not in done:    # "own" is "pixels" or "segments": computed once
-                        c = critical_region(smap, sel, frac, segments=segments if sel == "segments" else None)
-                        done[sel] = (c, outcome(c, rem))
-                    c, o = done[sel]
-                    rows.append(pd.DataFrame({
-                        "method": meth, "removal": str(rem), "fraction": frac, "granularity": gran,
-                        "selection": sel, "image": np.arange(len(x)),
-                        "impact": o.impact.double().numpy(), "strict": o.decision_changed.double().numpy(),
-                        "area": c.float().mean((1, 2)).cpu().numpy()}))
-    out = pd.concat(rows, ignore_index=True)
-    ctrl = out[out.method == CONTROL][["removal", "fraction", "selection", "image", "impact", "strict"]]
-    ctrl = ctrl.rename(columns={"impact": "control", "strict": "control_strict"})
-    return out.merge(ctrl, on=["removal", "fraction", "selection", "image"], how="left")
-
-
-def grid_wide(table):
-    """The per-image grid of :func:`grid` in its compact form, for publishing: one row per
-    (model, removal, fraction, selection, image), one column of 0 / 1 impacts per method and the
-    matched control's share in column ``CONTROL``. "own" rows repeat a "pixels" or "segments"
-    row, so they are dropped here and restored by :func:`grid_long`."""
-    t = table[table.granularity != "own"]
-    keys = [k for k in ("model", "removal", "fraction", "selection", "image") if k in t]
-    return t.pivot_table(index=keys, columns="method", values="impact", aggfunc="first").reset_index()
-
-
-def grid_long(wide):
-    """Back from :func:`grid_wide` to one row per (model, method, removal, fraction,
-    granularity, image) with ``impact`` and its matched ``control``; "own" rows included."""
-    import pandas as pd
-    keys = [k for k in ("model", "removal", "fraction", "selection", "image") if k in wide]
-    methods = [c for c in wide.columns if c not in keys and c != CONTROL]
-    long = wide.melt(id_vars=keys + [CONTROL], value_vars=methods, var_name="method", value_name="impact")
-    long = long.dropna(subset=["impact"]).rename(columns={CONTROL: "control"})
-    cut = long.assign(granularity=long.selection)
-    own = long[[selection_for(m) == s for m, s in zip(long.method, long.selection)]].assign(granularity="own")
-    return pd.concat([cut, own], ignore_index=True)
-
-
-# --------------------------------------------------------------------------------------------
-# Uncertainty: paired bootstrap over images
-# --------------------------------------------------------------------------------------------
-
-def bootstrap(values, n_boot: int = 2000, seed: int = 0, level: float = 0.95):
-    """Paired percentile bootstrap of column means: ``values`` (n_images, k) -> (mean, low, high,
-    replicates (n_boot, k)). The same resampled images serve every column, so differences and
-    rankings between columns can be read off the replicates."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim == 1:
-        v = v[:, None]
-    check_positive_int("n_boot", n_boot)
-    check_fraction("level", level)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(v), size=(n_boot, len(v)))
-    reps = v[idx].mean(1)
-    a = (1 - level) / 2
-    return v.mean(0), np.quantile(reps, a, axis=0), np.quantile(reps, 1 - a, axis=0), reps

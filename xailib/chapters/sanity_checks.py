@@ -36,12 +36,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import explain, verdicts
-from .errors import ParameterError
-from .metrics import randomisation as rnd
-from .metrics import similarity as sim
+from .. import methods, verdicts
+from ..map_cache import Lazy, Maps
+from ..errors import ParameterError
+from ..metrics import randomisation as rnd
+from ..metrics import similarity as sim
 
-THRESHOLD = 0.5
+THRESHOLD = sim.THRESHOLD
 PLANNING_EFFECT = 0.2   # a distance from the threshold to plan for, when a verdict is not resolved
 TESTS = ("cascading", "independent")
 
@@ -63,66 +64,15 @@ PAPER = {
 
 def seeded(method: str) -> bool:
     """Whether the method draws random numbers (it takes a ``seed``)."""
-    return "seed" in explain.METHODS[method].defaults
-
-
-class _Lazy:
-    """A model built on first use (a randomised copy is made only when some map needs it)."""
-
-    def __init__(self, build):
-        self.build, self.net = build, None
-
-    def __call__(self) -> nn.Module:
-        if self.net is None:
-            self.net = self.build()
-        return self.net
+    return "seed" in methods.METHODS[method].defaults
 
 
 def _again(maps, name, model, method, original):
     """The method's map on the unchanged model with the next seed (itself if it draws no random numbers)."""
     if not seeded(method):
         return original
-    seed = maps.method_params.get(method, {}).get("seed", explain.METHODS[method].defaults["seed"])
+    seed = maps.method_params.get(method, {}).get("seed", methods.METHODS[method].defaults["seed"])
     return maps(f"maps/{name}/seed+1", model, method, seed=seed + 1)
-
-
-class Maps:
-    """Maps of one image set under many models, cached in a :class:`~xailib.results.ResultStore`
-    batch by batch (an interrupted run resumes), each model built only when a batch is missing."""
-
-    def __init__(self, store, images: torch.Tensor, targets: torch.Tensor, method_params: dict,
-                 batch_size: int = 16):
-        self.store, self.images, self.targets = store, images, targets
-        self.method_params, self.batch_size = method_params, batch_size
-
-    def __call__(self, key: str, build, method: str, **extra) -> torch.Tensor:
-        params = {**self.method_params.get(method, {}), **extra}
-
-        def run(sl):
-            net = build if isinstance(build, nn.Module) else build()
-            return explain.explain(net, self.images[sl], self.targets[sl], method, **params)
-        return self.store.batches(f"{key}/{method}", len(self.images), self.batch_size, run, progress=False)
-
-    def seconds(self, key: str, method: str) -> float:
-        """Seconds per image the maps under ``key`` took (the first run's, when read from the store)."""
-        return self.store.seconds(f"{key}/{method}") / len(self.images)
-
-    def smoothed(self, key: str, net: nn.Module, method: str, n_samples: int, noise: float,
-                 seed: int) -> torch.Tensor:
-        """Hedström et al.'s (2023) smoothed map: the mean of the maps of ``n_samples`` copies of
-        each image with Gaussian noise of standard deviation ``noise`` (in [0, 1] pixel units)
-        added, the same noise for every model (seeded per image)."""
-        params = self.method_params.get(method, {})
-
-        def run(sl):
-            x = self.images[sl]
-            g = torch.Generator().manual_seed(seed * 7919 + sl.start)
-            eps = torch.randn((n_samples, *x.shape), generator=g).to(x.device) * noise
-            noisy = (x[None] + eps).flatten(0, 1)
-            t = self.targets[sl].repeat(n_samples)
-            s = explain.explain(net, noisy, t, method, **params)
-            return s.view(n_samples, len(x), *s.shape[-2:]).mean(0)
-        return self.store.batches(f"{key}/{method}", len(self.images), self.batch_size, run, progress=False)
 
 
 def compare(reference: torch.Tensor, maps: torch.Tensor, measures, **labels) -> pd.DataFrame:
@@ -159,7 +109,7 @@ def model_tests(maps: Maps, name: str, model: nn.Module, methods, *, tests=TESTS
         from tqdm.auto import tqdm
         states = tqdm(states, desc=f"{name}: randomised models", leave=False)
     for test, step in states:
-        net = _Lazy(step.build)                # one copy per state, made only if a batch is missing
+        net = Lazy(step.build)                # one copy per state, made only if a batch is missing
         for method in chosen.get(test, methods):
             s = maps(f"maps/{tag}/{test}/{step.index:02d}", net, method)
             rows.append(compare(original[method], s, measures, model=name, test=test, step=step.index,
@@ -167,7 +117,7 @@ def model_tests(maps: Maps, name: str, model: nn.Module, methods, *, tests=TESTS
             if test == "cascading":
                 kept[step.index, method] = s[:keep]
         if test == "cascading" and step.index == n_layers:   # fully random (seed) against seed + 1: the floor
-            other = _Lazy(lambda: rnd.random_network(model, example, **{**kw, "seed": seed + 1}))
+            other = Lazy(lambda: rnd.random_network(model, example, **{**kw, "seed": seed + 1}))
             for method in methods:
                 a = maps(f"maps/{tag}/{test}/{step.index:02d}", net, method)
                 rows.append(compare(a, maps(f"maps/{tag}/floor", other, method), measures, model=name,
@@ -185,8 +135,8 @@ def data_test(maps: Maps, name: str, model: nn.Module, permuted: nn.Module, meth
     tag = f"{name}/{mode}-{batchnorm}-{std:g}-{seed}"
     n_layers = len(rnd.layers(model, example))
     rows, kept = [], {}
-    random_a = _Lazy(lambda: rnd.random_network(model, example, **kw, seed=seed))
-    random_b = _Lazy(lambda: rnd.random_network(model, example, **kw, seed=seed + 1))
+    random_a = Lazy(lambda: rnd.random_network(model, example, **kw, seed=seed))
+    random_b = Lazy(lambda: rnd.random_network(model, example, **kw, seed=seed + 1))
     for method in methods:
         o = maps(f"maps/{name}/original", model, method)
         p = maps(f"maps/{name}/permuted", permuted, method)
@@ -378,7 +328,7 @@ def pair_images(normal: str, dataset: str, images, size: int, seed: int, n: int)
     trained network ``normal`` was trained on the chapter's ``dataset``, else its own data set's
     (the digits for the ``*_digits`` networks); the first ``n`` it classifies correctly, with their
     labels as the explained class, and 16 validation images as a reference (expected gradients)."""
-    from . import data, models
+    from .. import data, models
     card = models.model_card(normal)
     own = "digits" if str(card.get("variant", "")).startswith("digits") else "shapes"
     net = models.load_model(normal)
@@ -399,7 +349,7 @@ def full_randomisation(maps: Maps, name: str, model: nn.Module, methods, *, mode
     rows :func:`model_tests` would give for it (the maps are shared with a full cascade's)."""
     example = maps.images[:1]
     n_layers = len(rnd.layers(model, example))
-    net = _Lazy(lambda: rnd.random_network(model, example, mode=mode, batchnorm=batchnorm, std=std, seed=seed))
+    net = Lazy(lambda: rnd.random_network(model, example, mode=mode, batchnorm=batchnorm, std=std, seed=seed))
     tag = f"{name}/{mode}-{batchnorm}-{std:g}-{seed}"
     rows = []
     for method in methods:

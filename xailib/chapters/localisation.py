@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from . import explain, verdicts
-from .metrics import localisation as loc
-from .metrics import score
-from .metrics import similarity as sim
-from .methods.controls import NULLS, strongest_null
+from .. import verdicts
+from ..metrics import localisation as loc
+from ..metrics import score
+from ..metrics import similarity as sim
+from ..methods import METHODS
+from ..methods.controls import NULLS, strongest_null
 
 CEILING = "ground-truth mask"
 DELTAS = (0.3, 0.5, 0.7)           # Choe et al.'s IoU levels for MaxBoxAccV2
@@ -32,14 +33,14 @@ LIME_AGAIN = "lime~lime seed+1 (Spearman)"
 
 def gradient_based(methods) -> list[str]:
     """The methods of ``methods`` that backpropagate a gradient (Ancona et al.'s "gradient-based")."""
-    return [m for m in methods if m in explain.METHODS and explain.METHODS[m].family in GRADIENT_FAMILIES]
+    return [m for m in methods if m in METHODS and METHODS[m].family in GRADIENT_FAMILIES]
 
 
 def cam_index(threshold: float, thresholds=loc.THRESHOLDS) -> int:
     """Where ``threshold`` sits on the grid of thresholds (it must be on it)."""
     hit = np.flatnonzero(np.isclose(np.asarray(thresholds, float), threshold))
     if not len(hit):
-        from .errors import ParameterError
+        from ..errors import ParameterError
         raise ParameterError(f"threshold={threshold} is not on the grid of thresholds (steps of 0.01)")
     return int(hit[0])
 
@@ -117,7 +118,7 @@ def v2(table: pd.DataFrame, column: str = "MaxBoxAcc") -> pd.Series:
     every component boxed (``"each"``), per (model, method)."""
     each = table[table.component == "each"]
     if each.empty:
-        from .errors import ParameterError
+        from ..errors import ParameterError
         raise ParameterError("the table has no row boxing each component (component 'each')")
     return each.groupby(["model", "method"], sort=False)[column].mean()
 

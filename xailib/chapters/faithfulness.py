@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import metrics, verdicts
-from .errors import ParameterError
-from .metrics.faithfulness import draw_subsets, sensitivity_n_from, subset_outputs
-from .methods.controls import NULLS, strongest_null
+from .. import metrics, verdicts
+from ..errors import ParameterError
+from ..metrics.faithfulness import draw_subsets, sensitivity_n_from, subset_outputs
+from ..methods.controls import NULLS, strongest_null
 
 CONTROL = "random"
 CEILING = "object mask"
@@ -377,7 +377,7 @@ def read_roar(notebook: str = "09_faithfulness", root=None):
     import json
     from pathlib import Path
 
-    from .results import REPO
+    from ..results import REPO
     folder = Path(root or REPO / "results") / notebook / "larger_run" / "roar"
     if not (folder / "roar.json").exists():
         return None
@@ -396,7 +396,7 @@ def roar_summary(roar: pd.DataFrame) -> pd.DataFrame:
 
 def top_fraction(maps: torch.Tensor, fraction: float) -> torch.Tensor:
     """(B, H, W) bool: each map's top ``fraction`` of pixels (ties in a fixed random order), whatever their sign."""
-    from .impact import critical_region
+    from ..metrics.impact import critical_region
     shifted = maps - maps.flatten(1).amin(1)[:, None, None] + 1.0     # all > 0: rank every pixel
     return critical_region(shifted, "pixels", fraction)
 
