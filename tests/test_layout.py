@@ -102,6 +102,7 @@ def test_the_import_graph_has_no_circle():
     graph = import_graph()
     assert len(graph) > 40                    # it read the package, subpackages included
     assert "xailib.metrics.causal" in graph["xailib.metrics"]
+    assert sorted({d for deps in graph.values() for d in deps} - set(graph)) == []   # every import resolves
     assert cycles(graph) == []
 
 
@@ -152,6 +153,7 @@ def test_the_book_uses_the_new_places_only():
     ("xailib.explain", "explain", "xailib.methods"),
     ("xailib.faith", "roar_comparison", "xailib.chapters.faithfulness"),
     ("xailib.sanity", "_Lazy", "xailib.map_cache"),
+    ("xailib.sanity", "model_tests", "xailib.chapters.sanity_checks"),
     ("xailib.trust", "bam_rows", "xailib.known_truth"),
     ("xailib.rise", "find_normalization", "xailib.models"),
     ("xailib.methods.neuromask", "get_setting", "xailib.methods.learned_masks"),
@@ -172,6 +174,10 @@ def test_a_moved_name_of_a_kept_module_warns_and_an_unknown_one_is_an_error():
     from xailib import data, variants
     with pytest.warns(DeprecationWarning, match="xailib.variants.load_digits moved to xailib.data"):
         assert variants.load_digits is data.load_digits
+    from xailib import plots
+    from xailib.chapters import rise
+    with pytest.warns(DeprecationWarning, match="xailib.plots.causal_curves moved to xailib.chapters.rise"):
+        assert plots.causal_curves is rise.causal_curves
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         variants.nothing
     import xailib.explain as old

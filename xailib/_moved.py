@@ -22,8 +22,8 @@ MOVED = {
     "xailib.impact": (("xailib.metrics.impact", "xailib.chapters.impact_score"), {}),
     "xailib.faith": (("xailib.chapters.faithfulness",), {}),
     "xailib.wsol": (("xailib.chapters.localisation",), {}),
-    "xailib.trust": (("xailib.chapters.trustworthiness", "xailib.known_truth"), {}),
-    "xailib.sanity": (("xailib.chapters.sanity_checks", "xailib.map_cache"), {"_Lazy": "Lazy"}),
+    "xailib.trust": (("xailib.known_truth", "xailib.chapters.trustworthiness"), {}),
+    "xailib.sanity": (("xailib.map_cache", "xailib.chapters.sanity_checks"), {"_Lazy": "Lazy"}),
     "xailib.leaderboard": (("xailib.chapters.leaderboard",), {}),
     "xailib.methods.neuromask": (("xailib.methods.learned_masks",), {}),
     "xailib.methods.perturbation": (("xailib.methods.learned_masks",), {}),
@@ -31,6 +31,14 @@ MOVED = {
 # names that left a module that is still there: module -> {name: new module}
 MOVED_NAMES = {
     "xailib.variants": {"load_digits": "xailib.data", "DIGIT_SPLITS": "xailib.data"},
+    "xailib.plots": {**dict.fromkeys(("causal_curves", "example_curves", "mask_sweep"), "xailib.chapters.rise"),
+                     "impact_examples": "xailib.chapters.impact_score",
+                     "patch_regions": "xailib.chapters.adversarial_patch",
+                     **dict.fromkeys(("learning_progress", "sweep_heatmaps"), "xailib.chapters.neuromask"),
+                     **dict.fromkeys(("cascade_grid", "randomisation_curves"), "xailib.chapters.sanity_checks"),
+                     **dict.fromkeys(("wsol_boxes", "threshold_curves"), "xailib.chapters.localisation"),
+                     **dict.fromkeys(("roar_curves", "sensitivity_n_curves", "removal_row"), "xailib.chapters.faithfulness"),
+                     **dict.fromkeys(("agreement_heatmaps", "cost_quality"), "xailib.chapters.leaderboard")},
 }
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import verdicts
+from .. import plots, verdicts
 from ..methods import METHODS
 from ..metrics.impact import (PAPER_METHODS, RANDOM_CONTROLS, coverage, critical_region, impact_outcome,
                               segment_labels, selection_for)
@@ -203,3 +203,22 @@ def patch_claims(per_image: pd.DataFrame, hit_table: pd.DataFrame, drawn_table: 
                                      verdicts.paired(h[str(hi_s)].to_numpy(), h[str(lo_s)].to_numpy()), scale=100,
                                      unit=" pts", paper="Brown et al. (not reported by Lin et al.)"))
     return verdicts.claims_table(claims)
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+def patch_regions(images, patch_masks, regions: dict, row_titles=None, cell: float = 1.45):
+    """The paper's Fig. 4: rows are patched images; columns the image, then each method's
+    critical region (bright; the rest dimmed) with the patch's outline in yellow."""
+    def outline(r):
+        return patch_masks[r].cpu().numpy().astype(float)
+
+    def draw(ax, r, name):
+        img, keep = plots.to_hwc(images[r]), regions[name][r].cpu().numpy()[..., None]
+        ax.imshow(np.where(keep, img, 0.25 * img), interpolation="nearest")
+        ax.contour(outline(r), [0.5], colors="yellow", linewidths=0.7)
+    return plots.image_grid(images, list(regions), draw, row_titles, cell, first_title="patched image",
+                       label_size=7, draw_first=lambda ax, r: ax.contour(
+                           outline(r), [0.5], colors="yellow", linewidths=0.7))

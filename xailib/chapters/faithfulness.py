@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import metrics, verdicts
+from .. import metrics, plots, verdicts
 from ..errors import ParameterError
 from ..metrics.faithfulness import draw_subsets, sensitivity_n_from, subset_outputs
 from ..methods.controls import NULLS, strongest_null
@@ -469,3 +470,62 @@ def known_truth_ranks(ranks: pd.DataFrame, metric: str) -> str:
         if parts:
             lines.append(f"- **{model}**, by {metric}, of {n} maps: " + "; ".join(parts) + ".")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+def roar_curves(roar, control: str = "random"):
+    """Accuracy of the retrained network against the share of pixels removed, one line per method
+    (the random control dashed), from ``scripts/roar.py``'s table."""
+    import pandas as pd
+    fig, ax = plt.subplots(figsize=(5.6, 3.2))
+    base = roar[roar.fraction == 0]
+    for m, g in roar[roar.fraction > 0].groupby("method", sort=False):
+        g = pd.concat([base, g]).sort_values("fraction")
+        ax.plot(100 * g.fraction, 100 * g.accuracy, marker="o", ms=3, ls="--" if m == control else "-",
+                color="grey" if m == control else None, label=m.replace("_", " "))
+    ax.set_xlabel("top k % of pixels removed (each method's own), retrained")
+    ax.set_ylabel("test accuracy, %")
+    ax.set_ylim(0, 102)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def sensitivity_n_curves(rows, controls=("random", "constant", "edge")):
+    """Mean sensitivity-n correlation against n (share of the features), one panel per model."""
+    models = list(dict.fromkeys(rows.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.2), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        g = rows[rows.model == model].groupby(["method", "share"], sort=False).correlation.mean().reset_index()
+        for m, h in g.groupby("method", sort=False):
+            ctrl = m in controls
+            ax.plot(100 * h.share, h.correlation, marker="o", ms=2.5, ls="--" if ctrl else "-",
+                    color="grey" if ctrl else None, lw=1.0 if ctrl else 1.4, label=m.replace("_", " "))
+        ax.set_xscale("log")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlabel("n, % of the features removed")
+        ax.set_title(model, fontsize=8)
+    axes[0, 0].set_ylabel("correlation (sum of attributions, output change)")
+    axes[0, -1].legend(fontsize=6, ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def removal_row(image: torch.Tensor, region: torch.Tensor, removed: dict, cell: float = 1.5):
+    """One image, the removed region, and the image after each operator (``{name: (1, C, H, W)}``)."""
+    n = 2 + len(removed)
+    fig, axes = plt.subplots(1, n, figsize=(cell * n, cell + 0.3))
+    axes[0].imshow(plots.to_hwc(image))
+    axes[0].set_title("image", fontsize=8)
+    axes[1].imshow(region.cpu().numpy(), cmap="gray")
+    axes[1].set_title("removed (white)", fontsize=8)
+    for ax, (name, x) in zip(axes[2:], removed.items()):
+        ax.imshow(plots.to_hwc(x[0]))
+        ax.set_title(name.replace("_", " "), fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

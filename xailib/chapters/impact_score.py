@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .. import inference, verdicts
+from .. import inference, plots, verdicts
 from ..errors import check_choice, check_fraction, check_positive_int
 from ..metrics.impact import (PAPER_METHODS, RANDOM_CONTROLS, REMOVALS, SEGMENT_METHODS, TAU, _probs,
                               critical_region, impact_outcome, random_maps, segment_labels, selection_for)
@@ -308,3 +308,25 @@ def impact_claims(per_image: pd.DataFrame, order, own: str, selection: str, null
                                              scale=100, unit=" pts above 50 %", paper=f"I_strict / I = {RATIO[m]:.2f}",
                                              setting=label_own, control=ctl, degenerate=dead))
     return verdicts.claims_table(claims)
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+def impact_examples(images, removed: dict, regions: dict, outcomes: dict, class_names,
+                    row_titles=None, cell: float = 1.55):
+    """The paper's Fig. 3: rows are images; columns the image, then for each method the image
+    without its critical region (outlined in yellow), captioned with the decision and the
+    confidence in it before -> after. Red captions: the removal had impact (eq. 5)."""
+    def draw(ax, r, name):
+        out = outcomes[name]
+        ax.imshow(plots.to_hwc(removed[name][r]), interpolation="nearest")
+        ax.contour(regions[name][r].cpu().numpy().astype(float), [0.5], colors="yellow",
+                   linewidths=0.4, alpha=0.7)
+        y, y2 = int(out.decision[r]), int(out.new_decision[r])
+        text = f"{float(out.confidence[r]):.2f} → {float(out.new_confidence[r]):.2f}"
+        if y2 != y:
+            text += f"\nnow: {class_names[y2]}"
+        ax.set_xlabel(text, fontsize=7, color="tab:red" if bool(out.impact[r]) else "black")
+    return plots.image_grid(images, list(removed), draw, row_titles, cell, row_height=cell + 0.45)

@@ -35,19 +35,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
 from .. import agreement, known_truth, models, patches, variants, verdicts
-from ..map_cache import Lazy, Maps
 from ..errors import MissingResourceError, ParameterError
+from ..map_cache import Lazy, Maps
 from ..metrics import METRICS, score
 from ..metrics import randomisation as rnd
 from ..metrics import removal
 from ..metrics import similarity as sim
-from ..methods import controls as controls_
 from ..methods import approximate
+from ..methods import controls as controls_
 from ..methods.controls import NULLS
 
 TRUTH, TRIGGER = "object mask", "trigger mask"
@@ -871,3 +872,52 @@ def check_columns(labels) -> list:
     return list(labels)
 
 
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+def agreement_heatmaps(matrices: dict, title: str = "", flagged=()):
+    """One panel per model: the rank correlation of every pair of metrics over the methods (a
+    square matrix, -1 to 1); flagged metrics are labelled."""
+    fig, axes = plt.subplots(len(matrices), 1, figsize=(7.5, 6.6 * len(matrices)), squeeze=False,
+                             layout="constrained")
+    for ax, (model, m) in zip(axes[:, 0], matrices.items()):
+        im = ax.imshow(m.to_numpy(dtype=float), cmap="RdBu", vmin=-1, vmax=1)
+        labels = [c + (" (flagged)" if c in flagged else "") for c in m.columns]
+        ax.set_xticks(range(len(labels)), labels, fontsize=7, rotation=60, ha="right")
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        for i in range(len(m)):
+            for j in range(len(m)):
+                v = m.iat[i, j]
+                if np.isfinite(v) and i != j:
+                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=5.5,
+                            color="white" if abs(v) > 0.6 else "black")
+        ax.set_title(model, fontsize=8)
+    fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.5, label="rank correlation over methods")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def cost_quality(cost, controls=("random", "constant", "edge"), marked=()):
+    """Seconds per image (log scale) against the mean rank over the unflagged metrics, one
+    panel per model, every method labelled; the controls in grey, (model, method) pairs in
+    ``marked`` (an approximation) labelled so."""
+    models = list(dict.fromkeys(cost.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.0), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        g = cost[cost.model == model]
+        for _, r in g.iterrows():
+            c = "0.55" if r.method in controls else "C0"
+            ax.scatter(r["s/image"], r["mean rank"], color=c, s=18)
+            label = r.method.replace("_", " ") + (" (approx.)" if (model, r.method) in marked else "")
+            ax.annotate(label, (r["s/image"], r["mean rank"]), fontsize=6,
+                        xytext=(3, 2), textcoords="offset points", color=c)
+        ax.set_xscale("log")
+        ax.invert_yaxis()
+        ax.set_xlabel("seconds per image (map)", fontsize=8)
+        ax.set_ylabel("mean rank over the unflagged metrics (1 = best)", fontsize=8)
+        ax.set_title(model, fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig

@@ -11,9 +11,12 @@ ceiling (its box is the object's box; its PxAP is 1). The ``random`` map is the 
 """
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from .. import verdicts
+import torch
+
+from .. import plots, verdicts
 from ..metrics import localisation as loc
 from ..metrics import score
 from ..metrics import similarity as sim
@@ -192,3 +195,49 @@ def claims(rows: pd.DataFrame, pairs: pd.DataFrame, depth: dict, methods, *, hig
                         setting=f"roughness, {depth[deep]} against {depth[shallow]} weight layers",
                         group="noisier on the deeper network"))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+def _rect(ax, box, colour, style="-"):
+    x0, y0, x1, y1 = [float(v) for v in box]
+    if x1 > x0 and y1 > y0:
+        ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=colour, lw=1.2, ls=style))
+
+
+def wsol_boxes(images, maps: dict, gt_boxes, threshold: float, row_titles=None, cell: float = 1.3):
+    """Rows: images; columns: methods. Each panel: the normalised map (positive part, min-max),
+    the region at or above ``threshold`` outlined, the box around its largest connected
+    component (solid), around all of it (dashed), and the ground-truth box (white)."""
+    names = list(maps)
+    norm = {m: loc.normalise(maps[m]).numpy() for m in names}
+    boxes = {(m, c): loc.boxes(maps[m], threshold, c) for m in names for c in ("largest", "all")}
+
+    def draw(ax, r, m):
+        ax.imshow(norm[m][r], cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+        ax.contour(norm[m][r] > threshold, [0.5], colors="cyan", linewidths=0.6)
+        _rect(ax, boxes[m, "largest"][r], "lime")
+        _rect(ax, boxes[m, "all"][r], "orange", "--")
+        for b in torch.as_tensor(gt_boxes[r]).reshape(-1, 4).tolist():
+            _rect(ax, b, "white", ":")
+    return plots.image_grid(images, names, draw, row_titles, cell, label_size=7)
+
+
+def threshold_curves(table, title: str = "", highlight=("random", "constant", "ground-truth mask")):
+    """Box accuracy (rows of ``table``: methods; columns: thresholds) against the threshold, one
+    line per method; the references dashed."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for m, row in table.iterrows():
+        ref = m in highlight
+        ax.plot(table.columns, 100 * row.to_numpy(), ls="--" if ref else "-", lw=1.0 if ref else 1.4,
+                label=str(m).replace("_", " "), color="grey" if m in ("random", "constant") else None)
+    ax.axvline(0.2, color="k", lw=0.6, ls=":")
+    ax.set_xlabel("threshold (share of the map's maximum)")
+    ax.set_ylabel("box accuracy (IoU >= 0.5), %")
+    ax.set_ylim(-2, 102)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=2, frameon=False, loc="upper right")
+    fig.tight_layout()
+    return fig

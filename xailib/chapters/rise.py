@@ -6,11 +6,12 @@ RISE itself is the library's (:mod:`xailib.methods.rise`), and so are the scores
 """
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import data, metrics, verdicts
+from .. import data, metrics, plots, verdicts
 from ..methods import controls
 
 PAPER_THREE = ["gradcam", "occlusion", "lime"]            # the paper's comparisons, shown first
@@ -159,3 +160,63 @@ def pointing_claims(hard: pd.DataFrame) -> list:
                                          verdicts.paired(hits["RISE"], hits[null]), scale=100, unit=" pts",
                                          setting=f"{where}, against the {null.replace('_', ' ')} map", paper="implied"))
     return claims
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+def causal_curves(fractions, curves: dict, title: str = "", highlight=("rise",)):
+    """Mean deletion and insertion curves per method: ``curves[name]`` is (N, 2, steps + 1)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, k, label in zip(axes, (0, 1), ("deletion (lower AUC is better)",
+                                          "insertion (higher AUC is better)")):
+        for name, c in curves.items():
+            bold = any(name.startswith(h) for h in highlight)
+            ax.plot(fractions, c[:, k].mean(0), lw=2.2 if bold else 1.0,
+                    alpha=1.0 if bold else 0.75, label=name.replace("_", " "))
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("fraction of pixels changed, most salient first")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("probability of the explained class")
+    axes[1].legend(fontsize=7, ncol=2, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def example_curves(image, saliency, fractions, curve, title=""):
+    """The paper's Fig. 4 layout: image, saliency map, deletion curve, insertion curve."""
+    fig, axes = plt.subplots(1, 4, figsize=(11, 2.6))
+    axes[0].imshow(plots.to_hwc(image), interpolation="nearest")
+    plots.show_map(axes[1], saliency.detach().cpu().float().numpy())
+    for ax in axes[:2]:
+        ax.axis("off")
+    for ax, k, name in zip(axes[2:], (0, 1), ("deletion", "insertion")):
+        y = curve[k].numpy()
+        ax.fill_between(fractions, y, alpha=0.3)
+        ax.plot(fractions, y)
+        area = float(np.trapezoid(y, fractions))
+        ax.set_title(f"{name}: AUC {area:.3f}", fontsize=9)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("fraction of pixels", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def mask_sweep(table):
+    """RISE against the number of masks: seconds per image, agreement with a reference map,
+    deletion and insertion (``table`` indexed by N)."""
+    cols = [c for c in table.columns]
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.1 * len(cols), 2.8))
+    for ax, c in zip(axes, cols):
+        ax.plot(table.index, table[c], "o-")
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(list(table.index), [str(n) for n in table.index], fontsize=7, rotation=45)
+        ax.set_xlabel("number of masks N")
+        ax.set_title(c, fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

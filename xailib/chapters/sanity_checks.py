@@ -31,14 +31,15 @@ verdicts move with these choices.
 """
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from .. import methods, verdicts
-from ..map_cache import Lazy, Maps
+from .. import methods, plots, verdicts
 from ..errors import ParameterError
+from ..map_cache import Lazy, Maps
 from ..metrics import randomisation as rnd
 from ..metrics import similarity as sim
 
@@ -395,3 +396,74 @@ def moved(matrix: pd.DataFrame, lead: str) -> str:
     if not changes:
         return f"{lead}, every verdict is the same as in the first column."
     return f"{lead}, {len(changes)} verdicts differ from the first column's:\n\n" + "\n".join(changes)
+
+
+# --------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------
+
+def cascade_grid(image: torch.Tensor, maps: dict, methods, steps, title: str = "", cell: float = 0.82):
+    """Adebayo et al.'s cascading figure for one image: rows are methods, columns the trained model
+    and then the layers randomised so far (``steps``: [(index, label)], index 0 the trained model);
+    ``maps[(step index, method)]`` is a (H, W) map, shown as its absolute value."""
+    cols = len(steps) + 1
+    fig, axes = plt.subplots(len(methods), cols, figsize=(cell * cols, cell * len(methods) + 0.9), squeeze=False)
+    for r, method in enumerate(methods):
+        axes[r, 0].imshow(plots.to_hwc(image), interpolation="nearest")
+        axes[r, 0].set_ylabel(method.replace("_", " "), fontsize=7, rotation=0, ha="right", va="center")
+        for c, (index, _) in enumerate(steps, start=1):
+            s = np.abs(maps[index, method].detach().cpu().float().numpy())
+            plots.show_map(axes[r, c], s)
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_title("image", fontsize=7)
+    for c, (_, label) in enumerate(steps, start=1):
+        axes[0, c].set_title(label, fontsize=6, rotation=60, ha="left", va="bottom")
+    if title:
+        fig.suptitle(title, fontsize=9, y=0.995)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def randomisation_curves(summary, model: str, methods, layer_labels, measure_label: str, threshold=None,
+                         ncols: int = 3):
+    """One panel per method: the mean similarity (with its interval) to the trained model's map
+    after each step of the cascading (solid) and independent (dashed) tests, the noise floor (grey
+    band: two random networks) and the ceiling (green band: the method against itself with
+    another seed). ``summary`` is :func:`xailib.chapters.sanity_checks.summary`'s table."""
+    rows = (len(methods) + ncols - 1) // ncols
+    fig, axes = plt.subplots(rows, ncols, figsize=(3.3 * ncols, 2.5 * rows + 0.6), squeeze=False, sharey=True)
+    s = summary[summary.model == model]
+    x = np.arange(1, len(layer_labels) + 1)
+    for ax, method in zip(axes.flat, methods):
+        m = s[s.method == method]
+        for test, style in (("cascading", "-"), ("independent", "--")):
+            t = m[m.test == test].sort_values("step")
+            if len(t):
+                ax.plot(t.step, t["mean"], style, marker="o", ms=3, lw=1.2, label=test)
+                ax.fill_between(t.step, t.low, t.high, alpha=0.2)
+        for test, colour, label in (("floor", "0.5", "floor"), ("ceiling", "tab:green", "ceiling")):
+            ref = m[m.test == test]
+            if len(ref):
+                r = ref.iloc[0]
+                ax.axhspan(r.low if np.isfinite(r.low) else r["mean"], r.high if np.isfinite(r.high) else r["mean"],
+                           color=colour, alpha=0.25, lw=0, label=label)
+                ax.axhline(r["mean"], color=colour, lw=0.8)
+        if threshold is not None:
+            ax.axhline(threshold, color="tab:red", lw=0.8, ls=":", label="threshold")
+        ax.set_title(method.replace("_", " "), fontsize=9)
+        ax.set_xticks(x)
+        ax.set_xticklabels(layer_labels, rotation=70, fontsize=6)
+        ax.set_ylim(-0.3, 1.05)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(methods):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(measure_label, fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.suptitle(f"{model}: similarity to the trained model's map as layers are randomised "
+                 "(from the output layer down)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
+    return fig

@@ -22,6 +22,6 @@ from .registry import (CAPTUM_NOTICES, MAX_PIXEL, METHODS, REDUCTIONS, Attribute
 from .surrogates import superpixels  # noqa: F401
 
 # The order the book's tables list the methods in: the order in which the chapters added them.
-reorder(("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad", "guided_backprop", "deconvolution",
-         "deeplift", "expected_gradients", "lrp_epsilon", "gradcam", "guided_gradcam", "occlusion", "lime",
-         "kernel_shap", "edge", "random", "smooth_random", "constant", "neuromask", "extremal_perturbation", "rise"))
+reorder(METHODS, ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad", "guided_backprop", "deconvolution",
+                  "deeplift", "expected_gradients", "lrp_epsilon", "gradcam", "guided_gradcam", "occlusion", "lime",
+                  "kernel_shap", "edge", "random", "smooth_random", "constant", "neuromask", "extremal_perturbation", "rise"))

@@ -251,10 +251,11 @@ def _seeded(seed: int):
             torch.cuda.set_rng_state_all(cuda_state)
 
 
-def reorder(names) -> None:
-    """Put the methods named in ``names`` first, in that order (the order the book's tables list
-    them in), the others after them as they were registered."""
-    ordered = {n: METHODS[n] for n in names if n in METHODS}
-    ordered.update({n: m for n, m in METHODS.items() if n not in ordered})
-    METHODS.clear()
-    METHODS.update(ordered)
+def reorder(registry: dict, names) -> None:
+    """Put the entries of ``registry`` (:data:`METHODS`, or the metrics') named in ``names`` first,
+    in that order (the order the book's tables list them in), the others after them as they were
+    registered."""
+    ordered = {n: registry[n] for n in names if n in registry}
+    ordered.update({n: m for n, m in registry.items() if n not in ordered})
+    registry.clear()
+    registry.update(ordered)

@@ -18,10 +18,11 @@
 from . import causal, complexity, faithfulness, impact, localisation, robustness  # noqa: F401
 from .causal import ROAD_PERCENTILES, causal_curves, road_scores  # noqa: F401
 from .order import saliency_order  # noqa: F401
-from .registry import METRICS, Evaluator, Metric, register, reorder, score  # noqa: F401
+from ..methods.registry import reorder
+from .registry import METRICS, Evaluator, Metric, register, score  # noqa: F401
 from .removal import blur, blur_kernel, check_removal, fill_image, remove  # noqa: F401
 
 # The order the book's tables list the metrics in: the order in which the chapters added them.
-reorder(("mask_energy", "deletion", "insertion", "road_morf", "road_lerf", "road_combined", "pointing_game",
-         "roughness", "infidelity", "sensitivity_n", "box_iou", "box_accuracy", "pxap", "region_mean",
-         "top_k_iou", "max_sensitivity", "impact", "impact_strict", "impact_coverage"))
+reorder(METRICS, ("mask_energy", "deletion", "insertion", "road_morf", "road_lerf", "road_combined", "pointing_game",
+                  "roughness", "infidelity", "sensitivity_n", "box_iou", "box_accuracy", "pxap", "region_mean",
+                  "top_k_iou", "max_sensitivity", "impact", "impact_strict", "impact_coverage"))

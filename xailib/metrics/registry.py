@@ -91,12 +91,3 @@ class Evaluator:
         out = score(self.model, images, targets, maps, self.metric, **{**self.params, **extra})
         self.seconds += time.perf_counter() - t0
         return out
-
-
-def reorder(names) -> None:
-    """Put the metrics named in ``names`` first, in that order (the order the book's tables list
-    them in), the others after them as they were registered."""
-    ordered = {n: METRICS[n] for n in names if n in METRICS}
-    ordered.update({n: m for n, m in METRICS.items() if n not in ordered})
-    METRICS.clear()
-    METRICS.update(ordered)
