@@ -122,11 +122,13 @@ def test_no_chapter_imports_another_chapters_plumbing():
 
 
 def _book_code():
-    """(file, code) of every notebook's code cells, script and test but this file and the one
-    that tests the old names."""
+    """(file, code) of every notebook (its code cells, and the examples in its text), script,
+    test and page but this file and the one that holds the old names."""
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         cells = json.loads(nb.read_text())["cells"]
-        yield nb.name, "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        yield nb.name, "\n".join("".join(c["source"]) for c in cells if c["cell_type"] in ("code", "markdown"))
+    for page in sorted([*(ROOT / "book").rglob("*.md"), ROOT / "README.md"]):
+        yield page.name, page.read_text()
     for py in sorted([*(ROOT / "scripts").glob("*.py"), *(ROOT / "tests").glob("*.py"), *PACKAGE.rglob("*.py")]):
         if py.name not in ("test_layout.py", "_moved.py"):
             yield py.name, py.read_text()

@@ -16,8 +16,9 @@ import warnings
 
 # old module -> (the modules its names moved to, in the order they are searched; renamed names)
 MOVED = {
-    "xailib.explain": (("xailib.methods", "xailib.methods.registry", "xailib.methods.surrogates",
-                        "xailib.methods.backprop", "xailib.methods.cam"), {}),
+    "xailib.explain": (("xailib.methods", "xailib.methods.registry", "xailib.methods.gradients", "xailib.methods.path",
+                        "xailib.methods.backprop", "xailib.methods.cam", "xailib.methods.occlusion",
+                        "xailib.methods.surrogates"), {}),
     "xailib.rise": (("xailib.methods.rise", "xailib.models"), {}),
     "xailib.impact": (("xailib.metrics.impact", "xailib.chapters.impact_score"), {}),
     "xailib.faith": (("xailib.chapters.faithfulness",), {}),
@@ -28,10 +29,12 @@ MOVED = {
     "xailib.methods.neuromask": (("xailib.methods.learned_masks",), {}),
     "xailib.methods.perturbation": (("xailib.methods.learned_masks",), {}),
 }
-# names that left a module that is still there: module -> {name: new module}
+# names that left a module that is still there: module -> {name: new module, or "module:new name"}
 MOVED_NAMES = {
-    "xailib.variants": {"load_digits": "xailib.data", "DIGIT_SPLITS": "xailib.data"},
-    "xailib.plots": {**dict.fromkeys(("causal_curves", "example_curves", "mask_sweep"), "xailib.chapters.rise"),
+    "xailib.variants": {"load_digits": "xailib.data", "DIGIT_SPLITS": "xailib.data", "_box": "xailib.data:mask_box"},
+    "xailib.plots": {"_hwc": "xailib.plots:to_hwc", "_image_grid": "xailib.plots:image_grid",
+                     "_display_map": "xailib.plots:show_map",
+                     **dict.fromkeys(("causal_curves", "example_curves", "mask_sweep"), "xailib.chapters.rise"),
                      "impact_examples": "xailib.chapters.impact_score",
                      "patch_regions": "xailib.chapters.adversarial_patch",
                      **dict.fromkeys(("learning_progress", "sweep_heatmaps"), "xailib.chapters.neuromask"),
@@ -73,9 +76,10 @@ def names_getattr(module_name: str):
         new = MOVED_NAMES[module_name].get(name)
         if new is None:
             raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
-        warnings.warn(f"{module_name}.{name} moved to {new}.{name}; the old name goes in the next release",
-                      DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(new), name)
+        module, _, new_name = new.partition(":")        # "module:new_name" where it was renamed
+        warnings.warn(f"{module_name}.{name} moved to {module}.{new_name or name}; the old name goes in the next "
+                      "release", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(module), new_name or name)
     return __getattr__
 
 

@@ -462,7 +462,9 @@ DIGIT_SPLITS = {"train": 1297, "val": 200, "test": 300}
 
 
 def load_digits(split: str = "test", n: int | None = None, size: int = 64, seed: int = 0) -> ImageSet:
-    """scikit-learn's UCI digits, upsampled bilinearly from 8 x 8 to ``size`` px, grey in 3 channels."""
+    """scikit-learn's UCI digits, one real data set that needs no download (1,797 images of 8 x 8 px),
+    upsampled bilinearly to ``size`` px, grey in 3 channels, split 1297 / 200 / 300 by a seeded
+    permutation; its masks are the ink (upsampled value >= 0.5)."""
     from sklearn.datasets import load_digits as sk_digits
     check_choice("split", split, DIGIT_SPLITS)
     check_positive_int("size", size, minimum=8)

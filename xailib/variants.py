@@ -1,4 +1,4 @@
-"""Benchmark variants whose ground truth is known by construction, and the UCI digits.
+"""Benchmark variants whose ground truth is known by construction.
 
 Each variant is drawn from the shapes benchmark's own pieces (:mod:`xailib.data`), image by image
 as a pure function of ``(seed, split, index)``, cached like the benchmark, and returned as an
@@ -22,9 +22,8 @@ as a pure function of ``(seed, split, index)``, cached like the benchmark, and r
 - ``permuted``: the first ``n`` training images with their labels randomly permuted (a seeded
   shuffle of the label vector), for the data-randomisation sanity check.
 
-:func:`load_digits` adds one real data set that needs no download: scikit-learn's copy of the UCI
-handwritten digits (1,797 images of 8 x 8 px), upsampled bilinearly to 64 px and split 1297 /
-200 / 300 by a seeded permutation; its masks are the ink (upsampled value >= 0.5).
+The one real data set that needs no download, scikit-learn's UCI digits, is
+:func:`xailib.data.load_digits` (here until 2026-12).
 """
 from __future__ import annotations
 

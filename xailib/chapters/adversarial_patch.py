@@ -137,12 +137,11 @@ def paper_gap(tab: pd.DataFrame, a: str, b: str) -> float:
 
 
 def patch_claims(per_image: pd.DataFrame, hit_table: pd.DataFrame, drawn_table: pd.DataFrame | None = None, *,
-                 order, paper3, nulls, scales, removal, degenerate: dict | None = None, n_boot: int = 2000,
+                 order, paper3, nulls, scales, removal, degenerate: dict, n_boot: int = 2000,
                  seed: int = 0) -> pd.DataFrame:
     """The chapter's claims: the paper's orderings in I_cov and I (Table 2), each method against
     the strongest null, the patch against a drawn object, and the attack against its scale.
     ``degenerate``: ``{(network, operator): why}`` (:func:`xailib.calibration.reasons`)."""
-    degenerate = degenerate or {}
     paper_I = pd.DataFrame({m: PAPER_T2[m][["I (printed)", "I_strict (printed)"]].max(axis=1)
                             for m in PAPER_T2.columns.levels[0]})
     paper_cov = PAPER_T2.xs("I_cov", axis=1, level=1)

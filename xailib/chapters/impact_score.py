@@ -264,11 +264,10 @@ def cuts(own: str) -> dict:
 
 
 def impact_claims(per_image: pd.DataFrame, order, own: str, selection: str, nulls, removal,
-                  degenerate: dict | None = None) -> pd.DataFrame:
+                  degenerate: dict) -> pd.DataFrame:
     """The chapter's claims at its headline setting: the paper's orderings under each cut, each
     method against the strongest null, and whether an impactful removal mostly flips the
     decision. ``degenerate``: ``{(network, operator): why}`` (:func:`xailib.calibration.reasons`)."""
-    degenerate = degenerate or {}
     labels = cuts(own)
     label_own = labels[own]
     claims = []

@@ -90,13 +90,12 @@ def better(wide, a: str, b: str, metric: str):
     return verdicts.paired(wide[b], wide[a]) if LOWER[metric] else verdicts.paired(wide[a], wide[b])
 
 
-def rise_claims(per_image: pd.DataFrame, hard: pd.DataFrame | None = None, degenerate: dict | None = None) -> pd.DataFrame:
+def rise_claims(per_image: pd.DataFrame, hard: pd.DataFrame | None, degenerate: dict) -> pd.DataFrame:
     """The chapter's claims table: RISE against the paper's three comparisons and the strongest
     null on deletion and insertion (Table 1), smooth against per-pixel masks, the blurred canvas
     against the constant one, and the pointing game on the harder images (:func:`pointing_claims`).
     ``degenerate``: ``{(network, operator): why}`` (:func:`xailib.calibration.reasons`), no verdict
-    on those."""
-    degenerate = degenerate or {}
+    on those (required: a claim on a setting that removes nothing gets no verdict)."""
     claims = []
     for mname, sub in per_image.groupby("model", sort=False):
         wide = {k: sub.pivot(index="image", columns="method", values=k) for k in LOWER}

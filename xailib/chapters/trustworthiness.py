@@ -1,6 +1,7 @@
 """The trustworthiness chapter's work (the survey, its section 4.1): infidelity and
 max-sensitivity on the benchmark networks, BAM's model contrast on the object / scene pair, and
-the trojaned networks' triggers; per-image rows, tables and the survey's claims.
+the trojaned networks' triggers; tables and the survey's claims. The BAM and trojan image sets
+and their per-image rows are the library's (:mod:`xailib.known_truth`), which chapter 10 shares.
 
 - **BAM** (Yang and Kim 2019): the model zoo's ``vgg_mini_bam_object`` and ``vgg_mini_bam_scene``
   are the same architecture trained on the same images (a shape pasted on a textured
