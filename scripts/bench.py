@@ -47,10 +47,8 @@ import xailib  # noqa: E402
 from xailib import data, metrics, models  # noqa: E402
 try:
     from xailib.methods import METHODS, explain, method_names  # noqa: E402
-except ImportError:                               # a baseline commit from before the 2026-12 layout, whose
-    import importlib                              # explain() lives in xailib.explain (spelt so that the layout
-    _old = importlib.import_module("xailib" + ".explain")   # test, which reads the book's imports, passes it)
-    METHODS, explain, method_names = _old.METHODS, _old.explain, _old.method_names
+except ImportError:                               # a baseline commit from before the 2026-12 layout
+    from xailib.explain import METHODS, explain, method_names  # noqa: E402  baseline layout
 
 try:
     from xailib import inference
