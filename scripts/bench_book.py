@@ -28,24 +28,43 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from run_notebooks import toc_notebooks  # noqa: E402
 
+# one thread per kernel when notebooks run side by side (what a Dask nanny gives its workers, and
+# so what `run_notebooks.py --scheduler local:N` gives each notebook)
+LANES_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
-def run_book(root: Path, cache: Path, out: Path) -> dict:
-    """Execute every notebook of ``root`` with ``root``'s xailib; {notebook: seconds}."""
+
+def run_book(root: Path, cache: Path, out: Path, jobs: int = 1) -> dict:
+    """Execute every notebook of ``root`` with ``root``'s xailib, ``jobs`` at a time (as
+    ``run_notebooks.py --scheduler local:N`` does: in the book's order, one thread each when
+    more than one runs); {notebook: seconds, "wall": seconds from the first start to the last end}."""
     env = {**os.environ, "PYTHONPATH": str(root), "XAILIB_CACHE": str(cache), "XAILIB_PUBLISH": "0"}
+    if jobs > 1:
+        env.update(LANES_ENV)
     for drawn in ("shapes", "variants"):                     # drawn data are not timed
         if (ROOT / ".cache" / drawn).exists() and not (cache / drawn).exists():
             shutil.copytree(ROOT / ".cache" / drawn, cache / drawn)
     subprocess.run([sys.executable, "-c", "from xailib.data import load_shapes; "
                     "[load_shapes(s) for s in ('test', 'val')]"], env=env, check=True, cwd=root)
     seconds = {}
-    for nb in toc_notebooks(root):
+
+    def one(nb):
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "papermill", str(nb), str(out / nb.name),
                         "--cwd", str(nb.parent), "--no-progress-bar", "-k", "python3"],
                        env=env, check=True, cwd=root, capture_output=True)
         seconds[nb.stem] = round(time.perf_counter() - t0, 1)
         print(f"  {root.name}: {nb.stem} {seconds[nb.stem]:.0f} s", flush=True)
-    return seconds
+
+    t0 = time.perf_counter()
+    notebooks = toc_notebooks(root)
+    if jobs > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(jobs) as pool:
+            list(pool.map(one, notebooks))
+    else:
+        for nb in notebooks:
+            one(nb)
+    return {**{nb.stem: seconds[nb.stem] for nb in notebooks}, "wall": round(time.perf_counter() - t0, 1)}
 
 
 def claims(cache: Path) -> dict:
@@ -64,27 +83,43 @@ def main():
     ap.add_argument("--baseline", help="a git revision to time against")
     ap.add_argument("--json", type=Path, default=None, help="write the result there (and its .md)")
     ap.add_argument("--report", type=Path, default=None, help="rewrite the .md of a saved result")
+    ap.add_argument("--jobs", type=int, default=1, help="this tree's notebooks run N at a time, as the "
+                    "book's build does (scripts/run_notebooks.py --jobs)")
+    ap.add_argument("--part", choices=("baseline", "tree"), default=None,
+                    help="run one side only, into --workdir (the other side is read from there)")
+    ap.add_argument("--workdir", type=Path, default=None, help="where the runs' caches and seconds are kept")
     args = ap.parse_args()
     if args.report:
         args.report.with_suffix(".md").write_text(report(json.loads(args.report.read_text())))
         return
     if not args.baseline:
         ap.error("--baseline REV is needed")
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        wt = tmp / "baseline"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), args.baseline],
-                       check=True, capture_output=True)
-        try:
-            runs = {}
-            for label, root in (("baseline", wt), ("this tree", ROOT)):
-                print(f"== {label}", flush=True)
-                (tmp / label / "out").mkdir(parents=True)
-                runs[label] = dict(seconds=run_book(root, tmp / label / "cache", tmp / label / "out"),
-                                   claims=claims(tmp / label / "cache"))
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)],
-                           capture_output=True)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_book_"))
+    saved = work / "runs.json"
+    runs = json.loads(saved.read_text()) if saved.exists() else {}
+    sides = [("baseline", None), ("this tree", ROOT)]
+    if args.part:
+        sides = [sides[0] if args.part == "baseline" else sides[1]]
+    for label, root in sides:
+        print(f"== {label}", flush=True)
+        cache, out = work / label / "cache", work / label / "out"
+        shutil.rmtree(work / label, ignore_errors=True)
+        out.mkdir(parents=True)
+        if root is None:                     # the baseline commit, from a temporary worktree
+            wt = work / "baseline-tree"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), args.baseline],
+                           check=True, capture_output=True)
+            try:
+                runs[label] = dict(seconds=run_book(wt, cache, out), claims=claims(cache))
+            finally:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)],
+                               capture_output=True)
+        else:
+            runs[label] = dict(seconds=run_book(root, cache, out, jobs=args.jobs), claims=claims(cache))
+        saved.write_text(json.dumps(runs) + "\n")           # a later --part reads the other side here
+    if len(runs) < 2:
+        print(f"saved in {saved}; run the other --part with --workdir {work} for the comparison")
+        return
     same, verdicts = {}, {}
     for nb, (text, verdict) in runs["this tree"]["claims"].items():
         old = runs["baseline"]["claims"].get(nb, (None, None))

@@ -110,7 +110,11 @@ def write_page(notebooks):
              "shows the stored outputs of that run. This page is generated from the notebooks' own "
              "records of that run (`scripts/run_notebooks.py --publish` rewrites it): run time as "
              "papermill measured it, from an empty results cache unless a row says otherwise, and "
-             "the machine and package versions the run used.", "",
+             "the machine and package versions the run used. Maps come from the book's map store "
+             "(`xailib.map_store`): a map an earlier chapter of the build computed is read, not "
+             "computed again, so a row's time depends on the chapters before it; the machine column "
+             "says how many maps the store held when the build started, and whether the notebooks "
+             "ran side by side (then each had one thread, and took longer than it would alone).", "",
              "| notebook | run time (s) | finished (UTC) | machine |", "| --- | ---: | --- | --- |"]
     for name, run in runs.items():
         m = run["machine"]
@@ -121,6 +125,8 @@ def write_page(notebooks):
             pinned = k.get("ONEDNN_MAX_CPU_ISA") and k.get("ATEN_CPU_CAPABILITY")
             where += f"; kernels {k.get('torch kernels')}" + (" (pinned)" if pinned else " (the machine's own)") \
                 + f", batch {k.get('XAILIB_BATCH_SIZE') or 'measured'}"
+        if m.get("notebooks at a time"):       # side by side, and what the map store held at the start
+            where += f"; {m['notebooks at a time']}; {m.get('maps stored at the start', '?')} maps stored at the start"
         secs = f"{run['seconds']:.0f}" if run["seconds"] is not None else "?"
         done = (run["finished"] or "?")[:16].replace("T", " ")
         lines.append(f"| {name} | {secs} | {done} | {where} |")
@@ -217,22 +223,28 @@ def main():
     runs = Path(os.environ.get("XAILIB_CACHE") or ROOT / ".cache") / "runs"
     where = machine() if args.publish else None
     jobs = [(path, path if args.publish else runs / path.name) for path in notebooks]
-    from xailib import shards
+    from xailib import map_store, shards
     scheduler = shards.resolve_scheduler(args.scheduler)
+    if where is not None:         # how the build ran: side by side or not, and what the map store held
+        where["notebooks at a time"] = (f"side by side on {scheduler} (Dask), one thread each"
+                                        if scheduler else "one")
+        where["maps stored at the start"] = map_store.stored_count()
     if scheduler is None:
         outcomes = []
         for path, out in jobs:
             print(f"-- {path.stem}" + ("" if args.publish else f" -> {out}"), flush=True)
             outcomes.append(execute(str(path), str(out), overrides, args.publish))
             report(path, out, outcomes[-1], args.publish, where)
-    else:      # independent notebooks side by side, each on one worker
+    else:      # independent notebooks side by side, each on one worker (one thread each), sharing the map store
+        from dask.distributed import as_completed
         with shards.client(scheduler) as c:
             print(f"-- {len(jobs)} notebooks on {scheduler} ({len(c.scheduler_info()['workers'])} workers)", flush=True)
-            futures = [c.submit(execute, str(path), str(out), overrides, args.publish, key=f"notebook-{path.stem}",
-                                pure=False) for path, out in jobs]
-            outcomes = c.gather(futures)
-        for (path, out), outcome in zip(jobs, outcomes):
-            report(path, out, outcome, args.publish, where)
+            t0 = time.perf_counter()
+            futures = {c.submit(execute, str(path), str(out), overrides, args.publish, key=f"notebook-{path.stem}",
+                                pure=False): (path, out) for path, out in jobs}
+            for future in as_completed(futures):       # each as it finishes; a failure stops the build
+                report(*futures[future], future.result(), args.publish, where)
+            print(f"-- all {len(jobs)} in {time.perf_counter() - t0:.0f} s", flush=True)
     if args.publish:
         write_page(toc_notebooks())
 

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from xailib import data, models, shards
+from xailib import cluster as xcluster, data, models, shards
 from xailib.methods import explain
 from xailib.errors import MissingResourceError, ParameterError
 
@@ -53,7 +53,7 @@ def test_a_finished_shard_is_never_recomputed(tmp_path, monkeypatch):
     work = shards.shards_for("vgg_mini", "gradient", range(4), 2, **FIELDS)
     store = str(tmp_path)
     first = shards.compute(work, store=store, progress=False)
-    monkeypatch.setattr(shards, "_compute", lambda shard: (_ for _ in ()).throw(AssertionError("recomputed")))
+    monkeypatch.setattr(shards, "_compute", lambda *a: (_ for _ in ()).throw(AssertionError("recomputed")))
     again = shards.compute(work, store=store, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(first, again))
 
@@ -88,7 +88,9 @@ def test_a_worker_killed_in_the_middle_of_a_shard(tmp_path):
         c.gather(futures)
     st = shards.Store(store)
     files = st.listing()
-    assert len(files) == len(work) and not [f for f in files if ".tmp-" in f]
+    assert not [f for f in files if ".tmp-" in f]
+    stored_maps = [f for f in files if f.startswith(f"{st.root}/maps/")]     # the map store's, one per map
+    assert len(files) - len(stored_maps) == len(work) and len(stored_maps) == sum(len(s.index) for s in work)
     calm = shards.compute(work, store=str(tmp_path / "calm"), progress=False)
     assert all(torch.equal(a, b) for a, b in zip(shards.compute(work, store=store, progress=False), calm))
 
@@ -117,7 +119,7 @@ def test_two_writers_of_one_shard_leave_one_whole_file(tmp_path):
 
 
 def test_bad_input_says_what_is_wrong(tmp_path, cluster, monkeypatch):
-    monkeypatch.setattr(shards, "CONNECT_TIMEOUT", 2)
+    monkeypatch.setattr(xcluster, "CONNECT_TIMEOUT", 2)
     with pytest.raises(MissingResourceError, match="no Dask scheduler answers at 'tcp://127.0.0.1:9'"):
         shards.compute(shards.shards_for("vgg_mini", "gradient", range(2), 2), store=str(tmp_path),
                        scheduler="tcp://127.0.0.1:9", progress=False)
@@ -143,7 +145,7 @@ def test_bad_input_says_what_is_wrong(tmp_path, cluster, monkeypatch):
 def test_a_scheduler_without_workers_stops_within_its_stated_time(tmp_path, monkeypatch):
     """It used to wait for a worker forever, saying nothing."""
     from distributed import LocalCluster
-    monkeypatch.setattr(shards, "WORKER_TIMEOUT", 3)
+    monkeypatch.setattr(xcluster, "WORKER_TIMEOUT", 3)
     with LocalCluster(n_workers=0, processes=False, dashboard_address=":0", silence_logs=40) as lc:
         t0 = time.perf_counter()
         with pytest.raises(MissingResourceError, match=f"the Dask scheduler at '{lc.scheduler_address}' has no "
@@ -182,7 +184,8 @@ def test_the_leaderboard_computes_its_maps_on_a_cluster(tmp_path, cluster, monke
     here = lb.collect(ResultStore("shard_test_a", {}, root=tmp_path), pool, nets, methods, **kw).scores
     there = lb.collect(ResultStore("shard_test_b", {}, root=tmp_path), pool, nets, methods, scheduler=cluster,
                        source=dict(dataset="shapes"), **kw).scores
-    assert len(shards.Store(str(tmp_path / "shards")).listing()) == len(nets) * len(methods)
+    st = shards.Store(str(tmp_path / "shards"))
+    assert len([f for f in st.listing() if not f.startswith(f"{st.root}/maps/")]) == len(nets) * len(methods)
     key = ["model", "images", "column", "method", "image"]
     a, b = here.sort_values(key).reset_index(drop=True), there.sort_values(key).reset_index(drop=True)
     assert a[key].equals(b[key])

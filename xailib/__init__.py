@@ -14,8 +14,9 @@ Two layers. **The library**, what a researcher imports for their own work, one i
 - statistics: ``verdicts`` (the shared rule for judging claims), ``agreement`` (rank correlation,
   Kendall's W, Krippendorff's alpha, split-half reliability), ``calibration`` (does a removal
   remove anything?), ``meta_evaluation`` (MetaQuantus's model perturbation test of a metric);
-- stores and runs: ``results`` (the resumable results store), ``map_cache`` (maps cached batch by
-  batch), ``shards`` (Dask), ``params`` (a notebook's parameters checked), ``determinism`` (the
+- stores and runs: ``results`` (the resumable results store), ``map_store`` (the book's one store
+  of maps, keyed by what each map is computed from), ``map_cache`` (one image set's maps under many
+  networks, through it), ``shards`` (Dask), ``params`` (a notebook's parameters checked), ``determinism`` (the
   kernels and batch size a published run pins), ``errors``; and ``plots``, the book's figures.
 
 **The chapters' plumbing**, :mod:`xailib.chapters`: one module per chapter, named after it,
@@ -23,7 +24,7 @@ importing the library and nothing of another chapter. No library module imports 
 """
 from . import _moved
 from . import (agreement, calibration, data, determinism, errors, inference, known_truth, map_cache,  # noqa: F401
-               meta_evaluation, methods, metrics, models, patches, results, variants, verdicts)
+               map_store, meta_evaluation, methods, metrics, models, patches, results, variants, verdicts)
 
 _moved.install()
 

@@ -182,7 +182,7 @@ _FORMS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary
 _COMPILE_FAILED = False
 
 
-def _fingerprint(model: nn.Module) -> tuple:
+def weights_state(model: nn.Module) -> tuple:
     """Changes whenever a weight or buffer is replaced or modified in place."""
     return tuple((id(t), t.data_ptr(), t._version) for t in
                  list(model.parameters()) + list(model.buffers()))
@@ -219,7 +219,7 @@ def _build(model: nn.Module, dev: torch.device, fast, precision: str) -> FastFor
     plain, compiled = module, False
     if fast == "compile" and not _COMPILE_FAILED:
         module, compiled = torch.compile(module), True    # compiles at the first call, per shape
-    return FastForm(module, _fingerprint(model), fast, precision, folded is not None, compiled, True,
+    return FastForm(module, weights_state(model), fast, precision, folded is not None, compiled, True,
                     plain)
 
 
@@ -233,7 +233,7 @@ def fast_form(model: nn.Module, fast=None, precision=None) -> FastForm | None:
     key = (str(dev), s["fast"], s["precision"])
     forms = _FORMS.setdefault(model, {})
     form = forms.get(key)
-    if form is None or form.fingerprint != _fingerprint(model):
+    if form is None or form.fingerprint != weights_state(model):
         form = forms[key] = _build(model, dev, s["fast"], s["precision"])
     return form
 

@@ -352,8 +352,8 @@ def require(condition: bool, message: str) -> None:
 
 
 def common_rules() -> dict[str, Rule]:
-    """The parameters every chapter shares: the data, the models and the device, in the order
-    they are read (``image_size`` after ``model_names``, which it is checked against)."""
+    """The parameters every chapter shares: the data, the models, the device and where missing maps
+    are computed (:mod:`xailib.map_store`), in the order they are read (``image_size`` after ``model_names``, which it is checked against)."""
     from . import data, inference, models
 
     def image_size(name, value, ns):
@@ -374,6 +374,7 @@ def common_rules() -> dict[str, Rule]:
         "weights": DictOf(Choice(lambda ns: ns.get("model_names", []), accepts="one of model_names"), File()),
         "device": Check(device, "'cpu', 'cuda', 'cuda:N', 'mps' or 'auto'"),
         "precision": Choice(inference.PRECISIONS),
+        "scheduler": scheduler_rule(),
         "seed": Int(minimum=0),
     }
 
@@ -416,7 +417,8 @@ def removal_rule() -> Check:
 
 
 def scheduler_rule() -> Check:
-    """Where a chapter's shards run (:mod:`xailib.shards`): None (``$XAILIB_SCHEDULER``, else this
+    """Where a chapter's missing maps and shards are computed (:mod:`xailib.map_store`,
+    :mod:`xailib.shards`): None (``$XAILIB_SCHEDULER``, else this
     process), 'local:N' or a scheduler address."""
     from .shards import resolve_scheduler
 

@@ -35,22 +35,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import json
 import os
 import socket
 import time
-import uuid
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
 
+from .cluster import (CONNECT_TIMEOUT, SCHEDULER_ENV, STORE_ENV, WORKER_TIMEOUT, Store,  # noqa: F401
+                      client, default_store, resolve_scheduler, shared_client, wait_for_workers)
 from .errors import MissingResourceError, ParameterError
-
-SCHEDULER_ENV, STORE_ENV = "XAILIB_SCHEDULER", "XAILIB_STORE"
-CONNECT_TIMEOUT = 10          # seconds to wait for a remote scheduler to answer
-WORKER_TIMEOUT = int(os.environ.get("XAILIB_WORKER_TIMEOUT", 60))   # seconds to wait for its first worker
 
 
 @dataclass(frozen=True)
@@ -104,74 +99,6 @@ def shards_for(model: str, method: str, index, shard_size: int, **fields) -> lis
 
 
 # --------------------------------------------------------------------------------------------
-# The store
-# --------------------------------------------------------------------------------------------
-
-def default_store() -> str:
-    from .data import cache_dir
-    return os.environ.get(STORE_ENV) or str(cache_dir() / "shards")
-
-
-class Store:
-    """A folder of shard results behind an fsspec URL."""
-
-    def __init__(self, url: str | None = None):
-        import fsspec
-        self.url = str(url or default_store())
-        try:
-            self.fs, self.root = fsspec.core.url_to_fs(self.url)
-        except ImportError as e:
-            proto = self.url.split("://")[0]
-            raise MissingResourceError(f"store {self.url!r}: the fsspec backend for {proto}:// is not installed "
-                                       f"({e})") from None
-        except ValueError as e:
-            raise ParameterError(f"store {self.url!r}: {e}; use a folder, file://, memory:// or an "
-                                 "object-store URL whose fsspec backend is installed") from None
-        self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
-
-    def _full(self, path: str) -> str:
-        return f"{self.root.rstrip('/')}/{path}"
-
-    def exists(self, shard: Shard) -> bool:
-        return self.fs.exists(self._full(shard.path))
-
-    def write(self, shard: Shard, value: torch.Tensor, seconds: float) -> None:
-        buf = io.BytesIO()
-        torch.save({"value": value.cpu(), "seconds": seconds, "shard": shard.describe()}, buf)
-        full = self._full(shard.path)
-        self.fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
-        if self.local:        # a temporary name, then an atomic rename on the same file system
-            tmp = f"{full}.tmp-{uuid.uuid4().hex}"
-            with self.fs.open(tmp, "wb") as f:
-                f.write(buf.getvalue())
-            os.replace(tmp, full)
-        else:                 # an object store (or memory) writes the object whole
-            self.fs.pipe_file(full, buf.getvalue())
-
-    def read(self, shard: Shard) -> dict:
-        with self.fs.open(self._full(shard.path), "rb") as f:
-            return torch.load(io.BytesIO(f.read()), weights_only=True)
-
-    def read_or_forget(self, shard: Shard) -> dict | None:
-        """The shard's record, or None when it is not in the store. A file that cannot be read
-        (truncated by a kill, a full disk) is named in a warning and removed, so it is computed again."""
-        if not self.exists(shard):
-            return None
-        try:
-            return self.read(shard)
-        except Exception as e:
-            import warnings
-            warnings.warn(f"shard file {self._full(shard.path)} could not be read ({type(e).__name__}: {e}); "
-                          "it is removed and computed again", stacklevel=3)
-            self.fs.rm(self._full(shard.path))
-            return None
-
-    def listing(self) -> list[str]:
-        """Every file under the store (for checks: no temporary file left behind)."""
-        return sorted(self.fs.find(self.root))
-
-
-# --------------------------------------------------------------------------------------------
 # One shard
 # --------------------------------------------------------------------------------------------
 
@@ -211,7 +138,7 @@ def run_shard(shard: Shard, store: str | None = None) -> str:
     if shard.threads:
         torch.set_num_threads(shard.threads)
     try:
-        value, took = _compute(shard)
+        value, took = _compute(shard, st.url)
     finally:
         torch.set_num_threads(threads)     # in this process, leave the caller's threads as they were
     st.write(shard, value, took)
@@ -231,8 +158,8 @@ def _resolved(shard: Shard) -> dict:
     return out
 
 
-def _compute(shard: Shard):
-    from .methods import explain
+def _compute(shard: Shard, store: str | None = None):
+    from .map_store import MapStore
     from .metrics import METRICS, score
     imgs = _images(shard)
     try:
@@ -242,7 +169,10 @@ def _compute(shard: Shard):
                                    f"{shard.model!r} for shard {shard.describe()}: {e}") from None
     t0 = time.perf_counter()
     x = imgs.images.to(shard.device)
-    maps = explain(net, x, imgs.labels, shard.method, **_resolved(shard))
+    # through the book's map store, one batch as before: maps another chapter computed in the same
+    # place are read, and this shard's maps are there for the others
+    maps = MapStore(store, scheduler="process").explain(
+        net, x, imgs.labels, shard.method, **_resolved(shard))
     value = maps
     if shard.metric:
         extra = {"masks": imgs.masks, "boxes": imgs.boxes}
@@ -254,63 +184,6 @@ def _compute(shard: Shard):
 # --------------------------------------------------------------------------------------------
 # Many shards
 # --------------------------------------------------------------------------------------------
-
-def resolve_scheduler(scheduler: str | None = None) -> str | None:
-    """The scheduler to use: ``scheduler``, else ``$XAILIB_SCHEDULER``, else None (in process). A
-    ``dask.distributed.Client`` is returned as it is."""
-    if scheduler is not None and not isinstance(scheduler, str) and hasattr(scheduler, "submit"):
-        return scheduler
-    s = scheduler if scheduler is not None else os.environ.get(SCHEDULER_ENV) or None
-    if s in (None, "", "none", "process"):
-        return None
-    if not isinstance(s, str) or not (s.startswith("local:") or "://" in s):
-        raise ParameterError(f"scheduler={s!r} is not accepted; use None (this process), 'local:N' (a local "
-                             "cluster of N worker processes) or a scheduler address such as 'tcp://host:8786'")
-    if s.startswith("local:"):
-        n = s.split(":", 1)[1]
-        if not n.isdigit() or int(n) < 1:
-            raise ParameterError(f"scheduler={s!r}: the number of local workers must be an integer >= 1")
-    return s
-
-
-@contextmanager
-def client(scheduler: str, threads_per_worker: int = 1):
-    """A ``dask.distributed.Client`` for ``scheduler`` ('local:N' or an address), closed after."""
-    from dask.distributed import Client, LocalCluster
-    if scheduler.startswith("local:"):
-        cluster = LocalCluster(n_workers=int(scheduler.split(":")[1]), threads_per_worker=threads_per_worker,
-                               processes=True, dashboard_address=":0", silence_logs=40)
-        c = Client(cluster)
-        try:
-            yield c
-        finally:
-            c.close()
-            cluster.close()
-        return
-    try:
-        c = Client(scheduler, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError) as e:
-        raise MissingResourceError(f"no Dask scheduler answers at {scheduler!r} within {CONNECT_TIMEOUT} s ({e}); "
-                                   "start one with `dask scheduler` and workers with `dask worker "
-                                   f"{scheduler}`, or use scheduler='local:N' or None") from None
-    try:
-        wait_for_workers(c, scheduler)
-        yield c
-    finally:
-        c.close()
-
-
-def wait_for_workers(c, scheduler, timeout: float | None = None) -> None:
-    """Wait up to ``timeout`` seconds (``WORKER_TIMEOUT``, ``$XAILIB_WORKER_TIMEOUT``) for the
-    scheduler to have a worker; a scheduler with none would otherwise hold the run forever."""
-    timeout = WORKER_TIMEOUT if timeout is None else timeout
-    try:
-        c.wait_for_workers(1, timeout=timeout)
-    except (TimeoutError, OSError):
-        raise MissingResourceError(f"the Dask scheduler at {scheduler!r} has no worker after {timeout:g} s; start "
-                                   f"one with `dask worker {scheduler}` (or set $XAILIB_WORKER_TIMEOUT to wait "
-                                   "longer), or use scheduler='local:N' or None") from None
-
 
 def submit(c, shards, store: str) -> list:
     """Futures of ``run_shard`` for ``shards`` on the Dask client ``c``; a shard whose device is

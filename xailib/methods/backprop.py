@@ -51,7 +51,11 @@ def _lrp(model, x, t, epsilon, reduce):
     functional operations (a residual ``+``) as pass-through, so on ResNets it is approximate."""
     from captum.attr import LRP
     _lrp_rules(model, float(epsilon))
-    return _reduce(LRP(model).attribute(x, target=t), reduce)
+    try:
+        return _reduce(LRP(model).attribute(x, target=t), reduce)
+    finally:     # captum leaves each layer's last activations on it (tensors keyed by device): they
+        for layer in model.modules():      # hold memory and stop Dask from sending the network over
+            layer.__dict__.pop("activations", None)
 
 
 def residual(model: nn.Module) -> bool:

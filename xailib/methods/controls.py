@@ -47,7 +47,8 @@ def strongest_null(means: dict, higher_is_better: bool) -> str | None:
     return (max if higher_is_better else min)(means, key=means.get)
 
 
-@register("edge", family="control", library="scikit-image", reference="adebayo2018", control=True)
+@register("edge", family="control", library="scikit-image", reference="adebayo2018", control=True,
+          batch_invariant=True)
 def _edge(model, x, t):
     """Sobel edge magnitude of the image, the largest over colour channels (the model is not used)."""
     img = x.detach().cpu().double().numpy()
@@ -55,7 +56,8 @@ def _edge(model, x, t):
     return torch.from_numpy(out).to(x.device, torch.float32)
 
 
-@register("random", family="control", library="torch", reference="adebayo2018", control=True, seed=0)
+@register("random", family="control", library="torch", reference="adebayo2018", control=True,
+          batch_invariant=True, seed=0)
 def _random(model, x, t, seed):
     """Uniform noise, seeded by ``seed`` and each image's bytes (the model is not used)."""
     out = []
@@ -66,7 +68,7 @@ def _random(model, x, t, seed):
 
 
 @register("smooth_random", family="control", library="scipy", reference="adebayo2018", control=True,
-          seed=0, sigma=None)
+          batch_invariant=True, seed=0, sigma=None)
 def _smooth_random(model, x, t, seed, sigma):
     """The ``random`` map blurred by a Gaussian of ``sigma`` px (default: side / 8), in [0, 1]."""
     sigma = x.shape[-1] / 8 if sigma is None else float(sigma)
@@ -77,7 +79,8 @@ def _smooth_random(model, x, t, seed, sigma):
     return torch.from_numpy(np.stack(out)).to(x.device, torch.float32)
 
 
-@register("constant", family="control", library="torch", reference="adebayo2018", control=True)
+@register("constant", family="control", library="torch", reference="adebayo2018", control=True,
+          batch_invariant=True)
 def _constant(model, x, t):
     """1 everywhere (the model and the image are not used)."""
     return torch.ones(x.shape[0], *x.shape[-2:], device=x.device)

@@ -9,7 +9,7 @@ from .registry import _reduce, _seeded, register
 
 
 @register("integrated_gradients", family="gradient", library="captum", reference="sundararajan2017",
-          n_steps=32, baseline=0.0, internal_batch_size=512, reduce="sum")
+          batch_invariant=True, n_steps=32, baseline=0.0, internal_batch_size=512, reduce="sum")
 def _integrated_gradients(model, x, t, n_steps, baseline, internal_batch_size, reduce):
     """Integrated gradients from a constant baseline image (0 = black)."""
     from captum.attr import IntegratedGradients

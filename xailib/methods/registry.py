@@ -46,6 +46,7 @@ class Method:
     learned: bool = False  # optimises a mask per image (hundreds of passes with gradients)
     control: bool = False  # a reference, not an explanation (the edge detector of the sanity checks)
     per_image: tuple = ()  # parameters that may hold one value per image (sliced with the images)
+    batch_invariant: bool = False  # an image's map has the same bits in any batch (xailib.map_store)
 
 
 METHODS: dict[str, Method] = {}
@@ -53,15 +54,17 @@ METHODS: dict[str, Method] = {}
 
 def register(name: str, *, family: str, library: str, reference: str, required: tuple = (),
              batch_size: int = 32, learned: bool = False, control: bool = False, per_image: tuple = (),
-             **defaults):
+             batch_invariant: bool = False, **defaults):
     """Decorator: add ``fn(model, x, targets, **params) -> (B, H, W)`` to the registry.
     ``learned``: the method optimises a mask per image (NeuroMask, extremal perturbation);
     ``control``: a reference map that explains nothing (the sanity checks' edge detector);
     ``per_image``: the parameters that may be given one value per image, which :func:`explain`
-    cuts into the same chunks as the images."""
+    cuts into the same chunks as the images; ``batch_invariant``: an image's map has the same bits
+    whatever batch it is explained in (measured, and tested in ``tests/test_map_store.py``), so the
+    map store reuses it across batchings."""
     def deco(fn):
         METHODS[name] = Method(name, fn, family, library, reference, defaults, required, batch_size,
-                               learned, control, tuple(per_image))
+                               learned, control, tuple(per_image), batch_invariant)
         return fn
     return deco
 

@@ -111,6 +111,7 @@ def rise_maps(model: nn.Module, images: torch.Tensor, targets: torch.Tensor | No
 
 
 @register("rise", family="perturbation", library="xailib", reference="petsiuk2018", batch_size=8,
+          batch_invariant=True,
           n_masks=4000, cells=7, p=0.5, seed=0, fill="mean", model_batch_size=256)
 def _rise(model, x, t, n_masks, cells, p, seed, fill, model_batch_size):
     """RISE (eq. 6 of Petsiuk et al.): the probability-weighted average of N random masks."""

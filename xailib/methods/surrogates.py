@@ -42,6 +42,7 @@ def _segments(segments, x, i, n_segments) -> np.ndarray:
 
 
 @register("lime", family="surrogate", library="lime", reference="ribeiro2016", batch_size=1,
+          batch_invariant=True,
           per_image=("segments",), num_samples=1000, n_segments=50, hide="mean", seed=0,
           model_batch_size=250, segments=None)
 def _lime(model, x, t, num_samples, n_segments, hide, seed, model_batch_size, segments):
@@ -73,6 +74,7 @@ def _lime(model, x, t, num_samples, n_segments, hide, seed, model_batch_size, se
 
 
 @register("kernel_shap", family="surrogate", library="shap", reference="lundberg2017", batch_size=1,
+          batch_invariant=True,
           per_image=("segments",), nsamples=1000, n_segments=50, hide="mean", seed=0, segments=None)
 def _kernel_shap(model, x, t, nsamples, n_segments, hide, seed, segments):
     """KernelSHAP (the ``shap`` package) on SLIC superpixels: Shapley values of the target's

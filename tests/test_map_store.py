@@ -1,0 +1,283 @@
+"""The book's map store: a stored map is the bits of a direct call, is never served for other
+settings, survives corrupt files, concurrent writers and a killed worker, and reuses across
+batchings only the methods whose maps do not depend on their batch."""
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+
+import pytest
+import torch
+
+from xailib import data, determinism, inference, map_store, models, shards
+from xailib.errors import ParameterError
+from xailib.map_store import MapStore
+from xailib.methods import METHODS, explain
+from xailib.metrics import randomisation as rnd
+
+# cheap settings for the slow methods (the keys and bits do not depend on how many samples)
+CHEAP = {"lime": {"num_samples": 40}, "kernel_shap": {"nsamples": 40}, "rise": {"n_masks": 64},
+         "occlusion": {"window": 16, "stride": 16}, "smoothgrad": {"n_samples": 4},
+         "integrated_gradients": {"n_steps": 8}, "expected_gradients": {"n_samples": 4}}
+
+
+@pytest.fixture(scope="module")
+def setup():
+    pool = data.load_shapes("test", n=16)
+    ref = data.load_shapes("val", n=4).images
+    nets = {n: models.load_model(n) for n in ("vgg_mini", "resnet_mini")}
+    return pool, ref, nets
+
+
+def _params(method, ref):
+    kw = dict(CHEAP.get(method, {}))
+    if method == "expected_gradients":
+        kw["background"] = ref
+    return kw
+
+
+def _counting(monkeypatch):
+    """Count the batches the store computes."""
+    calls = []
+    real = map_store._compute_and_put
+
+    def counted(*a, **k):
+        calls.append(len(a[-1]))
+        return real(*a, **k)
+    monkeypatch.setattr(map_store, "_compute_and_put", counted)
+    return calls
+
+
+METHOD_NAMES = [m for m in METHODS if not METHODS[m].learned]
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_a_stored_map_is_the_bits_of_the_direct_call_and_is_read_back(tmp_path, setup, method, monkeypatch):
+    pool, ref, nets = setup
+    net, x, t = nets["vgg_mini"], pool.images[:6], pool.labels[:6]
+    kw = _params(method, ref)
+    direct = torch.cat([explain(net, x[i:i + 4], t[i:i + 4], method, **kw) for i in (0, 4)])
+    ms = MapStore(str(tmp_path))
+    got, seconds = ms.timed(net, x, t, method, batch=4, **kw)
+    assert torch.equal(got, direct) and seconds > 0
+    calls = _counting(monkeypatch)
+    again, seconds_again = MapStore(str(tmp_path)).timed(net, x, t, method, batch=4, **kw)
+    assert calls == [] and torch.equal(again, direct)
+    assert seconds_again == pytest.approx(seconds)        # the first computation's seconds
+
+
+@pytest.mark.parametrize("method", [m for m in METHOD_NAMES if METHODS[m].batch_invariant])
+def test_a_method_declared_batch_invariant_gives_the_same_bits_in_any_batch(setup, method):
+    pool, ref, nets = setup
+    x, t = pool.images[:8], pool.labels[:8]
+    for net in nets.values():
+        whole = explain(net, x, t, method, **_params(method, ref))
+        for b in (1, 3, 5):
+            parts = torch.cat([explain(net, x[i:i + b], t[i:i + b], method, **_params(method, ref))
+                               for i in range(0, 8, b)])
+            assert torch.equal(parts, whole), (method, b)
+
+
+def test_a_batch_dependent_map_is_reused_only_in_the_same_place(tmp_path, setup, monkeypatch):
+    pool, ref, nets = setup
+    net, x, t = nets["vgg_mini"], pool.images[:8], pool.labels[:8]
+    ms = MapStore(str(tmp_path))
+    assert not METHODS["gradient"].batch_invariant and METHODS["integrated_gradients"].batch_invariant
+    ms.explain(net, x, t, "gradient", batch=4)
+    ms.explain(net, x, t, "integrated_gradients", batch=4, n_steps=8)
+    calls = _counting(monkeypatch)
+    ms.explain(net, x, t, "integrated_gradients", batch=8, n_steps=8)     # any batch: read
+    assert calls == []
+    ms.explain(net, x, t, "gradient", batch=8)                            # another place: computed
+    assert calls == [8]
+    # the same place with other neighbours: the bits the store keys on are the place's, not theirs
+    other = torch.cat([x[:2], pool.images[8:10]])
+    a = explain(net, x[:4], t[:4], "gradient")
+    b = explain(net, other, torch.cat([t[:2], pool.labels[8:10]]), "gradient")
+    assert torch.equal(a[:2], b[:2])
+
+
+def test_every_field_of_the_key_changes_it_and_a_change_is_computed_again(tmp_path, setup, monkeypatch):
+    pool, ref, nets = setup
+    net, x, t = nets["vgg_mini"], pool.images[:2], pool.labels[:2]
+    ms = MapStore(str(tmp_path))
+    base = dict(method="smoothgrad", n_samples=4, noise=0.15)
+
+    def key(net=net, x=x, t=t, batch=2, **kw):
+        kw = {**base, **kw}
+        return ms.keys(net, x, t, kw.pop("method"), batch=batch, **kw)[0]
+
+    k0 = key()
+    other_net = rnd.random_network(net, x[:1], mode="reset", batchnorm="affine", std=0.1, seed=0)
+    moved = models.load_model("vgg_mini")
+    with torch.no_grad():
+        next(moved.parameters()).view(-1)[0] += 1e-6          # one weight, in place
+    x2 = x.clone()
+    x2[0, 0, 0, 0] += 1 / 255
+    changed = {
+        "network (randomised copy)": key(net=other_net),
+        "network (one weight moved in place)": key(net=moved),
+        "network (another architecture)": key(net=nets["resnet_mini"]),
+        "method": ms.keys(net, x, t, "gradient", batch=2)[0],
+        "a setting": key(noise=0.2),
+        "the seed": key(seed=1),
+        "the image (one pixel, one level)": key(x=x2),
+        "the target": key(t=(t + 1) % 10),
+        "the place in the batch": key(batch=1),
+        "the inference path": key(fast=False),
+    }
+    k_bg = ms.keys(net, x, t, "expected_gradients", batch=2, background=ref, n_samples=4)[0]
+    changed["a tensor setting (background)"] = ms.keys(net, x, t, "expected_gradients", batch=2,
+                                                       background=ref.flip(0), n_samples=4)[0]
+    assert k_bg not in changed.values()
+    monkeypatch.setattr(map_store, "code_version", lambda: "another")
+    changed["the code"] = key()
+    monkeypatch.undo()
+    monkeypatch.setattr(determinism, "kernel_key", lambda: "other kernels")
+    changed["the kernels"] = key()
+    monkeypatch.undo()
+    assert key() == k0                                      # nothing else moves it
+    same = [what for what, k in changed.items() if k == k0]
+    assert not same, f"the key does not see: {same}"
+    assert len(set(changed.values())) == len(changed)
+    # and a changed field is a recomputation, the unchanged call a read
+    ms.explain(net, x, t, "smoothgrad", batch=2, n_samples=4, noise=0.15)
+    calls = _counting(monkeypatch)
+    ms.explain(net, x, t, "smoothgrad", batch=2, n_samples=4, noise=0.15)
+    assert calls == []
+    ms.explain(net, x, t, "smoothgrad", batch=2, n_samples=4, noise=0.2)
+    ms.explain(moved, x, t, "smoothgrad", batch=2, n_samples=4, noise=0.15)
+    ms.explain(net, x2, t, "smoothgrad", batch=2, n_samples=4, noise=0.15)
+    assert calls == [2, 2, 2]
+
+
+def test_the_network_id_follows_its_weights(setup):
+    _, _, nets = setup
+    a, b = models.load_model("vgg_mini"), models.load_model("vgg_mini")
+    assert map_store.network_id(a) == map_store.network_id(b) == map_store.network_id(nets["vgg_mini"])
+    before = map_store.network_id(a)
+    with torch.no_grad():
+        next(a.parameters()).mul_(1.0001)
+    assert map_store.network_id(a) != before and inference.weights_state(a) != inference.weights_state(b)
+
+
+def test_a_corrupt_or_truncated_map_is_named_and_computed_again(tmp_path, setup):
+    pool, ref, nets = setup
+    net, x, t = nets["vgg_mini"], pool.images[:4], pool.labels[:4]
+    ms = MapStore(str(tmp_path))
+    first = ms.explain(net, x, t, "gradient", batch=2)
+    path = tmp_path / MapStore.path("gradient", ms.keys(net, x, t, "gradient", batch=2)[3])
+    path.write_bytes(path.read_bytes()[:100])                     # truncated, as a kill mid-write would
+    with pytest.warns(UserWarning, match=f"stored map .*{path.name} could not be read"):
+        again = ms.explain(net, x, t, "gradient", batch=2)
+    assert torch.equal(again, first) and ms.computed == 4 + 2      # its batch computed again, no more
+    path.write_bytes(b"not a torch file")
+    with pytest.warns(UserWarning, match="could not be read"):
+        assert torch.equal(ms.explain(net, x, t, "gradient", batch=2), first)
+
+
+def _writer(root, path, value, rounds):
+    st = shards.Store(root)
+    for _ in range(rounds):
+        st.put(path, {"value": torch.full((64, 64), float(value)), "seconds": 0.0, "map": str(value)})
+
+
+def test_two_processes_writing_one_map_leave_one_whole_file(tmp_path):
+    ctx = mp.get_context("spawn")
+    path = "maps/gradient/ab/abcdef.pt"
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), path, v, 40)) for v in (1, 2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    st = shards.Store(str(tmp_path))
+    rec = st.get(path)
+    assert float(rec["value"][0, 0]) in (1.0, 2.0) and torch.all(rec["value"] == rec["value"][0, 0])
+    assert not [f for f in st.listing() if ".tmp-" in f]
+
+
+def test_bad_input_says_what_is_wrong(tmp_path, setup):
+    pool, _, nets = setup
+    ms = MapStore(str(tmp_path))
+    with pytest.raises(ParameterError, match="batch"):
+        ms.explain(nets["vgg_mini"], pool.images[:2], pool.labels[:2], "gradient", batch=-1)
+    with pytest.raises(ParameterError, match="method"):
+        ms.explain(nets["vgg_mini"], pool.images[:2], pool.labels[:2], "no_such_method")
+    with pytest.raises(ParameterError, match="memory:// store lives in one process"):
+        MapStore("memory://xailib-map-store-test", scheduler="local:1").explain(
+            nets["vgg_mini"], pool.images[:2], pool.labels[:2], "gradient")
+    with pytest.raises(ParameterError, match="scheduler"):
+        MapStore(str(tmp_path), scheduler="everywhere")
+
+
+distributed = pytest.importorskip("distributed")
+
+
+def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing(tmp_path, setup):
+    """Maps on a cluster of 2 worker processes, one killed while it computes a batch: the call
+    completes, every map is stored once, no temporary file is left, and the maps are those of an
+    undisturbed run in this process."""
+    pool, _, nets = setup
+    net, x, t = nets["vgg_mini"], pool.images[:12], pool.labels[:12]
+    url = f"file://{tmp_path / 'killed'}"
+    with shards.client("local:2") as c:
+        killed, finished = [], threading.Event()
+
+        def killer():                  # a worker that holds a batch, 0.3 s into it
+            while not killed and not finished.is_set():
+                busy = [w for w, tasks in c.processing().items() if tasks]
+                if busy:
+                    time.sleep(0.3)
+                    pid = c.run(os.getpid, workers=[busy[0]])[busy[0]]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                time.sleep(0.01)
+
+        watch = threading.Thread(target=killer)
+        watch.start()
+        try:
+            got = MapStore(url, scheduler=c).explain(net, x, t, "occlusion", batch=2, window=8, stride=2)
+        finally:
+            finished.set()
+            watch.join()
+    assert killed, "no worker was killed"
+    files = shards.Store(url).listing()
+    assert len(files) == 12 and not [f for f in files if ".tmp-" in f]
+    calm = MapStore(str(tmp_path / "calm")).explain(net, x, t, "occlusion", batch=2, window=8, stride=2)
+    assert torch.equal(got, calm)
+
+
+def _tables(cache, notebook):
+    import pandas as pd
+    out = {}
+    for path in sorted((cache / "results" / notebook).glob("*/tables/*.csv")):
+        frame = pd.read_csv(path)
+        timing = [c for c in frame.columns if any(k in str(c).lower() for k in ("second", "time", "s/image", "s / image"))]
+        out[path.name] = frame.drop(columns=timing)
+    return out
+
+
+@pytest.mark.parametrize("notebook", ["01_benchmark_and_methods", "09_faithfulness"])
+def test_a_chapter_gives_the_same_tables_in_process_and_on_a_local_cluster(notebook, tmp_path, monkeypatch):
+    """The chapter's small run twice, each from an empty cache and map store: its maps computed in
+    this process, then by a 2-worker LocalCluster (one thread each). Every table is the same, bit
+    for bit, outside its timing columns."""
+    import papermill as pm
+    from test_single_network import ONE, ROOT, SMALL
+    monkeypatch.setenv("XAILIB_PUBLISH", "0")
+    path = ROOT / "notebooks" / f"{notebook}.ipynb"
+    tables = {}
+    for where in (None, "local:2"):
+        cache = tmp_path / str(where).replace(":", "")
+        monkeypatch.setenv("XAILIB_CACHE", str(cache))
+        pm.execute_notebook(str(path), str(tmp_path / "out.ipynb"), cwd=str(path.parent), kernel_name="python3",
+                            parameters={**ONE, **SMALL[notebook], "scheduler": where}, progress_bar=False)
+        tables[where] = _tables(cache, notebook)
+        maps = list((cache / "shards" / "maps").rglob("*.pt"))
+        assert maps, "no map went through the map store"
+    here, there = tables[None], tables["local:2"]
+    assert here and list(here) == list(there)
+    for name in here:
+        assert here[name].equals(there[name]), name

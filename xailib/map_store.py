@@ -1,0 +1,282 @@
+"""The book's one store of saliency maps, keyed by what each map is computed from.
+
+A map is a pure function of
+
+- the network: its architecture and every weight and buffer, hashed (:func:`network_id`), so a
+  randomised copy, a retrained or a trojaned network is another network whatever its name;
+- the method and all its settings, the registry's defaults filled in (a tensor setting, such as
+  expected gradients' background, by its bytes);
+- the image, by its bytes, and the target class;
+- the code that computes it (:func:`code_version`: xailib's methods, inference and models, the
+  versions of the packages that compute maps), the kernels in force
+  (:func:`xailib.determinism.kernel_key`) and the inference settings (fast path, precision,
+  model batch size);
+- for a method whose maps depend on the batch they are computed in, the image's place in that
+  batch (below).
+
+:class:`MapStore` keeps one file per map under that key in the shard store
+(:class:`xailib.cluster.Store`: ``<cache>/shards`` by default, ``$XAILIB_STORE``, or any fsspec URL
+a cluster's workers share). Every chapter asks it for the maps it needs: a map that any chapter,
+run or worker has computed under the same key is read; the missing ones are computed, batch by
+batch as the caller would have computed them, in this process or as tasks on a Dask cluster
+(``scheduler``, ``$XAILIB_SCHEDULER``), and each batch is written as soon as it is done (atomically:
+an interrupted run resumes at the first missing batch). Keys hash content, not names, because the
+chapters explain the same test image under different names (chapter 01's first 16 images, chapter
+09's first 6 classified correctly), a patched or noisy copy has no index at all, and a name cannot
+tell a trained network from its randomised copy; hashing a 64-pixel image takes microseconds, a
+network's weights once per network object (again only when a weight changes).
+
+**Batch dependence, measured** (``tests/test_map_store.py`` keeps the declaration honest). On one
+CPU, gradient, gradient x input, guided backpropagation, deconvolution, LRP, Grad-CAM and guided
+Grad-CAM give other last bits (up to 1e-6, and LRP's epsilon rule amplifies one to 8.6) when an
+image is explained alone than in a batch, since the convolutions pick other kernels; SmoothGrad
+and expected gradients draw their noise for a whole batch at once; occlusion puts several images'
+windows in one model call; the learned masks optimise a batch together. For these, the key also
+holds the image's place in its batch (the batch's length and the image's position), so a map is
+reused only where it was computed in the same place, and a reused map never moves a number. The
+others (``Method.batch_invariant``: integrated gradients, DeepLIFT, LIME, KernelSHAP, RISE and the
+controls) give the same bits in any batch and are reused across any batching.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import pickle
+import time
+import weakref
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import cluster, determinism, inference
+from .errors import ParameterError, check_choice, check_positive_int
+
+MAP_PACKAGES = ("torch", "torchvision", "captum", "lime", "shap", "scikit-image", "scipy", "numpy")
+_NETS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=None)
+def code_version() -> str:
+    """Hash of the code a map depends on: ``xailib/methods/``, ``inference.py`` and ``models.py``,
+    and the versions of the packages that compute maps. An edit elsewhere in xailib (a chapter's
+    plumbing, a metric, the verdicts) keeps every stored map."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted((root / "methods").glob("*.py")) + [root / "inference.py", root / "models.py"]:
+        h.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
+    for pkg in MAP_PACKAGES:
+        try:
+            h.update(f"{pkg}=={metadata.version(pkg)}".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{pkg} absent".encode())
+    return h.hexdigest()[:12]
+
+
+def _digest(t: torch.Tensor) -> str:
+    t = t.detach().to("cpu").contiguous().reshape(-1)
+    return hashlib.sha256(t.view(torch.uint8).numpy().tobytes()).hexdigest()[:20]
+
+
+def network_id(net: nn.Module) -> str:
+    """Hash of a network's architecture (its class and printed structure) and of every weight and
+    buffer; kept with the network object until one of its tensors changes."""
+    state = inference.weights_state(net)
+    hit = _NETS.get(net)
+    if hit is not None and hit[0] == state:
+        return hit[1]
+    h = hashlib.sha256(f"{type(net).__module__}.{type(net).__qualname__}\n{net!r}".encode())
+    for name, t in net.state_dict().items():
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}:{_digest(t)}".encode())
+    out = h.hexdigest()[:20]
+    _NETS[net] = (state, out)
+    return out
+
+
+def value_id(v):
+    """A setting as JSON-able text: tensors and arrays by dtype, shape and a hash of their bytes."""
+    if isinstance(v, np.ndarray):
+        v = torch.from_numpy(np.ascontiguousarray(v))
+    if isinstance(v, torch.Tensor):
+        return f"tensor {v.dtype} {tuple(v.shape)} {_digest(v)}"
+    if isinstance(v, dict):
+        return {str(k): value_id(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(v, (list, tuple)):
+        return [value_id(x) for x in v]
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return f"{type(v).__name__} {v!r}"
+
+
+def _per_image(method, kw: dict, n: int) -> dict:
+    """The settings given one value per image, as :func:`xailib.methods.explain` reads them."""
+    from .methods import METHODS
+    per = {}
+    for k in METHODS[method].per_image:
+        v = torch.as_tensor(kw[k]) if kw.get(k) is not None else None
+        if v is not None and n > 1 and (v.numel() == n if v.ndim <= 1 else v.shape[0] == n):
+            per[k] = v.flatten() if v.ndim <= 1 else v
+    return per
+
+
+def _place(i: int, n: int, batch: int, chunk: int) -> tuple:
+    """(length, position) of image ``i``'s chunk: the caller's batches of ``batch`` images, each cut
+    by :func:`~xailib.methods.explain` into chunks of ``chunk``."""
+    a = (i // batch) * batch
+    b = min(a + batch, n)
+    c = a + ((i - a) // chunk) * chunk
+    return min(chunk, b - c), i - c
+
+
+_SENT: dict = {}         # on a worker: the networks sent to it, unpickled once, by network id
+
+
+def _network(net, net_id: str | None = None) -> nn.Module:
+    """The network itself, or, sent to a worker as pickled bytes (Dask's own serialiser turns a
+    module's ordered hook dictionaries into plain ones, which captum's hooks then fail on), the
+    network unpickled at its first batch there and kept for the next ones."""
+    if not isinstance(net, (bytes, bytearray)):
+        return net
+    if net_id not in _SENT:
+        if len(_SENT) >= 4:
+            _SENT.pop(next(iter(_SENT)))
+        _SENT[net_id] = pickle.loads(net)
+    return _SENT[net_id]
+
+
+def _compute_and_put(url, net, x, t, method, params, paths, what, net_id=None):
+    """Explain one batch and write one file per map (here or on a worker); the seconds it took."""
+    from .methods import explain
+    net = _network(net, net_id)
+    t0 = time.perf_counter()
+    maps = explain(net, x, t, method, **params).cpu()
+    took = time.perf_counter() - t0
+    store = cluster.Store(url)
+    for m, path, w in zip(maps, paths, what):
+        store.put(path, {"value": m.clone(), "seconds": took / len(paths), "map": w})
+    return maps, took
+
+
+class MapStore:
+    """Saliency maps read from, or computed into, the book's map store (see the module's doc).
+
+    ``url``: the store (default :func:`xailib.cluster.default_store`); ``scheduler``: where missing
+    maps are computed (None: ``$XAILIB_SCHEDULER``, else this process; ``"local:N"``; a scheduler
+    address; a ``dask.distributed.Client``)."""
+
+    def __init__(self, url: str | None = None, scheduler=None):
+        self.store = cluster.Store(url)
+        self.scheduler = cluster.resolve_scheduler(scheduler)
+        self.computed = self.read = 0          # maps computed and maps read by this object
+
+    def keys(self, net: nn.Module, images: torch.Tensor, targets, method: str, *, batch: int | None = None,
+             **params) -> list[str]:
+        """One key per image: what its map is computed from (see the module's doc)."""
+        from .methods import METHODS
+        from .methods.registry import check_targets
+        check_choice("method", method, METHODS)
+        m, n = METHODS[method], len(images)
+        batch = batch or max(n, 1)
+        check_positive_int("batch", batch)
+        t = check_targets(targets, n)
+        chunk = params.get("batch_size") or m.batch_size
+        kw = {**m.defaults, **{k: v for k, v in params.items() if k not in ("batch_size", "progress", "fast")}}
+        per = _per_image(method, kw, n)
+        device = inference.model_device(net, fallback=images.device)
+        base = json.dumps({"network": network_id(net), "device": device.type, "method": method,
+                           "settings": value_id({k: v for k, v in kw.items() if k not in per}),
+                           "code": code_version(), "kernels": determinism.kernel_key(),
+                           "inference": inference.settings(fast=params.get("fast"))},
+                          sort_keys=True, default=str)
+        out = []
+        for i in range(n):
+            own = {"image": _digest(images[i].to(torch.float32)), "target": int(t[i]),
+                   "per_image": {k: value_id(v[i]) for k, v in per.items()},
+                   "place": None if m.batch_invariant else _place(i, n, batch, chunk)}
+            out.append(hashlib.sha256((base + json.dumps(own, sort_keys=True)).encode()).hexdigest()[:24])
+        return out
+
+    @staticmethod
+    def path(method: str, key: str) -> str:
+        return f"maps/{method}/{key[:2]}/{key}.pt"
+
+    def explain(self, net: nn.Module, images: torch.Tensor, targets, method: str, *, batch: int | None = None,
+                progress: bool = False, **params) -> torch.Tensor:
+        """``method``'s maps (N, H, W) of ``net`` for ``images`` and ``targets``, as
+        ``torch.cat([explain(net, images[b], targets[b], method, **params) for each batch b of
+        batch images])`` gives them (bit for bit), each read from the store when it is there."""
+        return self.timed(net, images, targets, method, batch=batch, progress=progress, **params)[0]
+
+    def timed(self, net: nn.Module, images: torch.Tensor, targets, method: str, *, batch: int | None = None,
+              progress: bool = False, per_image: bool = False, **params) -> tuple[torch.Tensor, float]:
+        """(maps, seconds per image): the seconds are those of the maps' first computation (each
+        image's share of its batch's), their mean, or with ``per_image`` one value per image."""
+        from .methods import METHODS
+        from .methods.registry import check_images
+        check_images(images)
+        n = len(images)
+        batch = batch or max(n, 1)
+        keys = self.keys(net, images, targets, method, batch=batch, **params)
+        t = torch.as_tensor(targets).to(torch.long)
+        t = t.expand(n) if t.ndim == 0 else t
+        paths = [self.path(method, k) for k in keys]
+        maps, secs = [None] * n, [0.0] * n
+        todo = []                          # index lists to compute, each as the caller's batch would be
+        for a in range(0, n, batch):
+            missing = []
+            for i in range(a, min(a + batch, n)):
+                rec = self.store.get_or_forget(paths[i], what="stored map")
+                if rec is None:
+                    missing.append(i)
+                else:
+                    maps[i], secs[i] = rec["value"], rec["seconds"]
+            if missing:
+                todo.append(missing if METHODS[method].batch_invariant else list(range(a, min(a + batch, n))))
+        self.read += n - sum(len(i) for i in todo)
+        self.computed += sum(len(i) for i in todo)
+        kw = {**METHODS[method].defaults, **params}
+        per = _per_image(method, {k: v for k, v in kw.items() if k in params}, n)
+        what = lambda i: f"{method}, network {network_id(net)[:8]}, image {keys[i][:8]}"  # noqa: E731
+
+        def job(idx):
+            sl = torch.as_tensor(idx)
+            args = dict(params, **{k: v[sl] for k, v in per.items()})
+            return images[sl], t[sl], method, args, [paths[i] for i in idx], [what(i) for i in idx]
+
+        if todo and self.scheduler is None:
+            results = (_compute_and_put(self.store.url, net, *job(idx))
+                       for idx in (_progress(todo, method) if progress else todo))
+        elif todo:
+            if str(self.store.url).startswith("memory://"):
+                raise ParameterError("a memory:// store lives in one process; a cluster's workers need a "
+                                     "folder they share or an object store")
+            c = cluster.shared_client(self.scheduler)
+            # the network goes to each worker once, not with every batch
+            shared = c.scatter([pickle.dumps(net)], broadcast=True)[0]
+            gpu = inference.model_device(net).type == "cuda"
+            futures = []
+            for idx in todo:
+                x, *rest = job(idx)
+                futures.append(c.submit(_compute_and_put, self.store.url, shared, x.cpu(), *rest,
+                                        net_id=network_id(net), pure=False, resources={"GPU": 1} if gpu else None))
+            results = c.gather(futures)
+        for idx, (value, took) in zip(todo, results if todo else ()):
+            for j, i in enumerate(idx):
+                maps[i], secs[i] = value[j], took / len(idx)
+        out = torch.stack(maps) if n else torch.zeros(0, *images.shape[-2:])
+        return out.to(images.device), (secs if per_image else sum(secs) / n if n else 0.0)
+
+
+def stored_count(url: str | None = None) -> int:
+    """How many maps the store at ``url`` (default: the book's) holds."""
+    st = cluster.Store(url)
+    root = f"{st.root.rstrip('/')}/maps"
+    return len(st.fs.find(root)) if st.fs.exists(root) else 0
+
+
+def _progress(todo, method):
+    from tqdm.auto import tqdm
+    return tqdm(todo, desc=method, leave=False)
