@@ -110,12 +110,12 @@ def main():
             subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(wt), args.baseline],
                            check=True, capture_output=True)
             try:
-                runs[label] = dict(seconds=run_book(wt, cache, out), claims=claims(cache))
+                runs[label] = dict(seconds=run_book(wt, cache, out), claims=claims(cache), jobs=1)
             finally:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(wt)],
                                capture_output=True)
         else:
-            runs[label] = dict(seconds=run_book(root, cache, out, jobs=args.jobs), claims=claims(cache))
+            runs[label] = dict(seconds=run_book(root, cache, out, jobs=args.jobs), claims=claims(cache), jobs=args.jobs)
         saved.write_text(json.dumps(runs) + "\n")           # a later --part reads the other side here
     if len(runs) < 2:
         print(f"saved in {saved}; run the other --part with --workdir {work} for the comparison")
@@ -126,6 +126,7 @@ def main():
         same[nb], verdicts[nb] = old[0] == text, old[1] == verdict
     result = dict(baseline=args.baseline, date=time.strftime("%Y-%m-%d"),
                   seconds={k: v["seconds"] for k, v in runs.items()},
+                  jobs={k: v.get("jobs", 1) for k, v in runs.items()},
                   claims_identical=same, verdicts_identical=verdicts)
     print("\n" + report(result))
     if args.json:
@@ -136,17 +137,26 @@ def main():
 
 def report(result: dict) -> str:
     """The Markdown table of a run (what the build record shows)."""
-    base, new = result["seconds"]["baseline"], result["seconds"]["this tree"]
-    rev = result["baseline"]
-    lines = [f"The whole book at its default parameters, from empty result caches, this tree against "
-             f"commit `{rev}` in one run (`python scripts/bench_book.py --baseline {rev}`"
-             + (f", {result['date']}" if result.get("date") else "") + "):", "",
+    base, new = dict(result["seconds"]["baseline"]), dict(result["seconds"]["this tree"])
+    walls = {k: d.pop("wall", None) for k, d in (("baseline", base), ("this tree", new))}
+    rev, jobs = result["baseline"], result.get("jobs", {})
+    lines = [f"The whole book at its default parameters, from empty result caches and map stores, this tree "
+             f"against commit `{rev}` in one run (`python scripts/bench_book.py --baseline {rev}"
+             + (f" --jobs {jobs.get('this tree')}" if jobs.get("this tree", 1) > 1 else "") + "`"
+             + (f", {result['date']}" if result.get("date") else "") + "). A notebook's seconds are its own "
+             "run's; with notebooks side by side they overlap, and the wall time is the build's:", "",
              "| notebook | baseline (s) | this tree (s) | speed-up |", "| --- | ---: | ---: | ---: |"]
     for nb in new:
         b = base.get(nb)
         lines.append(f"| {nb} | {b} | {new[nb]} | {b / new[nb]:.2f} |" if b else f"| {nb} | | {new[nb]} | |")
     tb, tn = sum(base.values()), sum(new[k] for k in base if k in new)
-    lines.append(f"| all | {tb:.0f} | {tn:.0f} | {tb / tn:.2f} |")
+    lines.append(f"| all notebooks, summed | {tb:.0f} | {tn:.0f} | {tb / tn:.2f} |")
+    if walls["this tree"]:
+        wb = walls["baseline"] or tb
+        side = {k: jobs.get(k, 1) for k in ("baseline", "this tree")}
+        how = lambda k: "one at a time" if side[k] == 1 else f"{side[k]} at a time"  # noqa: E731
+        lines.append(f"| the build, wall time ({how('baseline')} / {how('this tree')}) | {wb:.0f} | "
+                     f"{walls['this tree']:.0f} | **{wb / walls['this tree']:.2f}** |")
     yes = lambda d: ", ".join(f"{nb} {'yes' if ok else 'no'}" for nb, ok in d.items())  # noqa: E731
     lines += ["", f"Claims tables identical to the baseline's: {yes(result['claims_identical'])}.",
               f"Verdicts identical to the baseline's: {yes(result['verdicts_identical'])}."]
