@@ -28,18 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from run_notebooks import toc_notebooks  # noqa: E402
 
-# one thread per kernel when notebooks run side by side (what a Dask nanny gives its workers, and
-# so what `run_notebooks.py --scheduler local:N` gives each notebook)
-LANES_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-
 
 def run_book(root: Path, cache: Path, out: Path, jobs: int = 1) -> dict:
     """Execute every notebook of ``root`` with ``root``'s xailib, ``jobs`` at a time (as
-    ``run_notebooks.py --scheduler local:N`` does: in the book's order, one thread each when
-    more than one runs); {notebook: seconds, "wall": seconds from the first start to the last end}."""
+    ``run_notebooks.py --jobs N`` does: in the book's order, each kernel with torch's default
+    threads); {notebook: seconds, "wall": seconds from the first start to the last end}."""
     env = {**os.environ, "PYTHONPATH": str(root), "XAILIB_CACHE": str(cache), "XAILIB_PUBLISH": "0"}
-    if jobs > 1:
-        env.update(LANES_ENV)
     for drawn in ("shapes", "variants"):                     # drawn data are not timed
         if (ROOT / ".cache" / drawn).exists() and not (cache / drawn).exists():
             shutil.copytree(ROOT / ".cache" / drawn, cache / drawn)
@@ -140,11 +134,13 @@ def report(result: dict) -> str:
     base, new = dict(result["seconds"]["baseline"]), dict(result["seconds"]["this tree"])
     walls = {k: d.pop("wall", None) for k, d in (("baseline", base), ("this tree", new))}
     rev, jobs = result["baseline"], result.get("jobs", {})
+    how = "one after the other (see below" if result.get("how") else \
+        (f"in one run (`python scripts/bench_book.py --baseline {rev}"
+         + (f" --jobs {jobs.get('this tree')}" if jobs.get("this tree", 1) > 1 else "") + "`")
     lines = [f"The whole book at its default parameters, from empty result caches and map stores, this tree "
-             f"against commit `{rev}` in one run (`python scripts/bench_book.py --baseline {rev}"
-             + (f" --jobs {jobs.get('this tree')}" if jobs.get("this tree", 1) > 1 else "") + "`"
-             + (f", {result['date']}" if result.get("date") else "") + "). A notebook's seconds are its own "
-             "run's; with notebooks side by side they overlap, and the wall time is the build's:", "",
+             f"against commit `{rev}` {how}" + (f", {result['date']}" if result.get("date") else "")
+             + "). A notebook's seconds are its own run's; with notebooks side by side they overlap, and the "
+             "wall time is the build's:", "",
              "| notebook | baseline (s) | this tree (s) | speed-up |", "| --- | ---: | ---: | ---: |"]
     for nb in new:
         b = base.get(nb)
@@ -157,6 +153,8 @@ def report(result: dict) -> str:
         how = lambda k: "one at a time" if side[k] == 1 else f"{side[k]} at a time"  # noqa: E731
         lines.append(f"| the build, wall time ({how('baseline')} / {how('this tree')}) | {wb:.0f} | "
                      f"{walls['this tree']:.0f} | **{wb / walls['this tree']:.2f}** |")
+    if result.get("how"):           # how a run not made by one command was made
+        lines += ["", result["how"]]
     yes = lambda d: ", ".join(f"{nb} {'yes' if ok else 'no'}" for nb, ok in d.items())  # noqa: E731
     lines += ["", f"Claims tables identical to the baseline's: {yes(result['claims_identical'])}.",
               f"Verdicts identical to the baseline's: {yes(result['verdicts_identical'])}."]

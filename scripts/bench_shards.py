@@ -76,7 +76,37 @@ def plan(device: str, batch: int = 32, n_val: int = 50_000) -> str:
               f"**{total:,.0f} hours** for the three networks on this device.", "",
               "| method | forward-pass equivalents per image |", "| --- | --- |"]
     lines += [f"| {m} | {k} x {p}" + (" each" if k > 1 else "") + " |" for m, (k, p) in PASSES.items()]
+    lines += ["", *at_scale(t_fwd, per_image, n_val, device)]
     return "\n".join(lines) + "\n"
+
+
+WORKERS = (1, 8, 64)        # machines like the one the forward passes were timed on
+SHARD = 64                  # images per shard (the overhead per shard is measured in shards.md)
+
+
+def at_scale(t_fwd: dict, per_image: int, n_val: int, device: str) -> list[str]:
+    """The paper-size run on the map store: how many maps and shards, how large the store, and the
+    hours on N workers like this one (arithmetic on the times measured above)."""
+    n_maps = sum(k for k, _ in PASSES.values())                   # one map per method
+    rows = ["The same run through the book's map store (`xailib.map_store`: one file per map, a "
+            f"shard of {SHARD} images per network and method):", "",
+            "| network | maps | shards | store (GB) | "
+            + " | ".join(f"hours on {n} worker{'s' if n > 1 else ''}" for n in WORKERS) + " |",
+            "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in WORKERS) + " |"]
+    for name, t in t_fwd.items():
+        side = NETWORKS[name]
+        maps = n_val * n_maps
+        shards = -(-n_val // SHARD) * n_maps
+        gb = maps * side * side * 4 / 1e9
+        hours = per_image * t * n_val / 3600
+        rows.append(f"| {name} | {maps:,} | {shards:,} | {gb:,.0f} | "
+                    + " | ".join(f"{hours / n:,.0f}" for n in WORKERS) + " |")
+    rows += ["", f"A worker here is a machine like the one the passes were timed on (`{device}`); the hours "
+             "divide by the number of workers because every shard is independent (the overhead per shard "
+             "that scripts/bench_shards.py measures is far below a shard's work at this size). The store keeps float32 "
+             "maps at the network's input size; the map store makes a re-run, or another chapter, read the "
+             "maps instead of computing them again."]
+    return rows
 
 
 def main():
@@ -89,13 +119,17 @@ def main():
     ap.add_argument("--tiny", type=int, default=40, help="one-image gradient shards for the overhead")
     ap.add_argument("--plan", action="store_true", help="also time the torchvision networks' forward pass and "
                                                          "write the paper-size plan (results/bench/plan.md)")
+    ap.add_argument("--plan-only", action="store_true", help="write the plan and stop (no cluster timings)")
     ap.add_argument("--device", default="cpu", help="the device for --plan")
     args = ap.parse_args()
+    args.plan = args.plan or args.plan_only
     if args.plan:         # before the cluster timings
         text = plan(args.device)
         (ROOT / "results" / "bench").mkdir(parents=True, exist_ok=True)
         (ROOT / "results" / "bench" / ("plan.md" if args.device == "cpu" else f"plan_{args.device}.md")).write_text(text)
         print(text)
+        if args.plan_only:
+            return
     methods = method_names(controls=True)
     background = {"expected_gradients": {"background": {"images": "val", "n": 16}}}     # the chapters' reference
     heavy = [s for m in methods for s in shards.shards_for("vgg_mini", m, range(args.images), args.shard_size,

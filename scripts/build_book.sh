@@ -11,15 +11,12 @@ bash scripts/setup.sh
 . scripts/pinned_env.sh
 echo "== drawing the shapes benchmark (cached in .cache/ after the first time)"
 .venv/bin/python -c "from xailib.data import load_shapes; [load_shapes(s, progress=True) for s in ('test', 'val')]"
-# Two notebooks at a time on a local Dask cluster (one thread each; the numbers do not depend on
-# the thread count, xailib/determinism.py), sharing the map store so that a map is computed once
-# for the whole book; XAILIB_BUILD_LANES=1 runs them one after the other, and $XAILIB_SCHEDULER,
-# when set, names another cluster.
-LANES=${XAILIB_BUILD_LANES:-$(( $(nproc) < 2 ? 1 : 2 ))}
-SIDE=()
-if [ -z "${XAILIB_SCHEDULER:-}" ] && [ "$LANES" -gt 1 ]; then SIDE=(--scheduler "local:$LANES"); fi
+# Two notebooks at a time on two or more cores (each kernel keeps torch's default threads, so the
+# numbers are those of one at a time), sharing the map store so that a map is computed once for
+# the whole book; XAILIB_BUILD_JOBS=1 runs them one after the other.
+JOBS=${XAILIB_BUILD_JOBS:-$(( $(nproc) < 2 ? 1 : 2 ))}
 echo "== executing the notebooks with papermill"
-.venv/bin/python scripts/run_notebooks.py --publish "${SIDE[@]}" "$@"
+.venv/bin/python scripts/run_notebooks.py --publish --jobs "$JOBS" "$@"
 echo "== compiling the book"
 .venv/bin/jupyter-book build . --builder html
 echo

@@ -114,7 +114,8 @@ def write_page(notebooks):
              "(`xailib.map_store`): a map an earlier chapter of the build computed is read, not "
              "computed again, so a row's time depends on the chapters before it; the machine column "
              "says how many maps the store held when the build started, and whether the notebooks "
-             "ran side by side (then each had one thread, and took longer than it would alone).", "",
+             "ran side by side (then each shared the cores with another, keeping torch's default threads so "
+             "that its numbers are those of a run alone, and took longer than it would alone).", "",
              "| notebook | run time (s) | finished (UTC) | machine |", "| --- | ---: | --- | --- |"]
     for name, run in runs.items():
         m = run["machine"]
@@ -167,6 +168,9 @@ def execute(path: str, out: str, overrides: dict, publish: bool):
     """Run one notebook with papermill (here or on a worker): (seconds, None) or (seconds, the
     one-line error)."""
     os.environ["XAILIB_PUBLISH"] = "1" if publish else "0"
+    # a Dask worker's environment trims freed memory at once (MALLOC_TRIM_THRESHOLD_), which made a
+    # notebook's kernel started from it run twice as slow here: the kernel does not inherit it
+    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
@@ -201,6 +205,9 @@ def main():
                     help="a parameter override (Python literal), may repeat; not with --publish")
     ap.add_argument("--publish", action="store_true",
                     help="the book's build: execute in place, publish tables to results/, rewrite the build record")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="run N notebooks at a time on this machine, each kernel with torch's default threads "
+                         "(so the same numbers as one at a time), sharing the map store (scripts/build_book.sh: 2)")
     ap.add_argument("--scheduler", default=None,
                     help="run the notebooks side by side on a Dask cluster: 'local:N' (N worker processes) or "
                          "a scheduler address 'tcp://host:8786' whose workers share this folder "
@@ -225,11 +232,24 @@ def main():
     jobs = [(path, path if args.publish else runs / path.name) for path in notebooks]
     from xailib import map_store, shards
     scheduler = shards.resolve_scheduler(args.scheduler)
+    if args.jobs < 1:
+        sys.exit(f"--jobs {args.jobs}: give 1 or more notebooks at a time")
     if where is not None:         # how the build ran: side by side or not, and what the map store held
-        where["notebooks at a time"] = (f"side by side on {scheduler} (Dask), one thread each"
-                                        if scheduler else "one")
+        where["notebooks at a time"] = (f"side by side on {scheduler} (Dask)" if scheduler else
+                                        f"{args.jobs} at a time" if args.jobs > 1 else "one at a time")
         where["maps stored at the start"] = map_store.stored_count()
-    if scheduler is None:
+    t0 = time.perf_counter()
+    if scheduler is None and args.jobs > 1:      # side by side here, each kernel with the default threads
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        import multiprocessing
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(execute, str(path), str(out), overrides, args.publish): (path, out)
+                       for path, out in jobs}
+            print(f"-- {len(jobs)} notebooks, {args.jobs} at a time", flush=True)
+            for future in as_completed(futures):       # each as it finishes; a failure stops the build
+                report(*futures[future], future.result(), args.publish, where)
+        print(f"-- all {len(jobs)} in {time.perf_counter() - t0:.0f} s", flush=True)
+    elif scheduler is None:
         outcomes = []
         for path, out in jobs:
             print(f"-- {path.stem}" + ("" if args.publish else f" -> {out}"), flush=True)
@@ -239,7 +259,6 @@ def main():
         from dask.distributed import as_completed
         with shards.client(scheduler) as c:
             print(f"-- {len(jobs)} notebooks on {scheduler} ({len(c.scheduler_info()['workers'])} workers)", flush=True)
-            t0 = time.perf_counter()
             futures = {c.submit(execute, str(path), str(out), overrides, args.publish, key=f"notebook-{path.stem}",
                                 pure=False): (path, out) for path, out in jobs}
             for future in as_completed(futures):       # each as it finishes; a failure stops the build

@@ -16,7 +16,7 @@ from .map_store import MapStore
 
 
 class Lazy:
-    """A model built on first use (a randomised copy is made only when some map needs it)."""
+    """A model built on first use (a randomised copy is made when a chapter first asks for its maps)."""
 
     def __init__(self, build):
         self.build, self.net = build, None

@@ -27,15 +27,16 @@ tell a trained network from its randomised copy; hashing a 64-pixel image takes 
 network's weights once per network object (again only when a weight changes).
 
 **Batch dependence, measured** (``tests/test_map_store.py`` keeps the declaration honest). On one
-CPU, gradient, gradient x input, guided backpropagation, deconvolution, LRP, Grad-CAM and guided
-Grad-CAM give other last bits (up to 1e-6, and LRP's epsilon rule amplifies one to 8.6) when an
-image is explained alone than in a batch, since the convolutions pick other kernels; SmoothGrad
-and expected gradients draw their noise for a whole batch at once; occlusion puts several images'
-windows in one model call; the learned masks optimise a batch together. For these, the key also
-holds the image's place in its batch (the batch's length and the image's position), so a map is
-reused only where it was computed in the same place, and a reused map never moves a number. The
-others (``Method.batch_invariant``: integrated gradients, DeepLIFT, LIME, KernelSHAP, RISE and the
-controls) give the same bits in any batch and are reused across any batching.
+CPU, gradient, gradient x input, guided backpropagation, deconvolution, DeepLIFT, LRP, Grad-CAM and
+guided Grad-CAM give other last bits (up to 1e-6, and LRP's epsilon rule amplifies one to 8.6)
+when an image is explained alone than in a batch, since the convolutions pick other kernels;
+SmoothGrad and expected gradients draw their noise for a whole batch at once; occlusion puts several
+images' windows in one model call; the learned masks were not measured (an optimisation amplifies a
+last bit) and count as dependent. For these, the key also holds the image's place in its batch (the
+batch's length and the image's position), so a map is reused only where it was computed in the same
+place, and a reused map never moves a number. The others (``Method.batch_invariant``: integrated
+gradients, LIME, KernelSHAP, RISE and the controls) give the same bits in any batch and are reused
+across any batching.
 """
 from __future__ import annotations
 

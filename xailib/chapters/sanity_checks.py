@@ -110,7 +110,7 @@ def model_tests(maps: Maps, name: str, model: nn.Module, methods, *, tests=TESTS
         from tqdm.auto import tqdm
         states = tqdm(states, desc=f"{name}: randomised models", leave=False)
     for test, step in states:
-        net = Lazy(step.build)                # one copy per state, made only if a batch is missing
+        net = Lazy(step.build)                # one copy per state, made when its maps are first asked for
         for method in chosen.get(test, methods):
             s = maps(f"maps/{tag}/{test}/{step.index:02d}", net, method)
             rows.append(compare(original[method], s, measures, model=name, test=test, step=step.index,
