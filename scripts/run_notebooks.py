@@ -3,7 +3,8 @@
     python scripts/run_notebooks.py --publish            # the book's build: every notebook in _toc.yml order
     python scripts/run_notebooks.py --publish --only 01_benchmark_and_methods
     python scripts/run_notebooks.py --only 01_benchmark_and_methods -p n_explain 32   # your own run
-    python scripts/run_notebooks.py --scheduler local:2 --only 06_sanity_checks 07_localisation   # side by side
+    python scripts/run_notebooks.py --jobs 2 --only 06_sanity_checks 07_localisation   # two at a time here
+    python scripts/run_notebooks.py --scheduler tcp://host:8786      # side by side on a Dask cluster
 
 With --publish each notebook runs with its own default parameters *in place* in notebooks/ (its
 outputs are stored in the .ipynb: the book renders them, nbval compares them), its tables are
@@ -246,8 +247,12 @@ def main():
             futures = {pool.submit(execute, str(path), str(out), overrides, args.publish): (path, out)
                        for path, out in jobs}
             print(f"-- {len(jobs)} notebooks, {args.jobs} at a time", flush=True)
-            for future in as_completed(futures):       # each as it finishes; a failure stops the build
-                report(*futures[future], future.result(), args.publish, where)
+            try:
+                for future in as_completed(futures):       # each as it finishes; a failure stops the build
+                    report(*futures[future], future.result(), args.publish, where)
+            except SystemExit:                              # no notebook starts after a failure
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         print(f"-- all {len(jobs)} in {time.perf_counter() - t0:.0f} s", flush=True)
     elif scheduler is None:
         outcomes = []
@@ -255,7 +260,8 @@ def main():
             print(f"-- {path.stem}" + ("" if args.publish else f" -> {out}"), flush=True)
             outcomes.append(execute(str(path), str(out), overrides, args.publish))
             report(path, out, outcomes[-1], args.publish, where)
-    else:      # independent notebooks side by side, each on one worker (one thread each), sharing the map store
+    else:      # side by side on a cluster, each on one worker, sharing the map store (a Dask worker runs one
+        # thread: chapter 05's learned masks then differ from a run here, see book/rerun.md)
         from dask.distributed import as_completed
         with shards.client(scheduler) as c:
             print(f"-- {len(jobs)} notebooks on {scheduler} ({len(c.scheduler_info()['workers'])} workers)", flush=True)

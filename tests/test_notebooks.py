@@ -135,6 +135,14 @@ def test_the_runner_prints_the_one_sentence_that_matters(tmp_path):
     refused = subprocess.run([sys.executable, "scripts/run_notebooks.py", "--publish", "-p", "n_images", "4"],
                              cwd=ROOT, capture_output=True, text=True)
     assert refused.returncode != 0 and "never published" in refused.stderr
+    # two at a time (the build's way): the first failure stops the run with the same one line
+    two = subprocess.run([sys.executable, "scripts/run_notebooks.py", "--jobs", "2", "--only", "03_impact_score",
+                          "04_adversarial_patch", "-p", "n_imgs", "4"], cwd=ROOT, capture_output=True, text=True,
+                         env={**__import__("os").environ, "XAILIB_CACHE": str(tmp_path)})
+    assert two.returncode != 0 and "2 at a time" in two.stdout
+    assert any(line.startswith(("03_impact_score: cell ", "04_adversarial_patch: cell "))
+               and "unknown parameter 'n_imgs'" in line for line in two.stderr.strip().splitlines()), two.stderr
+    assert "Traceback" not in two.stderr
 
 
 @pytest.mark.parametrize("notebook", ["02_rise", "03_impact_score", "04_adversarial_patch", "05_neuromask",
