@@ -1,6 +1,7 @@
 """The book's map store: a stored map is the bits of a direct call, is never served for other
 settings, survives corrupt files, concurrent writers and a killed worker, and reuses across
-batchings only the methods whose maps do not depend on their batch."""
+batchings only the methods whose maps do not depend on their batch. The same for scores, and the
+chapters' tasks (03's grid, 04's evaluation) give the same rows on a cluster."""
 import multiprocessing as mp
 import os
 import signal
@@ -249,35 +250,145 @@ def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing(tmp_path, setup)
     assert torch.equal(got, calm)
 
 
-def _tables(cache, notebook):
-    import pandas as pd
-    out = {}
-    for path in sorted((cache / "results" / notebook).glob("*/tables/*.csv")):
-        frame = pd.read_csv(path)
-        timing = [c for c in frame.columns if any(k in str(c).lower() for k in ("second", "time", "s/image", "s / image"))]
-        out[path.name] = frame.drop(columns=timing)
-    return out
+# --------------------------------------------------------------------------------------------
+# Scores, keyed by map, metric and settings
+# --------------------------------------------------------------------------------------------
+
+SCORED = [("deletion", dict(n_steps=4)), ("insertion", dict(n_steps=4, removal="zero")),
+          ("infidelity", dict(n_samples=4)), ("impact", dict(fraction=0.2)), ("pxap", {}), ("roughness", {})]
 
 
-@pytest.mark.parametrize("notebook", ["01_benchmark_and_methods", "09_faithfulness"])
-def test_a_chapter_gives_the_same_tables_in_process_and_on_a_local_cluster(notebook, tmp_path, monkeypatch):
-    """The chapter's small run twice, each from an empty cache and map store: its maps computed in
-    this process, then by a 2-worker LocalCluster (one thread each). Every table is the same, bit
-    for bit, outside its timing columns."""
-    import papermill as pm
-    from test_single_network import ONE, ROOT, SMALL
-    monkeypatch.setenv("XAILIB_PUBLISH", "0")
-    path = ROOT / "notebooks" / f"{notebook}.ipynb"
-    tables = {}
-    for where in (None, "local:2"):
-        cache = tmp_path / str(where).replace(":", "")
-        monkeypatch.setenv("XAILIB_CACHE", str(cache))
-        pm.execute_notebook(str(path), str(tmp_path / "out.ipynb"), cwd=str(path.parent), kernel_name="python3",
-                            parameters={**ONE, **SMALL[notebook], "scheduler": where}, progress_bar=False)
-        tables[where] = _tables(cache, notebook)
-        maps = list((cache / "shards" / "maps").rglob("*.pt"))
-        assert maps, "no map went through the map store"
-    here, there = tables[None], tables["local:2"]
-    assert here and list(here) == list(there)
-    for name in here:
-        assert here[name].equals(there[name]), name
+def _scoring(setup):
+    from xailib.metrics import METRICS
+    pool, ref, nets = setup
+    x, t = pool.images[:6], pool.labels[:6]
+    maps = explain(nets["vgg_mini"], x, t, "gradient")
+    return METRICS, nets["vgg_mini"], x, t, maps, pool.masks[:6]
+
+
+def _count_scores(monkeypatch):
+    calls = []
+    real = map_store._score_and_put
+
+    def counted(*a, **k):
+        calls.append(len(a[-1]))
+        return real(*a, **k)
+    monkeypatch.setattr(map_store, "_score_and_put", counted)
+    return calls
+
+
+@pytest.mark.parametrize("metric,kw", SCORED, ids=[m for m, _ in SCORED])
+def test_a_stored_score_is_the_bits_of_the_direct_call_and_is_read_back(tmp_path, setup, metric, kw, monkeypatch):
+    from xailib.metrics import score
+    METRICS, net, x, t, maps, masks = _scoring(setup)
+    if "masks" in METRICS[metric].defaults:
+        kw = {**kw, "masks": masks}
+    uses = None if metric in ("pxap", "roughness") else net
+    cut = lambda v, a: v[a:a + 4] if isinstance(v, torch.Tensor) and len(v) == 6 else v   # noqa: E731
+    direct = torch.cat([score(uses, x[a:a + 4], t[a:a + 4], maps[a:a + 4], metric, **{k: cut(v, a) for k, v in kw.items()})
+                        for a in (0, 4)])
+    calls = _count_scores(monkeypatch)
+    ms = MapStore(tmp_path / "store")
+    first, secs = ms.scores(uses, x, t, maps, metric, batch=4, **kw)
+    assert torch.equal(first, direct) and first.dtype == torch.float64 and secs >= 0
+    assert calls == [4, 2]
+    again, _ = MapStore(tmp_path / "store").scores(uses, x, t, maps, metric, batch=4, **kw)
+    assert torch.equal(again, direct) and calls == [4, 2]       # read, not computed
+
+
+def test_every_field_of_a_score_key_changes_it(tmp_path, setup, monkeypatch):
+    METRICS, net, x, t, maps, masks = _scoring(setup)
+    ms = MapStore(tmp_path / "store")
+    base = dict(net=net, images=x, targets=t, maps=maps, metric="deletion", batch=6, n_steps=4)
+
+    def keys(**change):
+        a = {**base, **change}
+        return ms.score_keys(a.pop("net"), a.pop("images"), a.pop("targets"), a.pop("maps"), a.pop("metric"), **a)
+    k0 = keys()
+    assert k0 == keys() and len(set(k0)) == 6
+    other_map = maps.clone()
+    other_map[2, 0, 0] += 1
+    other_image = x.clone()
+    other_image[2, 0, 0, 0] += 0.5
+    other_target = t.clone()
+    other_target[2] = (t[2] + 1) % 10
+    changed = {"a setting": keys(n_steps=5), "a default made explicit and changed": keys(removal="zero"),
+               "the map": keys(maps=other_map), "the image": keys(images=other_image),
+               "the target": keys(targets=other_target), "the network": keys(net=setup[2]["resnet_mini"]),
+               "the metric": keys(metric="insertion"), "the place": keys(batch=4)}
+    for what, k in changed.items():
+        assert k != k0, what
+    for what in ("the map", "the image", "the target"):          # only image 2's key moves
+        assert [a != b for a, b in zip(changed[what], k0)] == [i == 2 for i in range(6)], what
+    # a per-image setting counts per image: another mask for image 2 changes image 2's key only
+    m2 = masks.clone()
+    m2[2] = ~m2[2]
+    a = ms.score_keys(None, x, None, maps, "pxap", masks=masks)
+    b = ms.score_keys(None, x, None, maps, "pxap", masks=m2)
+    assert [p != q for p, q in zip(a, b)] == [i == 2 for i in range(6)]
+    # a changed setting is computed again, never served from the store
+    calls = _count_scores(monkeypatch)
+    ms.scores(net, x, t, maps, "deletion", n_steps=4)
+    ms.scores(net, x, t, maps, "deletion", n_steps=5)
+    assert calls == [6, 6]
+    with pytest.raises(ParameterError, match="n_stpes"):
+        ms.score_keys(net, x, t, maps, "deletion", n_stpes=4)
+
+
+def test_a_corrupt_score_is_named_and_computed_again(tmp_path, setup):
+    METRICS, net, x, t, maps, masks = _scoring(setup)
+    ms = MapStore(tmp_path / "store")
+    first, _ = ms.scores(net, x, t, maps, "deletion", n_steps=4)
+    bad = sorted((tmp_path / "store" / "scores").rglob("*.pt"))[3]
+    bad.write_bytes(bad.read_bytes()[:20])
+    with pytest.warns(UserWarning, match="stored score .* could not be read"):
+        again, _ = MapStore(tmp_path / "store").scores(net, x, t, maps, "deletion", n_steps=4)
+    assert torch.equal(first, again)
+
+
+def test_the_chapters_tasks_give_the_same_tables_here_and_on_a_local_cluster(setup):
+    """03's Impact grid (one task per network and removal) and 04's patch evaluation (one per
+    network and method), in this process and on 2 worker processes: the same rows, bit for bit."""
+    import numpy as np
+    from xailib.chapters import adversarial_patch as ap
+    from xailib.chapters import impact_score as ch
+    from xailib.metrics.impact import random_maps
+    pool, _, nets = setup
+    x = pool.images[:4]
+    t = None                      # the Impact Score takes each network's own decisions
+    maps = {name: {m: explain(net, x, models.predict(net, x).argmax(1), m) for m in ("gradient", "edge")}
+            for name, net in nets.items()}
+    kw = dict(removals=["zero", "blur"], fractions=(0.1,), granularities=("own",), n_random=2, seed=0)
+    g = torch.Generator().manual_seed(0)
+    patch = torch.zeros(8, 64, 64, dtype=torch.bool)
+    for i in range(8):
+        a, b = torch.randint(0, 40, (2,), generator=g).tolist()
+        patch[i, a:a + 20, b:b + 20] = True
+    X = pool.images[:8]
+    T = torch.cat([models.predict(nets[name], X[4 * i:4 * i + 4]).argmax(1) for i, name in enumerate(nets)])
+    attacks = ap.Attacks(X, patch, T, np.full(8, 0.3), np.repeat([0, 1], 4), np.arange(8), list(nets))
+    pmaps = {(name, m): explain(nets[name], X[attacks.rows(name)], T[attacks.rows(name)], m)
+             for name in nets for m in ("gradient", "edge")}
+    pmaps.update({(name, "(random pixels)"): random_maps(4, (64, 64), 2, 0) for name in nets})
+    ev = dict(selection="auto", fraction=0.1, removal="zero", tau=0.5, method_params={}, keep=True)
+    here = ch.grids(nets, x, t, maps, scheduler="process", progress=False, **kw)
+    patch_here, kept_here = ap.evaluate(attacks, nets, pmaps, scheduler="process", **ev)
+    assert len(here) and set(here.model) == set(nets) and set(here.removal) == {"zero", "blur"}
+    whole = ch.grid(nets["vgg_mini"], x, t, maps["vgg_mini"], **kw)       # the grid of one call per network
+    assert here[here.model == "vgg_mini"].drop(columns="model").reset_index(drop=True).equals(whole)
+    with shards.client("local:2") as c:
+        there = ch.grids(nets, x, t, maps, scheduler=c, progress=False, **kw)
+        patch_there, kept_there = ap.evaluate(attacks, nets, pmaps, scheduler=c, **ev)
+        doubled = map_store.run_tasks(_twice, [(nets["vgg_mini"], x[:2]), (nets["resnet_mini"], x[2:])], c)
+    assert here.equals(there) and patch_here.equals(patch_there) and set(kept_here) == set(kept_there)
+    for k, (regions, _) in kept_here.items():
+        assert torch.equal(regions, kept_there[k][0])
+    # each network went with its own tasks (a worker's one thread may move a logit's last bit)
+    expected = [_twice(nets["vgg_mini"], x[:2]), _twice(nets["resnet_mini"], x[2:])]
+    assert len(doubled) == 2 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(doubled, expected))
+    assert not torch.allclose(doubled[0], _twice(nets["resnet_mini"], x[:2]), atol=1e-2)
+
+
+def _twice(net, x):
+    with torch.no_grad():
+        return net(x) * 2

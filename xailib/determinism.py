@@ -1,9 +1,13 @@
 """The same numbers on another machine: which kernels and batch size a published run uses.
 
-On one CPU the book's numbers depend on nothing but the parameters: the thread count (1 or 2)
-and the model batch size (short chunks are padded, see :mod:`xailib.inference`) leave every
-logit, gradient map and learned mask bit-identical (``tests/test_determinism.py``). Across CPUs
-they do not. PyTorch's own vectorised code, oneDNN (the convolutions), MKL (the matrix products)
+On one CPU the book's numbers depend on the parameters and, for the learned masks only, on the
+thread count. The model batch size (short chunks are padded, see :mod:`xailib.inference`) and
+the thread count (1 or 2) leave every logit and gradient map bit-identical, and a short NeuroMask
+optimisation too (``tests/test_determinism.py``); but chapter 05 run with one thread per kernel
+gave other learned masks than with two (its NeuroMask deletion AUC under blur moved by up to 0.044,
+measured in the book's build at stop 44). So the build keeps torch's default threads in every
+kernel, and a Dask worker (one thread) may give other learned masks. Across CPUs even the
+logits differ. PyTorch's own vectorised code, oneDNN (the convolutions), MKL (the matrix products)
 and OpenBLAS (numpy's and scipy's linear algebra: LIME's and KernelSHAP's regressions) each pick
 their kernels for the processor they find, and an Intel Xeon and an AMD EPYC round otherwise:
 logits and gradients move in the 6th or 7th digit, and an optimisation amplifies it. Chapter

@@ -37,6 +37,14 @@ batch's length and the image's position), so a map is reused only where it was c
 place, and a reused map never moves a number. The others (``Method.batch_invariant``: integrated
 gradients, LIME, KernelSHAP, RISE and the controls) give the same bits in any batch and are reused
 across any batching.
+
+**Scores** go through the same store (:meth:`MapStore.scores`), one file per image's score under
+a key of the network, the metric and its settings (:data:`xailib.metrics.registry.PER_IMAGE`
+settings per image), the image, its target and its map by their bytes,
+:func:`score_code_version`, and the image's place in its batch: every model-calling metric
+batches its images' perturbed copies together, so the place is always in the key.
+:func:`run_tasks` runs any chapter's independent calls (03's Impact grid, 04's patch evaluation)
+here or on the cluster, with the maps' and scores' way of sending a network.
 """
 from __future__ import annotations
 
@@ -54,7 +62,7 @@ import torch
 from torch import nn
 
 from . import cluster, determinism, inference
-from .errors import ParameterError, check_choice, check_positive_int
+from .errors import ParameterError, check_choice, check_positive_int, check_unknown_keys
 
 MAP_PACKAGES = ("torch", "torchvision", "captum", "lime", "shap", "scikit-image", "scipy", "numpy")
 _NETS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
@@ -74,6 +82,17 @@ def code_version() -> str:
             h.update(f"{pkg}=={metadata.version(pkg)}".encode())
         except metadata.PackageNotFoundError:
             h.update(f"{pkg} absent".encode())
+    return h.hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=None)
+def score_code_version() -> str:
+    """Hash of the code a score depends on: :func:`code_version` (max-sensitivity re-runs methods)
+    and ``xailib/metrics/``."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256(code_version().encode())
+    for path in sorted((root / "metrics").glob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
     return h.hexdigest()[:12]
 
 
@@ -135,23 +154,62 @@ def _place(i: int, n: int, batch: int, chunk: int) -> tuple:
 _SENT: dict = {}         # on a worker: the networks sent to it, unpickled once, by network id
 
 
-def _network(net, net_id: str | None = None) -> nn.Module:
-    """The network itself, or, sent to a worker as pickled bytes (Dask's own serialiser turns a
-    module's ordered hook dictionaries into plain ones, which captum's hooks then fail on), the
-    network unpickled at its first batch there and kept for the next ones."""
-    if not isinstance(net, (bytes, bytearray)):
-        return net
-    if net_id not in _SENT:
-        if len(_SENT) >= 4:
-            _SENT.pop(next(iter(_SENT)))
-        _SENT[net_id] = pickle.loads(net)
-    return _SENT[net_id]
+def _call(fn, nets: dict, args: tuple):
+    """On a worker: ``fn(*args)``, each network argument (``nets``: {position: (network id, pickled
+    bytes)}) unpickled at its first task there and kept for the next ones."""
+    args = list(args)
+    for pos, (net_id, blob) in nets.items():
+        if net_id not in _SENT:
+            if len(_SENT) >= 4:
+                _SENT.pop(next(iter(_SENT)))
+            _SENT[net_id] = pickle.loads(blob)
+        args[pos] = _SENT[net_id]
+    return fn(*args)
 
 
-def _compute_and_put(url, net, x, t, method, params, paths, what, net_id=None):
+_SCATTERED: dict = {}    # here: {(client, network id): the network's pickled bytes on every worker}
+
+
+def _scattered(c, net_id: str, net: nn.Module):
+    """The future of ``net``'s pickled bytes, broadcast to ``c``'s workers once per network and
+    kept for the next calls (a chapter asks for scores many times in a row); each scatter gets its
+    own key (``hash=False``), so releasing an old one never drops the data of a new one."""
+    key = (c.id, net_id)
+    if key not in _SCATTERED:
+        if len(_SCATTERED) >= 8:
+            _SCATTERED.pop(next(iter(_SCATTERED)))
+        _SCATTERED[key] = c.scatter([pickle.dumps(net)], broadcast=True, hash=False)[0]
+    return _SCATTERED[key]
+
+
+def run_tasks(fn, calls: list[tuple], scheduler=None, desc: str | None = None) -> list:
+    """``[fn(*call) for call in calls]``: in this process (``scheduler`` None and no
+    ``$XAILIB_SCHEDULER``), or as one task per call on a Dask cluster (``"local:N"``, an address, a
+    ``Client``), in the calls' order. A network among a call's arguments is pickled once and sent
+    to each worker once, not with every task (Dask's own serialiser turns a module's ordered hook
+    dictionaries into plain ones, which captum's hooks then fail on); tensors go on the CPU. The
+    chapters' independent loops (maps, scores, 03's Impact grid, 04's patch evaluation) run here."""
+    where = cluster.resolve_scheduler(scheduler)
+    if where is None:
+        return [fn(*call) for call in (_progress(calls, desc) if desc else calls)]
+    c = cluster.shared_client(where)
+    futures = []
+    for call in calls:
+        nets, args, gpu = {}, [], False
+        for pos, a in enumerate(call):
+            if isinstance(a, nn.Module):
+                i = network_id(a)
+                nets[pos] = (i, _scattered(c, i, a))
+                gpu |= inference.model_device(a).type == "cuda"
+                a = None
+            args.append(a.cpu() if isinstance(a, torch.Tensor) else a)
+        futures.append(c.submit(_call, fn, nets, tuple(args), pure=False, resources={"GPU": 1} if gpu else None))
+    return c.gather(futures)
+
+
+def _compute_and_put(url, net, x, t, method, params, paths, what):
     """Explain one batch and write one file per map (here or on a worker); the seconds it took."""
     from .methods import explain
-    net = _network(net, net_id)
     t0 = time.perf_counter()
     maps = explain(net, x, t, method, **params).cpu()
     took = time.perf_counter() - t0
@@ -159,6 +217,18 @@ def _compute_and_put(url, net, x, t, method, params, paths, what, net_id=None):
     for m, path, w in zip(maps, paths, what):
         store.put(path, {"value": m.clone(), "seconds": took / len(paths), "map": w})
     return maps, took
+
+
+def _score_and_put(url, net, x, t, smaps, metric, params, paths, what):
+    """Score one batch of maps and write one file per score (here or on a worker); the seconds."""
+    from .metrics import score
+    t0 = time.perf_counter()
+    values = score(net, x, t, smaps, metric, **params)
+    took = time.perf_counter() - t0
+    store = cluster.Store(url)
+    for v, path, w in zip(values, paths, what):
+        store.put(path, {"value": v.clone(), "seconds": took / len(paths), "score": w})
+    return values, took
 
 
 class MapStore:
@@ -172,6 +242,7 @@ class MapStore:
         self.store = cluster.Store(url)
         self.scheduler = cluster.resolve_scheduler(scheduler)
         self.computed = self.read = 0          # maps computed and maps read by this object
+        self.scored = self.read_scores = 0     # scores computed and read
 
     def keys(self, net: nn.Module, images: torch.Tensor, targets, method: str, *, batch: int | None = None,
              **params) -> list[str]:
@@ -247,28 +318,91 @@ class MapStore:
             args = dict(params, **{k: v[sl] for k, v in per.items()})
             return images[sl], t[sl], method, args, [paths[i] for i in idx], [what(i) for i in idx]
 
-        if todo and self.scheduler is None:
-            results = (_compute_and_put(self.store.url, net, *job(idx))
-                       for idx in (_progress(todo, method) if progress else todo))
-        elif todo:
-            if str(self.store.url).startswith("memory://"):
-                raise ParameterError("a memory:// store lives in one process; a cluster's workers need a "
-                                     "folder they share or an object store")
-            c = cluster.shared_client(self.scheduler)
-            # the network goes to each worker once, not with every batch
-            shared = c.scatter([pickle.dumps(net)], broadcast=True)[0]
-            gpu = inference.model_device(net).type == "cuda"
-            futures = []
-            for idx in todo:
-                x, *rest = job(idx)
-                futures.append(c.submit(_compute_and_put, self.store.url, shared, x.cpu(), *rest,
-                                        net_id=network_id(net), pure=False, resources={"GPU": 1} if gpu else None))
-            results = c.gather(futures)
-        for idx, (value, took) in zip(todo, results if todo else ()):
+        results = self._run(_compute_and_put, net, [job(idx) for idx in todo], method if progress else None)
+        for idx, (value, took) in zip(todo, results):
             for j, i in enumerate(idx):
                 maps[i], secs[i] = value[j], took / len(idx)
         out = torch.stack(maps) if n else torch.zeros(0, *images.shape[-2:])
         return out.to(images.device), (secs if per_image else sum(secs) / n if n else 0.0)
+
+    def _run(self, fn, net, jobs: list, desc: str | None = None) -> list:
+        """``[fn(url, net, *job) for job in jobs]``, here or on the cluster (:func:`run_tasks`)."""
+        if jobs and self.scheduler is not None and str(self.store.url).startswith("memory://"):
+            raise ParameterError("a memory:// store lives in one process; a cluster's workers need a "
+                                 "folder they share or an object store")
+        return run_tasks(fn, [(self.store.url, net, *job) for job in jobs], self.scheduler or "process", desc)
+
+    # -- scores ------------------------------------------------------------------------------
+    def score_keys(self, net: nn.Module | None, images: torch.Tensor, targets, maps: torch.Tensor, metric: str, *,
+                   batch: int | None = None, **params) -> list[str]:
+        """One key per image for ``metric``'s score of its map: the network (None for a metric that
+        does not call it), the metric and all its settings (defaults filled in, per-image settings
+        such as masks and boxes per image), the image, its target and its map, by their bytes,
+        :func:`score_code_version`, the kernels and inference settings, and the image's place in the
+        caller's batch (a metric puts a batch's perturbed copies into shared model calls)."""
+        from .metrics import METRICS
+        from .metrics.registry import PER_IMAGE
+        check_choice("metric", metric, METRICS)
+        check_unknown_keys(f"metric {metric!r}", {k: v for k, v in params.items() if k != "fast"},
+                           METRICS[metric].defaults)
+        n = len(images)
+        batch = batch or max(n, 1)
+        check_positive_int("batch", batch)
+        kw = {**METRICS[metric].defaults, **{k: v for k, v in params.items() if k != "fast"}}
+        per = {k: v for k, v in kw.items() if k in PER_IMAGE and v is not None}
+        t = None if targets is None else torch.as_tensor(targets).reshape(-1)
+        t = t.expand(n) if t is not None and t.numel() == 1 else t
+        base = json.dumps({"network": network_id(net) if net is not None else None,
+                           "device": inference.model_device(net, fallback=images.device).type if net is not None
+                           else None, "metric": metric,
+                           "settings": value_id({k: v for k, v in kw.items() if k not in per}),
+                           "code": score_code_version(), "kernels": determinism.kernel_key(),
+                           "inference": inference.settings(fast=params.get("fast"))}, sort_keys=True, default=str)
+        out = []
+        for i in range(n):
+            own = {"image": _digest(images[i].to(torch.float32)), "map": _digest(maps[i]),
+                   "target": None if t is None else int(t[i]),
+                   "per_image": {k: value_id(v[i]) for k, v in per.items()}, "place": _place(i, n, batch, batch)}
+            out.append(hashlib.sha256((base + json.dumps(own, sort_keys=True)).encode()).hexdigest()[:24])
+        return out
+
+    def scores(self, net: nn.Module | None, images: torch.Tensor, targets, maps: torch.Tensor, metric: str, *,
+               batch: int | None = None, per_image: bool = False, **params) -> tuple[torch.Tensor, float]:
+        """(scores, seconds per image): ``metric``'s per-image scores of ``maps``, as
+        ``torch.cat([score(net, images[b], targets[b], maps[b], metric, **params) for each batch b
+        of batch images])`` gives them (bit for bit), a batch read from the store when all its
+        scores are there. Per-image settings (:data:`xailib.metrics.registry.PER_IMAGE`) are cut
+        with the images. The seconds are the first computation's (their mean, or one per image)."""
+        n = len(images)
+        batch = batch or max(n, 1)
+        keys = self.score_keys(net, images, targets, maps, metric, batch=batch, **params)
+        paths = [f"scores/{metric}/{k[:2]}/{k}.pt" for k in keys]
+        values, secs, todo = [None] * n, [0.0] * n, []
+        for a in range(0, n, batch):
+            idx = list(range(a, min(a + batch, n)))
+            recs = [self.store.get_or_forget(paths[i], what="stored score") for i in idx]
+            if any(r is None for r in recs):
+                todo.append(idx)
+            else:
+                for i, r in zip(idx, recs):
+                    values[i], secs[i] = r["value"], r["seconds"]
+        self.scored += sum(len(i) for i in todo)
+        self.read_scores += n - sum(len(i) for i in todo)
+        from .metrics.registry import PER_IMAGE
+        t = None if targets is None else torch.as_tensor(targets)
+
+        def job(idx):
+            sl = slice(idx[0], idx[-1] + 1)
+            args = {k: v[sl] if k in PER_IMAGE and v is not None and len(v) == n else v for k, v in params.items()}
+            tt = None if t is None else t if t.ndim == 0 else t[sl]
+            return (images[sl], tt, maps[sl], metric, args, [paths[i] for i in idx],
+                    [f"{metric}, image {keys[i][:8]}" for i in idx])
+
+        for idx, (value, took) in zip(todo, self._run(_score_and_put, net, [job(i) for i in todo])):
+            for j, i in enumerate(idx):
+                values[i], secs[i] = value[j], took / len(idx)
+        out = torch.stack(values).to(torch.float64) if n else torch.zeros(0, dtype=torch.float64)
+        return out, (secs if per_image else sum(secs) / n if n else 0.0)
 
 
 def stored_count(url: str | None = None) -> int:

@@ -417,8 +417,8 @@ def removal_rule() -> Check:
 
 
 def scheduler_rule() -> Check:
-    """Where a chapter's missing maps and shards are computed (:mod:`xailib.map_store`,
-    :mod:`xailib.shards`): None (``$XAILIB_SCHEDULER``, else this
+    """Where a chapter's missing maps and scores, its shards and its independent tasks are computed
+    (:mod:`xailib.map_store`, :mod:`xailib.shards`): None (``$XAILIB_SCHEDULER``, else this
     process), 'local:N' or a scheduler address."""
     from .shards import resolve_scheduler
 

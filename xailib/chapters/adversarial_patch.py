@@ -58,42 +58,58 @@ class Attacks:
         return self._segments[n_seg][rows]
 
 
-def outcomes(net, attacks: Attacks, smap, rows, how: str, seg, fraction: float, matched: bool, removal, tau: float):
-    """Per-image outcome columns of one map (B, H, W) and its critical regions; ``matched``: every
-    region gets the area of its image's patch."""
-    X, A, T = attacks.images, attacks.patch_masks, attacks.targets
+def outcomes(net, images, patch_masks, targets, smap, how: str, seg, fraction: float, matched: bool, removal,
+             tau: float):
+    """Per-image outcome columns of one map (B, H, W) of ``images`` and its critical regions;
+    ``matched``: every region gets the area of its image's patch."""
+    A = patch_masks
     if matched:
-        c = torch.cat([critical_region(smap[i:i + 1], how, A[r].float().mean().item(),
+        c = torch.cat([critical_region(smap[i:i + 1], how, A[i].float().mean().item(),
                                        segments=None if seg is None else seg[i:i + 1])
-                       for i, r in enumerate(rows)])
+                       for i in range(len(smap))])
     else:
         c = critical_region(smap, how, fraction, segments=seg)
-    out = impact_outcome(net, X[rows], c, T[rows], removal=removal, tau=tau)
-    inter = (c & A[rows]).flatten(1).sum(1).double()
+    out = impact_outcome(net, images, c, targets, removal=removal, tau=tau)
+    inter = (c & A).flatten(1).sum(1).double()
     return {"impact": out.impact.double().numpy(), "strict": out.decision_changed.double().numpy(),
-            "coverage": coverage(c, A[rows]).numpy(),
+            "coverage": coverage(c, A).numpy(),
             "on_patch": (inter / c.flatten(1).sum(1).clamp(min=1)).numpy(),
             "area": c.float().mean((1, 2)).numpy()}, c, out
 
 
+def _evaluate_one(net, images, patch_masks, targets, smap, control: bool, how, seg, fraction, matched, removal, tau):
+    """One (network, method)'s outcome columns (a control's: the mean over its random maps), its
+    regions and outcome (None for a control); a task of :func:`evaluate`."""
+    if control:
+        cols = [outcomes(net, images, patch_masks, targets, m, how, seg, fraction, matched, removal, tau)[0]
+                for m in smap]
+        return {k: np.mean([c[k] for c in cols], 0) for k in cols[0]}, None
+    cols, c, out = outcomes(net, images, patch_masks, targets, smap, how, seg, fraction, matched, removal, tau)
+    return cols, (c, out)
+
+
 def evaluate(attacks: Attacks, nets: dict, maps: dict, *, selection: str, fraction: float, removal, tau: float,
-             method_params: dict, matched: bool = False, keep: bool = False):
+             method_params: dict, matched: bool = False, keep: bool = False, scheduler=None):
     """Per-image outcomes of every map in ``maps`` ({(model, method): (B, H, W)}, a control's a
     stack of random maps); ``matched=True`` gives every region the area of its image's patch. A
-    control's row is the mean over its random maps. Returns (rows, {(model, method): (regions,
-    outcome)} when ``keep``)."""
-    out_rows, kept = [], {}
+    control's row is the mean over its random maps. One task per (model, method), in this process
+    or on the Dask cluster of ``scheduler`` (None: ``$XAILIB_SCHEDULER``, else here;
+    :func:`xailib.map_store.run_tasks`). Returns (rows, {(model, method): (regions, outcome)} when
+    ``keep``)."""
+    from ..map_store import run_tasks
+    calls, meta = [], []
+    X, A, T = attacks.images, attacks.patch_masks, attacks.targets
     for (mname, meth), smap in maps.items():
         rows = attacks.rows(mname)
         how = CONTROLS.get(meth) or selection_for(meth, selection)
         seg = attacks.segments_for(rows, meth, method_params) if how == "segments" else None
-        if meth in CONTROLS:
-            cols = [outcomes(nets[mname], attacks, m, rows, how, seg, fraction, matched, removal, tau)[0] for m in smap]
-            cols = {k: np.mean([c[k] for c in cols], 0) for k in cols[0]}
-        else:
-            cols, c, out = outcomes(nets[mname], attacks, smap, rows, how, seg, fraction, matched, removal, tau)
-            if keep:
-                kept[mname, meth] = (c, out)
+        calls.append((nets[mname], X[rows], A[rows], T[rows], smap, meth in CONTROLS, how, seg, fraction, matched,
+                      removal, tau))
+        meta.append((mname, meth, rows, how))
+    out_rows, kept = [], {}
+    for (mname, meth, rows, how), (cols, regions) in zip(meta, run_tasks(_evaluate_one, calls, scheduler)):
+        if keep and regions is not None:
+            kept[mname, meth] = regions
         out_rows.append(pd.DataFrame({"model": mname, "method": meth, "scale": attacks.scales[rows], "image": rows,
                                       "clean": attacks.clean[rows], "selection": how, **cols,
                                       "patch_area": attacks.patch_masks[rows].float().mean((1, 2)).numpy()}))

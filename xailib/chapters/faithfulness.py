@@ -19,30 +19,27 @@ CONTROL = "random"
 CEILING = "object mask"
 
 
-def operator_rows(store, name: str, net, images, targets, maps: dict, operators, *, n_steps: int = 16,
+def operator_rows(scores, name: str, net, images, targets, maps: dict, operators, *, n_steps: int = 16,
                   blur_sigma: float = 3.0, fraction: float = 0.1, seed: int = 0) -> pd.DataFrame:
     """One row per (method, operator, image): deletion and insertion AUC (``n_steps`` steps) and the
     Impact Score (the top ``fraction`` of pixels removed), each with the shared ``removal``
-    operator. Scores are cached in ``store`` per (network, operator, method). Insertion is not
-    scored under ROAD (NaN): ROAD removes pixels (most or least relevant first); inserting into an
-    image imputed from nothing starts from a flat grey, the constant canvas again."""
+    operator, in batches of 8 images through ``scores`` (a :class:`xailib.map_store.MapStore`: every
+    score read from the book's score store or computed into it). Insertion is not scored under
+    ROAD (NaN): ROAD removes pixels (most or least relevant first); inserting into an image imputed
+    from nothing starts from a flat grey, the constant canvas again."""
     rows = []
+    n = len(images)
     for op in operators:
         kw = dict(removal=op)
         if op == "blur":
             kw["blur_sigma"] = blur_sigma
         for m, s in maps.items():
-            def run(sl, s=s):
-                x, t = images[sl], targets[sl]
-                d = metrics.score(net, x, t, s[sl], "deletion", n_steps=n_steps, seed=seed, **kw)
-                i = (torch.full((len(x),), float("nan"), dtype=torch.float64) if op == "road" else
-                     metrics.score(net, x, t, s[sl], "insertion", n_steps=n_steps, seed=seed, **kw))
-                k = metrics.score(net, x, t, s[sl], "impact", fraction=fraction, **kw)
-                return torch.stack([d, i, k], 1)
-            v = store.batches(f"operators/{name}/{op}/{m}", len(images), 8, run, progress=False)
-            rows.append(pd.DataFrame({"model": name, "method": m, "operator": str(op), "image": range(len(images)),
-                                      "deletion": v[:, 0].numpy(), "insertion": v[:, 1].numpy(),
-                                      "impact": v[:, 2].numpy()}))
+            d = scores.scores(net, images, targets, s, "deletion", batch=8, n_steps=n_steps, seed=seed, **kw)[0]
+            i = (torch.full((n,), float("nan"), dtype=torch.float64) if op == "road" else
+                 scores.scores(net, images, targets, s, "insertion", batch=8, n_steps=n_steps, seed=seed, **kw)[0])
+            k = scores.scores(net, images, targets, s, "impact", batch=8, fraction=fraction, **kw)[0]
+            rows.append(pd.DataFrame({"model": name, "method": m, "operator": str(op), "image": range(n),
+                                      "deletion": d.numpy(), "insertion": i.numpy(), "impact": k.numpy()}))
     return pd.concat(rows, ignore_index=True)
 
 

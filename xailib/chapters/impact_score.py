@@ -92,6 +92,25 @@ def grid(model: nn.Module, images: torch.Tensor, targets, maps: dict, *, removal
     return out.merge(ctrl, on=["removal", "fraction", "selection", "image"], how="left")
 
 
+def grids(nets: dict, images: torch.Tensor, targets, maps: dict, *, removals=REMOVALS, scheduler=None,
+          progress: bool = True, **kw) -> pd.DataFrame:
+    """:func:`grid` of every network (``nets`` {name: network}, ``maps`` {name: {method: (B, H, W)}})
+    with a column ``model``, one task per (network, removal): in this process, or on the Dask
+    cluster of ``scheduler`` (None: ``$XAILIB_SCHEDULER``, else here;
+    :func:`xailib.map_store.run_tasks`). The tasks are independent and their rows are those of one
+    call per network (the matched controls are drawn from ``seed`` alike in every task)."""
+    from ..map_store import run_tasks
+    calls = [(nets[name], images, targets, maps[name], [rem], kw) for name in nets for rem in removals]
+    parts = run_tasks(_grid_task, calls, scheduler, desc="Impact grid" if progress else None)
+    per = len(removals)
+    return pd.concat([pd.concat(parts[i * per:(i + 1) * per], ignore_index=True).assign(model=name)
+                      for i, name in enumerate(nets)], ignore_index=True)
+
+
+def _grid_task(net, images, targets, maps, removals, kw):
+    return grid(net, images, targets, maps, removals=removals, **kw)
+
+
 def grid_wide(table):
     """The per-image grid of :func:`grid` in its compact form, for publishing: one row per
     (model, removal, fraction, selection, image), one column of 0 / 1 impacts per method and the

@@ -43,7 +43,8 @@ import torch
 from .. import agreement, known_truth, models, patches, variants, verdicts
 from ..errors import MissingResourceError, ParameterError
 from ..map_cache import Lazy, Maps
-from ..metrics import METRICS, score
+from ..map_store import MapStore
+from ..metrics import METRICS
 from ..metrics import randomisation as rnd
 from ..metrics import removal
 from ..metrics import similarity as sim
@@ -132,12 +133,20 @@ def _params(col: Column, extra: dict, n_steps: int | None) -> dict:
     return p
 
 
-def score_maps(store, key: str, model: str, net, images: torch.Tensor, targets: torch.Tensor, maps: dict,
+@dataclass
+class Scored:
+    """The book's score store (:meth:`xailib.map_store.MapStore.scores`) and the seconds each
+    (image set, column, map) took at its first computation."""
+    store: MapStore
+    seconds: dict = field(default_factory=dict)
+
+
+def score_maps(scored: Scored, key: str, model: str, net, images: torch.Tensor, targets: torch.Tensor, maps: dict,
                extra: dict, *, image_set: str, columns=COLUMNS, n_steps: int | None = None,
                sensitivity_methods=(), method_params: dict | None = None, sensitivity_samples: int = 3,
                seed: int = 0) -> pd.DataFrame:
     """Long rows (model, images, method, column, image, score) of every map of ``maps`` under
-    every column scored on ``image_set``; each (column, map) cached in ``store`` under ``key``."""
+    every column scored on ``image_set``; each score read from, or computed into, the score store."""
     n = len(images)
     rows = []
     for col in columns:
@@ -151,23 +160,20 @@ def score_maps(store, key: str, model: str, net, images: torch.Tensor, targets: 
                      "n_samples": sensitivity_samples, "seed": seed}
             else:
                 p = _params(col, extra, n_steps)
-
-            def run(sl, col=col, s=s, p=p):
-                q = {k: v[sl] if isinstance(v, (torch.Tensor, list)) and len(v) == n else v for k, v in p.items()}
-                return score(net if col.uses_model or col.metric == "max_sensitivity" else None,
-                             images[sl], targets[sl], s[sl], col.metric, **q)
-            v = store.batches(f"scores/{key}/{col.label}/{m}", n, n, run, progress=False).numpy()
+            v, secs = scored.store.scores(net if col.uses_model or col.metric == "max_sensitivity" else None,
+                                          images, targets, s, col.metric, batch=n, **p)
+            scored.seconds[f"{key}/{col.label}/{m}"] = secs * n
             rows.append(pd.DataFrame({"model": model, "images": image_set, "method": m, "column": col.label,
-                                      "image": np.arange(n), "score": v}))
+                                      "image": np.arange(n), "score": v.numpy()}))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def seconds(store, key: str, maps: dict, columns=COLUMNS) -> pd.DataFrame:
-    """Seconds each (column, map) took in ``store`` under ``key`` (its first computation)."""
+def seconds(scored: Scored, key: str, maps: dict, columns=COLUMNS) -> pd.DataFrame:
+    """Seconds each (column, map) of ``key`` took (its first computation)."""
     out = []
     for col in columns:
         for m in maps:
-            s = store.seconds(f"scores/{key}/{col.label}/{m}")
+            s = scored.seconds.get(f"{key}/{col.label}/{m}")
             if s:
                 out.append({"column": col.label, "method": m, "seconds": s})
     return pd.DataFrame(out)
@@ -236,6 +242,7 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
     imgs = pool.subset(index)
     truth = {TRUTH: imgs.masks.float()} if imgs.masks is not None else {}
     cache = Maps(store, imgs.images, imgs.labels, method_params)
+    scored = Scored(MapStore(scheduler=scheduler))
     timing = []
     remote = _remote_maps(nets, methods, index.tolist(), method_params, scheduler, source, image_size, seed,
                           shard_size)
@@ -253,7 +260,7 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
         rmaps = {m: cache(f"maps/{name}/randomised", rnet, m) for m in progress(methods, desc=f"{name} randomised")}
         parts.append(randomisation_rows(name, maps, rmaps))
         extra = {"masks": imgs.masks, "boxes": imgs.boxes}
-        parts.append(score_maps(store, f"{name}/benchmark", name, net, imgs.images, imgs.labels, {**maps, **truth},
+        parts.append(score_maps(scored, f"{name}/benchmark", name, net, imgs.images, imgs.labels, {**maps, **truth},
                                 extra, image_set="benchmark", n_steps=n_steps, sensitivity_methods=sensitivity_methods,
                                 method_params=method_params, sensitivity_samples=sensitivity_samples, seed=seed))
         timing.append((name, f"{name}/benchmark", {**maps, **truth}, len(imgs)))
@@ -262,14 +269,14 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
         except MissingResourceError as e:          # a network without a committed patch: no Impact Coverage
             notes.append(f"{name}: no Impact Coverage ({e})")
         else:
-            parts.append(_patched(store, name, net, pool, predicted[name], patch, card, n_truth, patch_scale, methods,
+            parts.append(_patched(store, scored, name, net, pool, predicted[name], patch, card, n_truth, patch_scale, methods,
                                   method_params, seed))
     if trust_sets:
-        parts += _trust(store, methods, method_params, n_truth, n_steps, image_size, seed)
+        parts += _trust(store, scored, methods, method_params, n_truth, n_steps, image_size, seed)
     scores = pd.concat([p for p in parts if len(p)], ignore_index=True)
     ms = []
     for name, key, maps, n in timing:
-        s = seconds(store, key, maps)
+        s = seconds(scored, key, maps)
         if len(s):
             ms.append(s.groupby("column", sort=False).seconds.sum().div(n * len(maps)).rename("s/image-map")
                       .reset_index().assign(model=name))
@@ -306,7 +313,7 @@ def _remote_maps(nets, methods, index, method_params, scheduler, source, image_s
     return out
 
 
-def _patched(store, name, net, pool, predicted, patch, card, n, scale, methods, method_params, seed):
+def _patched(store, scored, name, net, pool, predicted, patch, card, n, scale, methods, method_params, seed):
     target = card["target"]
     ok = (predicted == pool.labels) & (pool.labels != target)
     idx = ok.nonzero()[:, 0][:4 * n]
@@ -319,10 +326,10 @@ def _patched(store, name, net, pool, predicted, patch, card, n, scale, methods, 
     t = torch.full((n,), target, dtype=torch.long)
     pc = Maps(store, x, t, method_params)
     maps = {m: pc(f"maps/{name}/patched", net, m) for m in methods}
-    return score_maps(store, f"{name}/patched", name, net, x, t, maps, {"patch_masks": pm}, image_set="patched")
+    return score_maps(scored, f"{name}/patched", name, net, x, t, maps, {"patch_masks": pm}, image_set="patched")
 
 
-def _trust(store, methods, method_params, n, n_steps, image_size, seed):
+def _trust(store, scored, methods, method_params, n, n_steps, image_size, seed):
     out = []
     troj = models.load_model(f"{TRUST_MODEL}_trojan_fixed")
     timgs, trig = known_truth.trojan_images(troj, "fixed", n, size=image_size, seed=seed)
@@ -330,15 +337,15 @@ def _trust(store, methods, method_params, n, n_steps, image_size, seed):
     tc = Maps(store, timgs.images, tt, method_params)
     maps = {m: tc("maps/trojan", troj, m) for m in methods}
     maps[TRIGGER], maps[TRUTH] = trig.float(), timgs.masks.float()
-    out.append(score_maps(store, "trojan", TRUST_MODEL, troj, timgs.images, tt, maps, {"trigger_masks": trig},
+    out.append(score_maps(scored, "trojan", TRUST_MODEL, troj, timgs.images, tt, maps, {"trigger_masks": trig},
                           image_set="trojan"))
     # the control: the clean network explaining the same images for the same class (chapter 08's)
     clean = models.load_model(TRUST_MODEL)
     cmaps = {m: tc("maps/trojan/clean", clean, m) for m in methods}
-    out.append(score_maps(store, "trojan/clean", CLEAN, clean, timgs.images, tt, cmaps, {"trigger_masks": trig},
+    out.append(score_maps(scored, "trojan/clean", CLEAN, clean, timgs.images, tt, cmaps, {"trigger_masks": trig},
                           image_set="trojan", columns=[BY_LABEL["trigger mass"]]))
     # known truth 2: the trigger's and the object's masks under the metrics that call the model
-    out.append(score_maps(store, "trojan/truth", TRUST_MODEL, troj, timgs.images, tt,
+    out.append(score_maps(scored, "trojan/truth", TRUST_MODEL, troj, timgs.images, tt,
                           {TRIGGER: trig.float(), TRUTH: timgs.masks.float()}, {"masks": timgs.masks, "boxes": timgs.boxes},
                           image_set="benchmark", columns=[c for c in COLUMNS if c.uses_model and c.takes_map],
                           n_steps=n_steps).assign(images="trojan"))
@@ -353,7 +360,7 @@ def _trust(store, methods, method_params, n, n_steps, image_size, seed):
     # known truth 3: the object's mask under the object and the scene network
     cols = [c for c in COLUMNS if c.uses_model and c.takes_map]
     for tag, net, t in (("object", obj_net, obj), ("scene", scene_net, scene)):
-        out.append(score_maps(store, f"bam/{tag}", f"bam {tag}", net, bimgs.images, t, {TRUTH: bimgs.masks.float()},
+        out.append(score_maps(scored, f"bam/{tag}", f"bam {tag}", net, bimgs.images, t, {TRUTH: bimgs.masks.float()},
                               {"masks": bimgs.masks, "boxes": bimgs.boxes}, image_set="benchmark", columns=cols,
                               n_steps=n_steps).assign(images="bam"))
     return out

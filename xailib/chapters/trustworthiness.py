@@ -30,7 +30,6 @@ import torch
 
 from .. import verdicts
 from ..methods.controls import NULLS, strongest_null
-from ..metrics import score
 
 PLANNING_EFFECT = 0.1
 FIRST_ORDER = "first-order gradient (reference)"   # the infidelity table's upper reference row (first_order)
@@ -224,35 +223,29 @@ def claims(bam: pd.DataFrame | None, trojan: pd.DataFrame | None, trust: pd.Data
     return out
 
 
-def score_rows(store, name: str, net, images, targets, maps: dict, *, perturbations=("gaussian", "square"),
+def score_rows(scores, name: str, net, images, targets, maps: dict, *, perturbations=("gaussian", "square"),
                noise: float = 0.1, side: int = 8, n_samples: int = 32, output: str = "logit",
                baseline_noise: float = 0.2,
                sensitivity_methods=(), method_params: dict | None = None, radius: float = 0.02,
-               sensitivity_samples: int = 5, seed: int = 0, rescales=(True, False),
-               prefix: str = "scores") -> pd.DataFrame:
+               sensitivity_samples: int = 5, seed: int = 0, rescales=(True, False)) -> pd.DataFrame:
     """Per (method, image) on one network: infidelity under each perturbation, rescaled and plain
     (``rescales``), and max-sensitivity (relative) for the methods of ``sensitivity_methods``;
-    every score cached in ``store`` under ``prefix`` (an interrupted run resumes; a second call
-    with other settings needs another prefix)."""
+    every score read from, or computed into, the book's score store through ``scores`` (a
+    :class:`xailib.map_store.MapStore`; an interrupted run resumes)."""
     n = len(images)
     rows = []
     for m, s in maps.items():
         cols = {}
         for kind in perturbations:
             for rescale in rescales:
-                def run(sl, kind=kind, rescale=rescale, s=s):
-                    return score(net, images[sl], targets[sl], s[sl], "infidelity", perturbation=kind, noise=noise,
-                                 side=side, n_samples=n_samples, rescale=rescale, output=output, seed=seed,
-                                 baseline_noise=baseline_noise)
                 col = f"infidelity, {kind} ({'rescaled' if rescale else 'plain'})"
-                cols[col] = store.batches(f"{prefix}/{name}/{m}/{col}", n, n, run, progress=False).numpy()
+                cols[col] = scores.scores(net, images, targets, s, "infidelity", batch=n, perturbation=kind,
+                                          noise=noise, side=side, n_samples=n_samples, rescale=rescale,
+                                          output=output, seed=seed, baseline_noise=baseline_noise)[0].numpy()
         if m in sensitivity_methods:
-            def sens(sl, m=m):
-                return score(net, images[sl], targets[sl], maps[m][sl], "max_sensitivity", method=m,
-                             method_params=(method_params or {}).get(m, {}), radius=radius,
-                             n_samples=sensitivity_samples, seed=seed)
-            cols["max-sensitivity"] = store.batches(f"{prefix}/{name}/{m}/max-sensitivity", n, n, sens,
-                                                    progress=False).numpy()
+            cols["max-sensitivity"] = scores.scores(net, images, targets, s, "max_sensitivity", batch=n, method=m,
+                                                    method_params=(method_params or {}).get(m, {}), radius=radius,
+                                                    n_samples=sensitivity_samples, seed=seed)[0].numpy()
         rows.append(pd.DataFrame({"model": name, "method": m, "image": np.arange(n), **cols}))
     return pd.concat(rows, ignore_index=True)
 
