@@ -18,7 +18,9 @@ want=$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 if [ "$(cat .venv/.installed 2>/dev/null)" != "$want" ]; then
   echo "== installing pinned requirements into .venv (first time: a few minutes, ~5 GB with torch)"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r requirements.txt
+  # --no-compile: Python compiles only the modules it imports, on first import, instead of every
+  # module of every package (measured: 86 s against 145 s for this step on 2 cores)
+  .venv/bin/python -m pip install --quiet --no-compile -r requirements.txt
   .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
   echo "$want" > .venv/.installed
 fi

@@ -14,8 +14,10 @@ bash scripts/setup.sh
 # kernel): LIME's Python loops, SLIC, the bootstrap and the kernels' start-up leave a core idle
 # that the other worker uses. Each worker keeps torch's default threads, so the numbers nbval
 # compares are those of a serial run; OMP_WAIT_POLICY=PASSIVE keeps idle OpenMP threads from
-# spinning on the other worker's core. XAILIB_TEST_WORKERS=0 runs serially (and -p no:xdist too).
+# spinning on the other worker's core. The workers take the longest files first (the order is in
+# tests/conftest.py; xdist's own reordering by test count is off). XAILIB_TEST_WORKERS=0 runs
+# serially (and -p no:xdist too).
 WORKERS=${XAILIB_TEST_WORKERS:-2}
 PAR=()
-if [ "$WORKERS" != 0 ]; then PAR=(-n "$WORKERS" --dist loadfile); fi
+if [ "$WORKERS" != 0 ]; then PAR=(-n "$WORKERS" --dist loadfile --no-loadscope-reorder); fi
 XAILIB_PUBLISH=0 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} exec .venv/bin/python -m pytest "${PAR[@]}" --durations=40 "$@"

@@ -1,6 +1,5 @@
 """How metrics rank a map's pixels (xailib.metrics.order): by decreasing saliency, ties in one fixed
 random order, so a flat map cannot win by its position; known answers and the constant-map test."""
-import numpy as np
 import pytest
 import torch
 from torch import nn
