@@ -49,18 +49,18 @@ LONGEST_FIRST = [
     "notebooks/03_impact_score.ipynb",          # 447 s
     "notebooks/10_leaderboard.ipynb",           # 411
     "notebooks/08_trustworthiness.ipynb",       # 399
+    "tests/test_single_network.py",             # 327, and two chapters again on a local cluster
     "notebooks/06_sanity_checks.ipynb",         # 354
     "notebooks/02_rise.ipynb",                  # 352
-    "tests/test_single_network.py",             # 327
-    "tests/test_larger_runs.py",                # 226
     "notebooks/09_faithfulness.ipynb",          # 193
     "notebooks/05_neuromask.ipynb",             # 191
-    "tests/test_map_store.py",                  # 173
     "notebooks/04_adversarial_patch.ipynb",     # 163
+    "tests/test_map_store.py",                  # 173 before its chapter runs moved to test_single_network
     "notebooks/07_localisation.ipynb",          # 120
     "tests/test_shards.py",                     # 118
-    "tests/test_notebooks.py",                  # 110 (367 before its kernels were shared)
+    "tests/test_notebooks.py",                  # 367 before its bad-parameter cases shared kernels
     "tests/test_variants.py",                   # 106
+    "tests/test_larger_runs.py",                # 226 before the batch-invariant replays went alone
     "tests/test_book.py",                       # 54
     "notebooks/01_benchmark_and_methods.ipynb",  # 34 (its maps already stored by the others)
 ]
