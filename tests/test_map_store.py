@@ -216,33 +216,40 @@ def test_bad_input_says_what_is_wrong(tmp_path, setup):
 distributed = pytest.importorskip("distributed")
 
 
-def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing(tmp_path, setup):
+@pytest.fixture(scope="module")
+def local2():
+    """One cluster of 2 worker processes for the module (its nanny replaces a killed worker)."""
+    with shards.client("local:2") as c:
+        yield c
+
+
+def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing(tmp_path, setup, local2):
     """Maps on a cluster of 2 worker processes, one killed while it computes a batch: the call
     completes, every map is stored once, no temporary file is left, and the maps are those of an
     undisturbed run in this process."""
     pool, _, nets = setup
     net, x, t = nets["vgg_mini"], pool.images[:12], pool.labels[:12]
     url = f"file://{tmp_path / 'killed'}"
-    with shards.client("local:2") as c:
-        killed, finished = [], threading.Event()
+    c = local2
+    killed, finished = [], threading.Event()
 
-        def killer():                  # a worker that holds a batch, 0.3 s into it
-            while not killed and not finished.is_set():
-                busy = [w for w, tasks in c.processing().items() if tasks]
-                if busy:
-                    time.sleep(0.3)
-                    pid = c.run(os.getpid, workers=[busy[0]])[busy[0]]
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                time.sleep(0.01)
+    def killer():                  # a worker that holds a batch, 0.3 s into it
+        while not killed and not finished.is_set():
+            busy = [w for w, tasks in c.processing().items() if tasks]
+            if busy:
+                time.sleep(0.3)
+                pid = c.run(os.getpid, workers=[busy[0]])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.01)
 
-        watch = threading.Thread(target=killer)
-        watch.start()
-        try:
-            got = MapStore(url, scheduler=c).explain(net, x, t, "occlusion", batch=2, window=8, stride=2)
-        finally:
-            finished.set()
-            watch.join()
+    watch = threading.Thread(target=killer)
+    watch.start()
+    try:
+        got = MapStore(url, scheduler=c).explain(net, x, t, "occlusion", batch=2, window=8, stride=2)
+    finally:
+        finished.set()
+        watch.join()
     assert killed, "no worker was killed"
     files = shards.Store(url).listing()
     assert len(files) == 12 and not [f for f in files if ".tmp-" in f]
@@ -346,7 +353,7 @@ def test_a_corrupt_score_is_named_and_computed_again(tmp_path, setup):
     assert torch.equal(first, again)
 
 
-def test_the_chapters_tasks_give_the_same_tables_here_and_on_a_local_cluster(setup):
+def test_the_chapters_tasks_give_the_same_tables_here_and_on_a_local_cluster(setup, local2):
     """03's Impact grid (one task per network and removal) and 04's patch evaluation (one per
     network and method), in this process and on 2 worker processes: the same rows, bit for bit."""
     import numpy as np
@@ -376,10 +383,10 @@ def test_the_chapters_tasks_give_the_same_tables_here_and_on_a_local_cluster(set
     assert len(here) and set(here.model) == set(nets) and set(here.removal) == {"zero", "blur"}
     whole = ch.grid(nets["vgg_mini"], x, t, maps["vgg_mini"], **kw)       # the grid of one call per network
     assert here[here.model == "vgg_mini"].drop(columns="model").reset_index(drop=True).equals(whole)
-    with shards.client("local:2") as c:
-        there = ch.grids(nets, x, t, maps, scheduler=c, progress=False, **kw)
-        patch_there, kept_there = ap.evaluate(attacks, nets, pmaps, scheduler=c, **ev)
-        doubled = map_store.run_tasks(_twice, [(nets["vgg_mini"], x[:2]), (nets["resnet_mini"], x[2:])], c)
+    c = local2
+    there = ch.grids(nets, x, t, maps, scheduler=c, progress=False, **kw)
+    patch_there, kept_there = ap.evaluate(attacks, nets, pmaps, scheduler=c, **ev)
+    doubled = map_store.run_tasks(_twice, [(nets["vgg_mini"], x[:2]), (nets["resnet_mini"], x[2:])], c)
     assert here.equals(there) and patch_here.equals(patch_there) and set(kept_here) == set(kept_there)
     for k, (regions, _) in kept_here.items():
         assert torch.equal(regions, kept_there[k][0])

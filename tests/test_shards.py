@@ -67,25 +67,25 @@ def test_the_key_changes_with_every_field():
         assert other.key != s.key
 
 
-def test_a_worker_killed_in_the_middle_of_a_shard(tmp_path):
-    """The test starts a cluster of 2 worker processes, kills one while it computes a shard, and
-    the run still completes: every shard once in the store, no temporary file left, the values
+def test_a_worker_killed_in_the_middle_of_a_shard(tmp_path, cluster):
+    """On the module's cluster of 2 worker processes the test kills one while it computes a shard,
+    and the run still completes: every shard once in the store, no temporary file left, the values
     those of an undisturbed run."""
     work = shards.shards_for("vgg_mini", "occlusion", range(12), 2, **FIELDS)
     store = f"file://{tmp_path / 'killed'}"
-    with shards.client("local:2") as c:
-        futures = shards.submit(c, work, store)
-        victim = None
-        deadline = time.time() + 60
-        while victim is None and time.time() < deadline:
-            busy = [w for w, tasks in c.processing().items() if tasks]
-            if busy and any(f.status == "finished" for f in futures):
-                victim = busy[0]
-            time.sleep(0.05)
-        assert victim is not None, "no worker was busy"
-        pid = c.run(os.getpid, workers=[victim])[victim]
-        os.kill(pid, signal.SIGKILL)
-        c.gather(futures)
+    c = cluster                   # the module's cluster: its nanny starts a new worker for the next tests
+    futures = shards.submit(c, work, store)
+    victim = None
+    deadline = time.time() + 60
+    while victim is None and time.time() < deadline:
+        busy = [w for w, tasks in c.processing().items() if tasks]
+        if busy and any(f.status == "finished" for f in futures):
+            victim = busy[0]
+        time.sleep(0.05)
+    assert victim is not None, "no worker was busy"
+    pid = c.run(os.getpid, workers=[victim])[victim]
+    os.kill(pid, signal.SIGKILL)
+    c.gather(futures)
     st = shards.Store(store)
     files = st.listing()
     assert not [f for f in files if ".tmp-" in f]

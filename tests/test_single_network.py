@@ -3,6 +3,7 @@ that run's own numbers: no table or figure holds a network or method the run did
 committed larger run and the previous edition speak only for the book's default run). Two
 chapters run a second time with their maps and scores computed on a 2-worker Dask LocalCluster,
 and give the same tables."""
+import contextlib
 import json
 from pathlib import Path
 
@@ -45,8 +46,29 @@ def _shown(nb) -> str:
                      if c["cell_type"] == "code" and "parameter_table(" not in "".join(c["source"]))
 
 
+class _Cluster:
+    """One 2-worker LocalCluster (one thread each) for the module, started by the first chapter
+    run on a cluster; the chapters connect to it by its address, as to any cluster."""
+
+    def __init__(self):
+        self.stack, self.client = contextlib.ExitStack(), None
+
+    def address(self) -> str:
+        if self.client is None:
+            from xailib import shards
+            self.client = self.stack.enter_context(shards.client("local:2"))
+        return self.client.scheduler.address
+
+
+@pytest.fixture(scope="module")
+def local2():
+    cluster = _Cluster()
+    yield cluster
+    cluster.stack.close()
+
+
 @pytest.mark.parametrize("notebook", sorted(SMALL))
-def test_each_chapter_runs_on_one_network_and_shows_only_its_own_run(notebook, tmp_path, monkeypatch):
+def test_each_chapter_runs_on_one_network_and_shows_only_its_own_run(notebook, tmp_path, monkeypatch, local2):
     monkeypatch.setenv("XAILIB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("XAILIB_PUBLISH", "0")
     path = ROOT / "notebooks" / f"{notebook}.ipynb"
@@ -70,7 +92,7 @@ def test_each_chapter_runs_on_one_network_and_shows_only_its_own_run(notebook, t
         assert "not the book's default run" in shown        # not compared with the book's previous edition
     assert not list((ROOT / "results").glob(f"{notebook}/**/*.tmp*"))
     if notebook in ON_A_CLUSTER:
-        _same_tables_on_a_local_cluster(notebook, path, tmp_path, monkeypatch)
+        _same_tables_on_a_local_cluster(notebook, path, tmp_path, monkeypatch, local2.address())
 
 
 ON_A_CLUSTER = ("01_benchmark_and_methods", "09_faithfulness")
@@ -85,7 +107,7 @@ def _tables(cache, notebook):
     return out
 
 
-def _same_tables_on_a_local_cluster(notebook, path, tmp_path, monkeypatch):
+def _same_tables_on_a_local_cluster(notebook, path, tmp_path, monkeypatch, address):
     """The run again from an empty cache and store, its missing maps and scores computed by a
     2-worker LocalCluster (one thread each): every table the same, bit for bit, outside its
     timing columns (issue 31: two chapters other than 10)."""
@@ -93,7 +115,7 @@ def _same_tables_on_a_local_cluster(notebook, path, tmp_path, monkeypatch):
     cache = tmp_path / "cluster"
     monkeypatch.setenv("XAILIB_CACHE", str(cache))
     pm.execute_notebook(str(path), str(tmp_path / "cluster.ipynb"), cwd=str(path.parent), kernel_name="python3",
-                        parameters={**ONE, **SMALL[notebook], "scheduler": "local:2"}, progress_bar=False)
+                        parameters={**ONE, **SMALL[notebook], "scheduler": address}, progress_bar=False)
     there = _tables(cache, notebook)
     assert list((cache / "shards" / "maps").rglob("*.pt")), "no map went through the map store"
     assert here and list(here) == list(there)
