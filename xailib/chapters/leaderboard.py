@@ -227,8 +227,11 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
             n_steps: int, sensitivity_methods, sensitivity_samples: int, randomisation: dict,
             patch_scale: float, trust_sets: bool, image_size: int, seed: int, progress=None,
             scheduler=None, source: dict | None = None, shard_size: int = 16) -> Run:
-    """Every map and score of the chapter, cached batch by batch in ``store`` (an interrupted
-    run resumes). ``pool`` is the test set; ``nets`` {name: network}.
+    """Every map and score of the chapter, read from or computed into the book's map and score
+    store (:mod:`xailib.map_store`; an interrupted run resumes), the smoothed maps kept in
+    ``store`` (a :class:`~xailib.results.ResultStore`). ``pool`` is the test set; ``nets``
+    {name: network}. The maps and scores the store lacks are computed on ``scheduler``'s cluster
+    when one is given (else here).
 
     With a ``scheduler`` (or ``$XAILIB_SCHEDULER``; :mod:`xailib.shards`) and ``source`` (the
     data set's ``dataset``, ``data_root``, ``annotations`` and the networks' ``weights``, from
@@ -241,8 +244,8 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
     index = shared_images(pool, predicted, n_images)
     imgs = pool.subset(index)
     truth = {TRUTH: imgs.masks.float()} if imgs.masks is not None else {}
-    cache = Maps(store, imgs.images, imgs.labels, method_params)
     scored = Scored(MapStore(scheduler=scheduler))
+    cache = Maps(store, imgs.images, imgs.labels, method_params, maps=scored.store)
     timing = []
     remote = _remote_maps(nets, methods, index.tolist(), method_params, scheduler, source, image_size, seed,
                           shard_size)
@@ -324,7 +327,7 @@ def _patched(store, scored, name, net, pool, predicted, patch, card, n, scale, m
         raise ParameterError(f"{name}: only {len(hit)} successful patch attacks at scale {scale}; lower n_truth")
     x, pm = xp[hit], pmasks[hit]
     t = torch.full((n,), target, dtype=torch.long)
-    pc = Maps(store, x, t, method_params)
+    pc = Maps(store, x, t, method_params, maps=scored.store)
     maps = {m: pc(f"maps/{name}/patched", net, m) for m in methods}
     return score_maps(scored, f"{name}/patched", name, net, x, t, maps, {"patch_masks": pm}, image_set="patched")
 
@@ -334,7 +337,7 @@ def _trust(store, scored, methods, method_params, n, n_steps, image_size, seed):
     troj = models.load_model(f"{TRUST_MODEL}_trojan_fixed")
     timgs, trig = known_truth.trojan_images(troj, "fixed", n, size=image_size, seed=seed)
     tt = torch.full((n,), variants.TROJAN_TARGET, dtype=torch.long)
-    tc = Maps(store, timgs.images, tt, method_params)
+    tc = Maps(store, timgs.images, tt, method_params, maps=scored.store)
     maps = {m: tc("maps/trojan", troj, m) for m in methods}
     maps[TRIGGER], maps[TRUTH] = trig.float(), timgs.masks.float()
     out.append(score_maps(scored, "trojan", TRUST_MODEL, troj, timgs.images, tt, maps, {"trigger_masks": trig},
@@ -352,8 +355,8 @@ def _trust(store, scored, methods, method_params, n, n_steps, image_size, seed):
     obj_net = models.load_model(f"{TRUST_MODEL}_bam_object")
     scene_net = models.load_model(f"{TRUST_MODEL}_bam_scene")
     bimgs, obj, scene = known_truth.bam_images(obj_net, scene_net, n, size=image_size, seed=seed)
-    mo = Maps(store, bimgs.images, obj, method_params)
-    ms = Maps(store, bimgs.images, scene, method_params)
+    mo = Maps(store, bimgs.images, obj, method_params, maps=scored.store)
+    ms = Maps(store, bimgs.images, scene, method_params, maps=scored.store)
     maps_o = {m: mo("maps/bam/object", obj_net, m) for m in methods}
     maps_s = {m: ms("maps/bam/scene", scene_net, m) for m in methods}
     out.append(bam_contrast_rows(maps_o, maps_s, bimgs))
