@@ -82,8 +82,9 @@ class Kernels:
     and history (``InteractiveShell.reset(new_session=True)``, so ``In`` holds only this run's
     cells, as the parameter checks read it) and runs the notebook as papermill would, its injected
     cell after the parameters cell, up to the first error. The imports stay loaded between cases:
-    a kernel's start and xailib's imports cost about 6 s a case, 44 cases on one CI worker.
-    ``test_an_undeclared_parameter_stops_the_run_before_any_work`` runs papermill itself."""
+    a kernel's start and xailib's imports cost about 6 s a case, 53 cases on one CI worker.
+    ``test_an_undeclared_parameter_stops_the_run_before_any_work`` runs chapter 01 under papermill
+    itself, so papermill's own report of the error stays tested."""
 
     def __init__(self):
         self.open = {}
