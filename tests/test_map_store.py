@@ -38,15 +38,15 @@ def _params(method, ref):
     return kw
 
 
-def _counting(monkeypatch):
-    """Count the batches the store computes."""
+def _counting(monkeypatch, name="_compute_and_put"):
+    """Count the batches the store computes (maps, or scores with ``_score_and_put``)."""
     calls = []
-    real = map_store._compute_and_put
+    real = getattr(map_store, name)
 
     def counted(*a, **k):
         calls.append(len(a[-1]))
         return real(*a, **k)
-    monkeypatch.setattr(map_store, "_compute_and_put", counted)
+    monkeypatch.setattr(map_store, name, counted)
     return calls
 
 
@@ -273,17 +273,6 @@ def _scoring(setup):
     return METRICS, nets["vgg_mini"], x, t, maps, pool.masks[:6]
 
 
-def _count_scores(monkeypatch):
-    calls = []
-    real = map_store._score_and_put
-
-    def counted(*a, **k):
-        calls.append(len(a[-1]))
-        return real(*a, **k)
-    monkeypatch.setattr(map_store, "_score_and_put", counted)
-    return calls
-
-
 @pytest.mark.parametrize("metric,kw", SCORED, ids=[m for m, _ in SCORED])
 def test_a_stored_score_is_the_bits_of_the_direct_call_and_is_read_back(tmp_path, setup, metric, kw, monkeypatch):
     from xailib.metrics import score
@@ -294,7 +283,7 @@ def test_a_stored_score_is_the_bits_of_the_direct_call_and_is_read_back(tmp_path
     cut = lambda v, a: v[a:a + 4] if isinstance(v, torch.Tensor) and len(v) == 6 else v   # noqa: E731
     direct = torch.cat([score(uses, x[a:a + 4], t[a:a + 4], maps[a:a + 4], metric, **{k: cut(v, a) for k, v in kw.items()})
                         for a in (0, 4)])
-    calls = _count_scores(monkeypatch)
+    calls = _counting(monkeypatch, "_score_and_put")
     ms = MapStore(tmp_path / "store")
     first, secs = ms.scores(uses, x, t, maps, metric, batch=4, **kw)
     assert torch.equal(first, direct) and first.dtype == torch.float64 and secs >= 0
@@ -334,7 +323,7 @@ def test_every_field_of_a_score_key_changes_it(tmp_path, setup, monkeypatch):
     b = ms.score_keys(None, x, None, maps, "pxap", masks=m2)
     assert [p != q for p, q in zip(a, b)] == [i == 2 for i in range(6)]
     # a changed setting is computed again, never served from the store
-    calls = _count_scores(monkeypatch)
+    calls = _counting(monkeypatch, "_score_and_put")
     ms.scores(net, x, t, maps, "deletion", n_steps=4)
     ms.scores(net, x, t, maps, "deletion", n_steps=5)
     assert calls == [6, 6]
