@@ -5,6 +5,8 @@ from pathlib import Path
 import papermill as pm
 import pytest
 
+from kernels import Kernels      # one kept kernel per notebook for the bad-parameter cases (tests/kernels.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -75,57 +77,6 @@ BAD = [("01_benchmark_and_methods", p, m) for p, m in BAD] + [
     ("04_adversarial_patch", dict(tau=2, scales=[0.3, 1.5]),
      "scales=1.5 must be a number in (0, 1]; tau=2 must be a number in [0, 1]"),   # every mistake at once
 ]
-
-
-class Kernels:
-    """One kernel per notebook for the bad-parameter cases: each case resets the kernel's namespace
-    and history (``InteractiveShell.reset(new_session=True)``, so ``In`` holds only this run's
-    cells, as the parameter checks read it) and runs the notebook as papermill would, its injected
-    cell after the parameters cell, up to the first error. The imports stay loaded between cases:
-    a kernel's start and xailib's imports cost about 6 s a case, 53 cases on one CI worker.
-    ``test_an_undeclared_parameter_stops_the_run_before_any_work`` runs chapter 01 under papermill
-    itself, so papermill's own report of the error stays tested."""
-
-    def __init__(self):
-        self.open = {}
-
-    def run(self, notebook: str, parameters: dict, env: dict | None = None):
-        """(index of the code cell that failed, the error's name, its value), or None; ``env``:
-        environment variables set in the kernel for this run (and removed after it)."""
-        from jupyter_client.manager import start_new_kernel
-        from papermill.parameterize import parameterize_notebook
-        import nbformat
-        if notebook not in self.open:
-            self.open[notebook] = start_new_kernel(kernel_name="python3", cwd=str(ROOT / "notebooks"))
-        _, kc = self.open[notebook]
-        path = ROOT / "notebooks" / f"{notebook}.ipynb"
-        nb = parameterize_notebook(nbformat.read(str(path), as_version=4), parameters)
-        code = [c for c in nb.cells if c.cell_type == "code"]
-        env = env or {}
-        self._execute(kc, f"import os; os.environ.update({env!r}); get_ipython().reset(new_session=True)")
-        try:
-            for i, cell in enumerate(code):
-                error = self._execute(kc, cell.source)
-                if error:
-                    return (i, *error), code
-            return None, code
-        finally:
-            self._execute(kc, f"import os\nfor k in {list(env)!r}: os.environ.pop(k, None)")
-
-    @staticmethod
-    def _execute(kc, source: str):
-        errors = []
-
-        def hook(msg):
-            if msg["msg_type"] == "error":
-                errors.append((msg["content"]["ename"], msg["content"]["evalue"]))
-        kc.execute_interactive(source, output_hook=hook, timeout=600)
-        return errors[0] if errors else None
-
-    def close(self):
-        for km, kc in self.open.values():
-            kc.stop_channels()
-            km.shutdown_kernel(now=True)
 
 
 @pytest.fixture(scope="module")

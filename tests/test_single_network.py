@@ -2,14 +2,16 @@
 that run's own numbers: no table or figure holds a network or method the run did not ask for (the
 committed larger run and the previous edition speak only for the book's default run). Two
 chapters run a second time with their maps and scores computed on a 2-worker Dask LocalCluster,
-and give the same tables."""
+and give the same tables. The runs share one kept kernel (tests/kernels.py), each from an empty
+cache and store of its own."""
 import contextlib
 import json
 from pathlib import Path
 
 import pandas as pd
-import papermill as pm
 import pytest
+
+from kernels import Kernels
 
 ROOT = Path(__file__).resolve().parent.parent
 ONE = {"model_names": ["vgg_mini"]}
@@ -40,10 +42,16 @@ SMALL = {
 }
 
 
-def _shown(nb) -> str:
-    """Everything the executed chapter shows, but the parameter table (which lists the defaults)."""
-    return "\n".join(json.dumps(c.get("outputs", [])) for c in nb["cells"]
-                     if c["cell_type"] == "code" and "parameter_table(" not in "".join(c["source"]))
+def _run(kernels, notebook: str, parameters: dict, cache: Path) -> str:
+    """The chapter run in the module's kernel into ``cache``; everything it shows but the parameter
+    table (which lists the defaults). A failed cell fails the test with its traceback."""
+    outputs = []
+    failed, code = kernels.run(notebook, parameters, env={"XAILIB_CACHE": str(cache), "XAILIB_PUBLISH": "0"},
+                               kernel="chapters", outputs=outputs)
+    if failed is not None:
+        trace = "\n".join(line for _, o in outputs for line in o.get("traceback", []))
+        pytest.fail(f"{notebook}: code cell {failed[0]} stopped with {failed[1]}: {failed[2]}\n{trace}")
+    return "\n".join(json.dumps(o) for i, o in outputs if "parameter_table(" not in code[i].source)
 
 
 class _Cluster:
@@ -67,16 +75,16 @@ def local2():
     cluster.stack.close()
 
 
+@pytest.fixture(scope="module")
+def kernels():
+    k = Kernels()
+    yield k
+    k.close()
+
+
 @pytest.mark.parametrize("notebook", sorted(SMALL))
-def test_each_chapter_runs_on_one_network_and_shows_only_its_own_run(notebook, tmp_path, monkeypatch, local2):
-    monkeypatch.setenv("XAILIB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("XAILIB_PUBLISH", "0")
-    path = ROOT / "notebooks" / f"{notebook}.ipynb"
-    out = tmp_path / "out.ipynb"
-    pm.execute_notebook(str(path), str(out), parameters={**ONE, **SMALL[notebook]}, cwd=str(path.parent),
-                        kernel_name="python3", progress_bar=False)
-    nb = json.loads(out.read_text())
-    shown = _shown(nb)
+def test_each_chapter_runs_on_one_network_and_shows_only_its_own_run(notebook, tmp_path, kernels, local2):
+    shown = _run(kernels, notebook, {**ONE, **SMALL[notebook]}, tmp_path / "cache")
     assert "resnet_mini" not in shown, "a network this run did not ask for is shown"
     tables = list((tmp_path / "cache" / "results" / notebook).glob("*/tables/*.csv"))
     for t in tables:
@@ -92,7 +100,7 @@ def test_each_chapter_runs_on_one_network_and_shows_only_its_own_run(notebook, t
         assert "not the book's default run" in shown        # not compared with the book's previous edition
     assert not list((ROOT / "results").glob(f"{notebook}/**/*.tmp*"))
     if notebook in ON_A_CLUSTER:
-        _same_tables_on_a_local_cluster(notebook, path, tmp_path, monkeypatch, local2.address())
+        _same_tables_on_a_local_cluster(kernels, notebook, tmp_path, local2.address())
 
 
 ON_A_CLUSTER = ("01_benchmark_and_methods", "09_faithfulness")
@@ -107,15 +115,13 @@ def _tables(cache, notebook):
     return out
 
 
-def _same_tables_on_a_local_cluster(notebook, path, tmp_path, monkeypatch, address):
+def _same_tables_on_a_local_cluster(kernels, notebook, tmp_path, address):
     """The run again from an empty cache and store, its missing maps and scores computed by a
     2-worker LocalCluster (one thread each): every table the same, bit for bit, outside its
     timing columns (issue 31: two chapters other than 10)."""
     here = _tables(tmp_path / "cache", notebook)
     cache = tmp_path / "cluster"
-    monkeypatch.setenv("XAILIB_CACHE", str(cache))
-    pm.execute_notebook(str(path), str(tmp_path / "cluster.ipynb"), cwd=str(path.parent), kernel_name="python3",
-                        parameters={**ONE, **SMALL[notebook], "scheduler": address}, progress_bar=False)
+    _run(kernels, notebook, {**ONE, **SMALL[notebook], "scheduler": address}, cache)
     there = _tables(cache, notebook)
     assert list((cache / "shards" / "maps").rglob("*.pt")), "no map went through the map store"
     assert here and list(here) == list(there)
