@@ -86,3 +86,21 @@ def test_load_shapes_rejects_bad_parameters():
         data.load_shapes("test", n=5000)
     with pytest.raises(ParameterError, match="size=8 must be an integer >= 32"):
         data.load_shapes("test", size=8)
+
+
+def test_the_photographs_carry_their_drawn_labels_and_boxes():
+    import json
+    ps = data.load_dataset("photos", size=112)
+    notes = json.loads(data.PHOTOS.read_text())["photos"]
+    assert len(ps) == len(notes) == 8 and ps.images.shape == (8, 3, 112, 112)
+    assert 0 <= ps.images.min() and ps.images.max() <= 1 and len(ps.class_names) == 1000
+    for i, r in enumerate(notes):
+        assert int(ps.labels[i]) == r["label"] in r["accepted"]
+        x0, y0, x1, y1 = ps.boxes[i][0].tolist()
+        assert 0 <= x0 < x1 <= 112 and 0 <= y0 < y1 <= 112
+        ys, xs = torch.nonzero(ps.masks[i], as_tuple=True)          # the mask is the box
+        assert abs(xs.min() - x0) <= 1 and abs(xs.max() + 1 - x1) <= 1 and abs(ys.min() - y0) <= 1
+    assert ps.info["photos"][0] == "chelsea" and ps.class_names[int(ps.labels[0])] == "tabby"
+    assert len(data.load_dataset("photos", n=3)) == 3
+    with pytest.raises(ParameterError, match="size"):
+        data.load_photos(size=4)

@@ -134,3 +134,15 @@ def test_efficientnet_lite0_refuses_other_weights_and_says_what_is_missing(tmp_p
         models.load_model("efficientnet_lite0")
     with pytest.raises(ParameterError, match="expects 224x224"):
         models.check_image_size("efficientnet_lite0", 64)
+
+
+def test_efficientnet_lite0_names_the_photographs(lite0):
+    """Known answers on the real photographs: the cat is a cat, the coffee an espresso, and the
+    project's class (or one naming the same object) is in the top 5 of at least 7 of the 8."""
+    ps = data.load_dataset("photos")
+    p = models.predict(lite0, ps.images)
+    names, top1 = ps.info["photos"], p.argmax(1)
+    assert int(top1[names.index("chelsea")]) in CATS
+    assert ps.class_names[int(top1[names.index("coffee")])] == "espresso"
+    in_top5 = [bool(set(row.topk(5).indices.tolist()) & set(ok)) for row, ok in zip(p, ps.info["accepted"])]
+    assert sum(in_top5) >= 7, dict(zip(names, in_top5))

@@ -14,6 +14,7 @@ whatever ``n`` is.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import re
@@ -33,7 +34,7 @@ SHAPE_CLASSES = ("circle", "square", "triangle", "star", "cross",
 SPLITS = {"train": 10000, "val": 1000, "test": 1000}
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 GENERATOR_VERSION = 1  # bump when drawing changes, so old caches are not reused
-DATASETS = ("shapes", "digits", "imagenet", "cifar10")
+DATASETS = ("shapes", "digits", "photos", "imagenet", "cifar10")
 
 
 @dataclass
@@ -439,8 +440,11 @@ def load_dataset(dataset: str = "shapes", split: str = "test", n: int | None = N
                  data_root=None, annotations=None, size: int | None = None, seed: int = 0,
                  synsets=None) -> ImageSet:
     """One entry point for notebooks: ``dataset`` is one of ``shapes``, ``digits`` (scikit-learn's
-    UCI digits at 64 px, :func:`load_digits`), ``imagenet``, ``cifar10``."""
+    UCI digits at 64 px, :func:`load_digits`), ``photos`` (real photographs with ImageNet labels and
+    boxes, :func:`load_photos`; one set whatever the split), ``imagenet``, ``cifar10``."""
     check_choice("dataset", dataset, DATASETS)
+    if dataset == "photos":
+        return load_photos(n=n, size=size or 224)
     if dataset == "shapes":
         return load_shapes(split, n=n, size=size or 64, seed=seed)
     if dataset == "digits":
@@ -456,6 +460,52 @@ def mask_box(mask) -> np.ndarray:
     """The ``[x0, y0, x1, y1)`` box (float32, half-open pixels) around the true pixels of an (H, W) mask."""
     ys, xs = np.nonzero(mask)
     return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
+
+
+PHOTOS = Path(__file__).resolve().parent.parent / "data" / "photos" / "annotations.json"
+
+
+def _photo(source: str) -> np.ndarray:
+    """One photograph as (H, W, 3) uint8, from the package that ships it (see the annotation file)."""
+    if source.startswith("skimage.data."):
+        from skimage import data as skdata
+        name = source.split(".")[2].split()[0]
+        img = getattr(skdata, name)()
+        return img[0] if name == "stereo_motorcycle" else img
+    if source.startswith("matplotlib"):
+        import matplotlib.cbook as cbook
+        import matplotlib.pyplot as plt
+        with cbook.get_sample_data(source.split()[-1]) as f:
+            return np.asarray(plt.imread(f))
+    from sklearn.datasets import load_sample_images
+    sample = load_sample_images()
+    return sample.images[[Path(f).name for f in sample.filenames].index(source.split()[-1])]
+
+
+def load_photos(n: int | None = None, size: int = 224) -> ImageSet:
+    """The real photographs that ship with scikit-image, matplotlib and scikit-learn, resized (the
+    whole frame, bilinear with antialiasing, not cropped) to ``size`` px, each with the ImageNet
+    class and the object box the project drew (``data/photos/annotations.json`` says how); its
+    masks are the boxes. Labels index the 1000 ImageNet classes (torchvision's names)."""
+    import torchvision.models as tvm
+    check_positive_int("size", size, minimum=8)
+    notes = json.loads(PHOTOS.read_text())
+    rows = notes["photos"][:n]
+    images, boxes, masks = [], [], torch.zeros(len(rows), size, size, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        img = torch.from_numpy(np.array(_photo(r["source"])[..., :3])).permute(2, 0, 1)[None].float() / 255
+        h, w = img.shape[-2:]
+        images.append(torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear", antialias=True,
+                                                      align_corners=False).clamp(0, 1))
+        x0, y0, x1, y1 = r["box"]
+        box = torch.tensor([[x0 * size / w, y0 * size / h, x1 * size / w, y1 * size / h]], dtype=torch.float32)
+        boxes.append(box)
+        a, b, c, d = box[0].round().long().tolist()
+        masks[i, b:d, a:c] = True
+    return ImageSet(torch.cat(images), torch.tensor([r["label"] for r in rows]),
+                    list(tvm.ResNet50_Weights.IMAGENET1K_V1.meta["categories"]), masks, boxes, name="photos",
+                    info=dict(size=size, photos=[r["name"] for r in rows], accepted=[r["accepted"] for r in rows],
+                              annotations="data/photos/annotations.json", resize="whole frame, bilinear, antialiased"))
 
 
 DIGIT_SPLITS = {"train": 1297, "val": 200, "test": 300}
