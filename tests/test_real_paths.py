@@ -642,6 +642,9 @@ def test_resnet50_from_weights_file_matches_torchvision(resnet50_file):
     # normalisation is applied: the raw network on [0, 1] pixels gives other logits
     assert not torch.allclose(out, _forward(ref, x), rtol=1e-3, atol=1e-3)
     assert not torch.allclose(out[0], out[1])      # the two images differ
+    # the fast path (batch norm folded by torch.fx) gives the same probabilities: the wrapper's
+    # Inception check must not trace into the graph (a traced hasattr is always true)
+    torch.testing.assert_close(xm.predict(model, x), torch.softmax(out, 1), rtol=0, atol=1e-5)
 
 
 def test_resnet50_from_the_torch_hub_cache(resnet50_file, empty_torch_home):

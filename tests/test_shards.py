@@ -193,3 +193,19 @@ def test_the_leaderboard_computes_its_maps_on_a_cluster(tmp_path, cluster, monke
     close = np.isclose(a.score, b.score, atol=1e-4)
     # a near-tie moved across a deletion step changes an AUC by one step's probability (test_larger_runs)
     assert close.all() or set(a[~close].column) <= {"deletion", "deletion (blur)", "insertion"}, a[~close]
+
+
+def _environment():
+    return dict(os.environ)
+
+
+def test_a_local_cluster_leaves_this_process_environment_as_it_was():
+    """Dask's nanny writes its workers' settings (one thread per library, an aggressive malloc
+    trim) into the process that starts the cluster; xailib puts them back, so a kernel started
+    from here later keeps torch's threads. The workers themselves still get them."""
+    before = dict(os.environ)
+    with shards.client("local:1") as c:
+        assert dict(os.environ) == before
+        worker_env = next(iter(c.run(_environment).values()))
+        assert worker_env.get("OMP_NUM_THREADS") == "1"
+    assert dict(os.environ) == before

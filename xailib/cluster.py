@@ -138,14 +138,19 @@ def client(scheduler: str, threads_per_worker: int = 1):
     """A ``dask.distributed.Client`` for ``scheduler`` ('local:N' or an address), closed after."""
     from dask.distributed import Client, LocalCluster
     if scheduler.startswith("local:"):
-        cluster = LocalCluster(n_workers=int(scheduler.split(":")[1]), threads_per_worker=threads_per_worker,
-                               processes=True, dashboard_address=":0", silence_logs=40)
+        saved = os.environ.copy()
+        try:
+            cluster = LocalCluster(n_workers=int(scheduler.split(":")[1]), threads_per_worker=threads_per_worker,
+                                   processes=True, dashboard_address=":0", silence_logs=40)
+        finally:
+            _restore_environment(saved)
         c = Client(cluster)
         try:
             yield c
         finally:
             c.close()
             cluster.close()
+            _restore_environment(saved)       # a nanny that restarted a worker wrote them again
         return
     try:
         c = Client(scheduler, timeout=CONNECT_TIMEOUT)
@@ -161,6 +166,20 @@ def client(scheduler: str, threads_per_worker: int = 1):
 
 
 _CLIENTS: dict = {}
+
+
+def _restore_environment(saved: dict) -> None:
+    """Put this process's environment back as ``saved``. Dask's nanny writes its workers'
+    settings (``distributed.nanny.pre-spawn-environ``: ``OMP_NUM_THREADS=1``, ``MKL_NUM_THREADS=1``,
+    ``OPENBLAS_NUM_THREADS=1``, ``MALLOC_TRIM_THRESHOLD_=65536``) into the process that starts a
+    local cluster, to be inherited by the workers, and leaves them there. Every process started
+    from here afterwards (a notebook's kernel, a script) would then run torch on one thread and
+    return freed memory to the system at once: other numbers where a thread count matters (the
+    learned masks), and measured in CI, a kernel started after a cluster test ran its chapter up
+    to twice as slowly, 20-38 % of the CPU in page faults."""
+    for k in [k for k in os.environ if k not in saved]:
+        del os.environ[k]
+    os.environ.update(saved)
 
 
 def shared_client(scheduler):
