@@ -240,10 +240,10 @@ def _load_torchvision(name: str, weights, download: bool) -> nn.Module:
 
 
 # --------------------------------------------------------------------------------------------
-# EfficientNet-Lite0 (Tan and Le 2019; the "lite" variants of TensorFlow's EfficientNet code):
-# written here rather than taken from efficientnet_lite_pytorch, because captum's DeepLIFT and LRP
-# need each activation as a module of its own, used once, and torch.fx's batch-norm folding needs
-# a traceable forward (that package pads with Python arithmetic on the input's shape).
+# EfficientNet-Lite0 (Tan and Le 2019; the "lite" variants of TensorFlow's EfficientNet code),
+# written here so that each activation is a module of its own, used once (captum's DeepLIFT and
+# LRP hook them), and each convolution a plain nn.Conv2d followed by its BatchNorm2d (torch.fx
+# folds those pairs); the padding TensorFlow's weights were trained with is a module beside it.
 # --------------------------------------------------------------------------------------------
 
 # (expansion, kernel, stride, repeats, in, out) per stage, as TensorFlow's efficientnet_lite_builder
