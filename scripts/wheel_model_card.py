@@ -9,8 +9,6 @@ and the cost of one image here (torch's default threads, batches of 8, the fast 
 of five timed batches after one warm-up), and the top-5 of scikit-image's cat photograph.
 """
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -18,10 +16,10 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from xailib import models  # noqa: E402
+from run_notebooks import machine  # noqa: E402  (the build record's description of this machine)
+from xailib import data, models  # noqa: E402
 
 ABOUT = {
     "efficientnet_lite0": dict(
@@ -42,17 +40,6 @@ ABOUT = {
 }
 
 
-def processor() -> str:
-    """The CPU's model name (Linux), else what the platform module says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def seconds_per_image(model, side: int, batch: int = 8) -> float:
     x = torch.rand(batch, 3, side, side, generator=torch.Generator().manual_seed(0))
     models.predict(model, x)                                  # warm-up: the fast form is built
@@ -65,15 +52,14 @@ def seconds_per_image(model, side: int, batch: int = 8) -> float:
 
 
 def cat_top5(model) -> list:
-    from skimage import data
-    x = torch.tensor(data.chelsea()).permute(2, 0, 1)[None].float() / 255
-    x = F.interpolate(x, size=model.xai_input_size, mode="bilinear", antialias=True, align_corners=False)
-    p = models.predict(model, x)[0]
+    """The top 5 of scikit-image's cat, the first of the book's photographs (``load_photos``)."""
+    p = models.predict(model, data.load_photos(n=1, size=model.xai_input_size[0]).images)[0]
     top = p.topk(5)
     return [[model.xai_classes[i], round(v.item(), 3)] for v, i in zip(top.values, top.indices)]
 
 
 def main():
+    where = machine()
     for name, about in ABOUT.items():
         path = models.wheel_file(name)
         package, inner = models.WHEEL_MODELS[name]
@@ -87,7 +73,7 @@ def main():
                     input_size=list(model.xai_input_size), classes=len(model.xai_classes),
                     class_names="torchvision's ImageNet category names", cam_layer=model.xai_cam_layer,
                     seconds_per_image=round(seconds_per_image(model, model.xai_input_size[0]), 4),
-                    measured_on=dict(processor=processor(), cores=os.cpu_count(),
+                    measured_on=dict(processor=where["cpu"], cores=where["cpus"],
                                      threads=torch.get_num_threads(), torch=torch.__version__),
                     chelsea_top5=cat_top5(model))
         out.write_text(json.dumps(card, indent=2) + "\n")

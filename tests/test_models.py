@@ -69,11 +69,8 @@ def test_bad_model_and_device_names():
 CATS = range(281, 286)     # ImageNet's domestic cats: tabby, tiger cat, Persian, Siamese, Egyptian cat
 
 
-def _chelsea(size=224):
-    import torch.nn.functional as F
-    from skimage import data as skdata
-    x = torch.tensor(skdata.chelsea()).permute(2, 0, 1)[None].float() / 255
-    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+def _chelsea():
+    return data.load_photos(n=1).images          # scikit-image's cat, the first photograph
 
 
 @pytest.fixture(scope="module")
