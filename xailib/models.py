@@ -259,6 +259,22 @@ def _same(k: int) -> nn.ZeroPad2d:
     return nn.ZeroPad2d((lo, hi, lo, hi))
 
 
+class ReLU6(nn.ReLU):
+    """min(max(x, 0), 6), as a subclass of ``nn.ReLU`` so that captum's rules for ReLU networks
+    reach it: with torch's own ``nn.ReLU6`` (a ``Hardtanh``) guided backpropagation and
+    deconvolution hooked no module and returned the plain gradient, and DeepLIFT's rescale rule
+    was skipped (it equalled gradient x input). Guided backpropagation then keeps the positive part
+    of ReLU6's own gradient (zero above 6), deconvolution the positive part of the incoming one, and
+    :mod:`xailib.methods.backprop` registers the rescale rule, which holds for any monotone
+    element-wise function, for it."""
+
+    def __init__(self):
+        super().__init__(inplace=False)
+
+    def forward(self, x):
+        return nn.functional.relu6(x)
+
+
 class MBConv(nn.Module):
     """Inverted residual block without squeeze-excitation (the Lite variant): 1x1 expansion,
     depthwise convolution, 1x1 projection; ReLU6; the identity added at stride 1 when the widths
@@ -271,13 +287,13 @@ class MBConv(nn.Module):
         if self.expand:
             self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
             self._bn0 = nn.BatchNorm2d(mid, eps=1e-3, momentum=0.01)
-            self._act0 = nn.ReLU6()
+            self._act0 = ReLU6()
         self.strided = stride == 2
         if self.strided:     # no identity module at stride 1: captum's LRP loses a module that returns its input
             self._pad = _same(k)
         self._depthwise_conv = nn.Conv2d(mid, mid, k, stride, 0 if self.strided else k // 2, groups=mid, bias=False)
         self._bn1 = nn.BatchNorm2d(mid, eps=1e-3, momentum=0.01)
-        self._act1 = nn.ReLU6()
+        self._act1 = ReLU6()
         self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
         self._bn2 = nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01)
         # the identity added to the output (named as xailib.methods.backprop.residual looks for it)
@@ -299,12 +315,12 @@ class EfficientNetLite(nn.Module):
         self._stem_pad = _same(3)
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, 0, bias=False)
         self._bn0 = nn.BatchNorm2d(32, eps=1e-3, momentum=0.01)
-        self._stem_act = nn.ReLU6()
+        self._stem_act = ReLU6()
         self._blocks = nn.ModuleList(MBConv(e, k, s if i == 0 else 1, cin if i == 0 else cout, cout)
                                      for e, k, s, r, cin, cout in stages for i in range(r))
         self._conv_head = nn.Conv2d(stages[-1][-1], 1280, 1, bias=False)
         self._bn1 = nn.BatchNorm2d(1280, eps=1e-3, momentum=0.01)
-        self._head_act = nn.ReLU6()
+        self._head_act = ReLU6()
         self._pool = nn.AdaptiveAvgPool2d(1)
         self._fc = nn.Linear(1280, num_classes)
 

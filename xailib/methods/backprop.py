@@ -29,7 +29,19 @@ def _deconvolution(model, x, t, reduce):
 def _deeplift(model, x, t, baseline, reduce):
     """DeepLIFT (rescale rule) against a constant baseline image."""
     from captum.attr import DeepLift
+    _rescale_relu_subclasses(model)
     return _reduce(DeepLift(model).attribute(x, baselines=float(baseline), target=t), reduce)
+
+
+def _rescale_relu_subclasses(model):
+    """captum's DeepLIFT applies its rescale rule to modules of the exact types it lists, so a
+    subclass of ``nn.ReLU`` (EfficientNet-Lite's ReLU6, :class:`xailib.models.ReLU6`) was passed
+    through as if linear. The rule (the change of output over the change of input) holds for any
+    monotone element-wise function: register it for each such subclass the model uses."""
+    from captum.attr._core import deep_lift
+    for layer in model.modules():
+        if isinstance(layer, nn.ReLU) and type(layer) not in deep_lift.SUPPORTED_NON_LINEAR:
+            deep_lift.SUPPORTED_NON_LINEAR[type(layer)] = deep_lift.nonlinear
 
 
 def _lrp_rules(model, epsilon):
