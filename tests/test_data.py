@@ -102,5 +102,14 @@ def test_the_photographs_carry_their_drawn_labels_and_boxes():
         assert abs(xs.min() - x0) <= 1 and abs(xs.max() + 1 - x1) <= 1 and abs(ys.min() - y0) <= 1
     assert ps.info["photos"][0] == "chelsea" and ps.class_names[int(ps.labels[0])] == "tabby"
     assert len(data.load_dataset("photos", n=3)) == 3
+    # a class naming the same object counts as right (the annotation's accepted list), no other does
+    predicted = ps.labels.clone()
+    predicted[0], predicted[1] = 285, 285                    # chelsea an Egyptian cat; the coffee too
+    assert ps.correct(predicted).tolist() == [True, False] + [True] * 6
+    assert ps.correct(ps.labels).all()
+    sub = ps.subset([2, 0])                                  # per-image lists and rows follow a subset
+    assert sub.info["photos"] == ["rocket", "chelsea"] and sub.correct(torch.tensor([657, 283])).tolist() == [True, True]
+    shapes = data.load_shapes("test", n=4)
+    assert shapes.correct(shapes.labels).all() and not shapes.correct((shapes.labels + 1) % 10).any()
     with pytest.raises(ParameterError, match="size"):
         data.load_photos(size=4)

@@ -338,6 +338,12 @@ def test_imagenet_synsets_file_sets_label_order_and_class_names(tmp_path):
     red = (ds.images[:, 0, 0, 0] * 255).round().tolist()
     assert red == [10.0, 20.0]
     assert ds.labels.tolist() == [2, 0]
+    # the same file found beside the images (as ImageNet's localisation release ships it): the same
+    # labels, no warning; inside the folder it wins over one beside it
+    found = xd.load_imagenet(root, size=8, resize=8)
+    assert found.labels.tolist() == [2, 0] and found.class_names == [WNID_B, WNID_C, WNID_A]
+    (root / "LOC_synset_mapping.txt").write_text(f"{WNID_A} shark\n{WNID_B} tench\n")
+    assert xd.load_imagenet(root, size=8, resize=8).labels.tolist() == [0, 1]
 
 
 def test_imagenet_wnid_missing_from_synsets_is_a_parameter_error(tmp_path):

@@ -59,7 +59,9 @@ class ImageSet:
     def subset(self, index) -> "ImageSet":
         """The images at ``index``; per-image tensors in ``info`` (one row per image) follow."""
         index = torch.as_tensor(index, dtype=torch.long)
-        info = {k: v[index] if isinstance(v, torch.Tensor) and v.ndim and len(v) == len(self) else v
+        rows = set(self.info.get("per_image", ()))     # per-image lists named as such follow too
+        info = {k: v[index] if isinstance(v, torch.Tensor) and v.ndim and len(v) == len(self)
+                else [v[i] for i in index.tolist()] if k in rows else v
                 for k, v in self.info.items()}
         return ImageSet(
             images=self.images[index], labels=self.labels[index], class_names=self.class_names,
@@ -67,6 +69,17 @@ class ImageSet:
             boxes=None if self.boxes is None else [self.boxes[i] for i in index.tolist()],
             name=self.name, info=info,
         )
+
+    def correct(self, predicted) -> torch.Tensor:
+        """Whether each image's predicted class counts as right: its label, or, where the set
+        lists them (the photographs' ``info["accepted"]``, an (N, classes) bool tensor), another
+        class that names the same object (a tabby's photograph called an Egyptian cat)."""
+        predicted = torch.as_tensor(predicted).cpu()
+        ok = predicted == self.labels
+        accepted = self.info.get("accepted")
+        if isinstance(accepted, torch.Tensor):
+            ok |= accepted[torch.arange(len(self)), predicted]
+        return ok
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,6 +331,9 @@ def read_ilsvrc_boxes(xml_path: str | os.PathLike) -> tuple[tuple[int, int], lis
     return wh, objects
 
 
+SYNSET_FILE = "LOC_synset_mapping.txt"     # the class order, found beside the images when not given
+
+
 def _read_synsets(path: Path) -> list[str]:
     if not path.exists():
         raise MissingResourceError(f"synset list {path} does not exist (one wnid per line, "
@@ -350,8 +366,10 @@ def load_imagenet(root: str | os.PathLike, annotations: str | os.PathLike | None
     annotations). ``annotations`` is the folder of ILSVRC bounding-box XML files named like the
     images; boxes are mapped through the same resize (shorter side to ``resize``, default
     ``size * 8/7``) and centre crop, and ``masks`` is the union of the target class's boxes.
-    ``synsets`` is a file listing the 1000 wnids in class-index order; without it the order is
-    the sorted wnids found, which matches torchvision's models only when all 1000 are present.
+    ``synsets`` is a file listing the 1000 wnids in class-index order; without it, a
+    ``LOC_synset_mapping.txt`` in ``root`` or beside it (as ImageNet's localisation release ships
+    one) when there is one, else the sorted wnids found, which matches torchvision's models only
+    when all 1000 are present.
     ``n`` images are drawn at random (seeded) when fewer than all are wanted.
     """
     check_positive_int("size", size)
@@ -389,6 +407,8 @@ def load_imagenet(root: str | os.PathLike, annotations: str | os.PathLike | None
                                        f"<image name>.xml in {ann}")
     if not files:
         raise MissingResourceError(f"no images (.JPEG/.jpg/.png) found under {root}")
+    if synsets is None:
+        synsets = next((p for p in (root / SYNSET_FILE, root.parent / SYNSET_FILE) if p.is_file()), None)
     wnids = _read_synsets(Path(synsets)) if synsets else sorted({w for _, w in files})
     if not synsets and len(wnids) != 1000:
         warnings.warn(f"{len(wnids)} classes found under {root}; label indices follow their "
@@ -502,9 +522,12 @@ def load_photos(n: int | None = None, size: int = 224) -> ImageSet:
         boxes.append(box)
         a, b, c, d = box[0].round().long().tolist()
         masks[i, b:d, a:c] = True
+    accepted = torch.zeros(len(rows), 1000, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        accepted[i, [r["label"], *r["accepted"]]] = True
     return ImageSet(torch.cat(images), torch.tensor([r["label"] for r in rows]),
                     list(tvm.ResNet50_Weights.IMAGENET1K_V1.meta["categories"]), masks, boxes, name="photos",
-                    info=dict(size=size, photos=[r["name"] for r in rows], accepted=[r["accepted"] for r in rows],
+                    info=dict(size=size, photos=[r["name"] for r in rows], accepted=accepted, per_image=["photos"],
                               annotations="data/photos/annotations.json", resize="whole frame, bilinear, antialiased"))
 
 
