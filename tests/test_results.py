@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
+from xailib import results
 from xailib.results import ResultStore
 
 
@@ -67,6 +68,14 @@ def test_only_an_explicit_publish_writes_the_committed_tables(tmp_path, monkeypa
     larger.save_table("t", table)
     assert larger.publish and (pub / "nb" / "larger_run" / "t.csv").exists()
     assert (pub / "nb" / "t.csv").read_text() == ",acc\nx,0.5\ny,0.25\n"
+    monkeypatch.setenv("XAILIB_LARGER_RUN", "real")         # the run on the real network: its own folder
+    real = ResultStore("nb", {"n": 5}, root=tmp_path / "cache", publish_root=pub, verbose=False)
+    real.save_table("t", table * 3)
+    assert (pub / "nb" / "real_network" / "t.csv").read_text() == ",acc\nx,1.5\ny,0.75\n"
+    assert (pub / "nb" / "larger_run" / "t.csv").read_text() == ",acc\nx,0.5\ny,0.25\n"
+    params, run, tables = results.real_network("nb", root=pub)
+    assert params == {"n": 5} and run == {} and set(tables) == {"t"}
+    assert results.real_network("other", root=pub) is None
 
 
 def test_a_change_of_code_gets_a_fresh_store(tmp_path, monkeypatch):

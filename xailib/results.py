@@ -12,7 +12,9 @@ writes under ``results/``: the book's build publishes its default runs
 (``scripts/run_notebooks.py --publish``, which ``scripts/build_book.sh`` calls, sets
 ``XAILIB_PUBLISH=1``), and a chapter's larger run is published by its script alone
 (``scripts/larger_run.py`` sets ``XAILIB_LARGER_RUN=1``) into ``results/<notebook>/larger_run/``,
-which :func:`larger_run` reads back. Any other run, with the default parameters or not, writes
+which :func:`larger_run` reads back, and its run on the real network by the same script
+(``--real``: ``XAILIB_LARGER_RUN=real``) into ``results/<notebook>/real_network/``, which
+:func:`real_network` reads back. Any other run, with the default parameters or not, writes
 only to the cache.
 """
 from __future__ import annotations
@@ -28,6 +30,8 @@ import torch
 
 from . import determinism
 from .data import cache_dir
+
+REAL_NETWORK = "real_network"   # the folder of a chapter's run on the real network (scripts/larger_run.py --real)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -103,15 +107,17 @@ class ResultStore:
         self.dir = Path(root or cache_dir() / "results") / notebook / self.key
         self.publish_dir = Path(publish_root or REPO / "results") / notebook
         atomic_write_text(self.dir / "params.json", _canonical(self.params) + "\n")
-        if publish is None and os.environ.get("XAILIB_LARGER_RUN") == "1":
-            self.publish_dir, publish = self.publish_dir / "larger_run", True
+        run = os.environ.get("XAILIB_LARGER_RUN")
+        if publish is None and run in ("1", "real"):   # scripts/larger_run.py [--real]
+            self.publish_dir, publish = self.publish_dir / ("larger_run" if run == "1" else REAL_NETWORK), True
         if publish is None:  # only the book's build (XAILIB_PUBLISH=1) publishes
             publish = os.environ.get("XAILIB_PUBLISH") == "1"
         self.publish = publish
         if publish:   # before any cell asks whether this run is the default one (results.larger_run)
             self._write_params()
         if verbose:   # relative paths: no machine's absolute cache path in a committed output
-            where = "published to results/" + self.notebook + ("/larger_run" if self.publish_dir.name == "larger_run" else "") \
+            sub = self.publish_dir.name if self.publish_dir.name in ("larger_run", REAL_NETWORK) else ""
+            where = "published to results/" + self.notebook + ("/" + sub if sub else "") \
                 if publish else "cache only; only the book's build publishes to results/"
             print(f"results: {_shown(self.dir)}  [{where}]")
 
@@ -192,6 +198,17 @@ def larger_run(notebook: str, root: Path | None = None, part: str | None = None,
     params = json.loads((folder / "params.json").read_text())
     run = json.loads((folder / "run.json").read_text()) if (folder / "run.json").exists() else {}
     return params, run, {p.stem: p for p in sorted(folder.glob("*.csv"))}
+
+
+def real_network(notebook: str, root: Path | None = None):
+    """The chapter's committed run on the real ImageNet network and the photographs
+    (``results/<notebook>/real_network/``, made by ``scripts/larger_run.py --real``):
+    ``(params, run record, {table name: path})``, or None when there is none."""
+    folder = Path(root or REPO / "results") / notebook / REAL_NETWORK
+    if not (folder / "params.json").exists():
+        return None
+    run = json.loads((folder / "run.json").read_text()) if (folder / "run.json").exists() else {}
+    return json.loads((folder / "params.json").read_text()), run, {p.stem: p for p in sorted(folder.glob("*.csv"))}
 
 
 def differs_from_default(notebook: str, this_run: dict, root: Path | None = None) -> list[str]:

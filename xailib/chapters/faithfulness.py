@@ -526,3 +526,14 @@ def removal_row(image: torch.Tensor, region: torch.Tensor, removed: dict, cell: 
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def wide_operator_scores(per_image: pd.DataFrame) -> pd.DataFrame:
+    """The committed operator table (model, method, operator, image, deletion, insertion, impact)
+    as one row per model, method and image, one column per "<score> (<operator>)" (the form
+    :func:`xailib.carryover.section` compares)."""
+    long = per_image.melt(id_vars=["model", "method", "operator", "image"], var_name="score")
+    long["column"] = long["score"] + " (" + long["operator"].astype(str) + ")"
+    wide = long.pivot_table(index=["model", "method", "image"], columns="column", values="value", sort=False)
+    wide.columns.name = None
+    return wide.reset_index()

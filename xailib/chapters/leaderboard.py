@@ -931,3 +931,13 @@ def cost_quality(cost, controls=("random", "constant", "edge"), marked=()):
         ax.tick_params(labelsize=7)
     fig.tight_layout()
     return fig
+
+
+def wide_scores(per_image: pd.DataFrame, images: str = "benchmark") -> pd.DataFrame:
+    """The committed long per-image table (model, images, column, method, image, score) as one
+    row per model, method and image of the ``images`` set, one column per metric column (the
+    form :func:`xailib.carryover.section` compares)."""
+    t = per_image[per_image["images"] == images]
+    wide = t.pivot_table(index=["model", "method", "image"], columns="column", values="score", sort=False)
+    wide.columns.name = None
+    return wide.reset_index()
