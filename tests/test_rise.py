@@ -254,3 +254,25 @@ def test_pointing_game_ties_and_default_tolerance():
     assert metrics.score(None, torch.zeros(1, 3, 20, 20), None, _peak_at(7, 10), "pointing_game",
                          masks=masks).item() == 1.0
     assert math.isclose(15 * 20 / 224, 1.339, abs_tol=1e-3)
+
+
+def test_the_example_figure_round_trips_through_its_committed_tables():
+    """Chapter 02's Fig. 4 on the real network is drawn from two small committed tables: the
+    curves and the map, average-pooled, come back as they went in (to the CSV's six digits)."""
+    import io
+
+    import pandas as pd
+    import torch
+
+    from xailib.chapters import rise as chapter
+    curves = {"RISE": torch.rand(3, 9), "LIME": torch.rand(3, 9)}
+    saliency = torch.rand(224, 224)
+    curve_table, map_table = chapter.example_tables(torch.linspace(0, 1, 9).numpy(), curves, saliency, image=5)
+    assert map_table.shape == (56, 56)
+    read = lambda t, **kw: pd.read_csv(io.StringIO(t.to_csv(float_format="%.6g")), **kw)   # noqa: E731
+    fractions, curve, back, image = chapter.example_from_tables(read(curve_table, index_col=0), read(map_table), "LIME")
+    assert image == 5 and fractions.tolist() == pytest.approx(torch.linspace(0, 1, 9).tolist())
+    assert torch.allclose(curve.float(), curves["LIME"][:2], atol=1e-5)
+    assert torch.allclose(back.float(), torch.nn.functional.avg_pool2d(saliency[None, None], 4)[0, 0], atol=1e-5)
+    small = chapter.example_tables(torch.linspace(0, 1, 9).numpy(), curves, saliency[:64, :64], image=0)[1]
+    assert small.shape == (64, 64) and small.to_numpy() == pytest.approx(saliency[:64, :64].numpy())

@@ -284,3 +284,36 @@ def rank_heatmap(ranks, metric: str, title: str = "", order=None, columns: str =
 
 
 __getattr__ = names_getattr(__name__)   # the figures of one chapter each moved to xailib.chapters
+
+
+def top_classes(images, probs, class_names, boxes=None, titles=None, right=None, k: int = 5, ncols: int = 4,
+                cell: float = 2.3):
+    """Each image (with its object box, yellow) over a bar chart of the network's ``k`` most
+    probable classes, ``ncols`` images a row; ``right`` (per image, a bool per class index, or
+    None) colours green the bars of classes that count as right."""
+    n = len(images)
+    rows = -(-n // ncols)
+    fig, axes = plt.subplots(2 * rows, ncols, figsize=(cell * ncols, cell * 1.75 * rows), squeeze=False,
+                             gridspec_kw={"height_ratios": [1.0, 0.75] * rows})
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        ax, bx = axes[2 * (i // ncols), i % ncols], axes[2 * (i // ncols) + 1, i % ncols]
+        ax.imshow(to_hwc(images[i]))
+        if boxes is not None:
+            for x0, y0, x1, y1 in boxes[i].tolist():
+                ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color="yellow", lw=1.2))
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+        p, c = torch.as_tensor(probs[i]).float().topk(k)
+        colours = ["tab:green" if right is not None and bool(right[i][j]) else "tab:grey" for j in c.tolist()]
+        bx.axis("on")
+        bx.barh(range(k), p.numpy(), color=colours)
+        bx.set_yticks(range(k), [class_names[j][:20] for j in c.tolist()], fontsize=7)
+        bx.invert_yaxis()
+        bx.set_xlim(0, 1)
+        bx.tick_params(axis="x", labelsize=6.5)
+        for side in ("top", "right"):
+            bx.spines[side].set_visible(False)
+    fig.tight_layout()
+    return fig

@@ -219,3 +219,32 @@ def mask_sweep(table):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def example_tables(fractions, curves: dict, saliency, image: int, size: int = 64):
+    """One image's deletion and insertion curves (``curves``: {method: (3, steps) tensor, the
+    chapter's deletion, insertion, insertion on a constant canvas}) as a table indexed by the
+    fraction of pixels, columns "<method>, deletion" and "<method>, insertion", and the image's
+    index in the test set (``image``); and its saliency map average-pooled to at most ``size`` px,
+    as a table of rows. Small enough to commit: the chapter draws the paper's Fig. 4 on the real
+    network's first photograph from them."""
+    curve_table = pd.DataFrame({f"{m}, {name}": c[k].numpy() for m, c in curves.items()
+                                for k, name in ((0, "deletion"), (1, "insertion"))},
+                               index=pd.Index(np.round(np.asarray(fractions, dtype=float), 6), name="fraction"))
+    curve_table["image"] = int(image)
+    s = saliency.detach().cpu().float()[None, None]
+    factor = max(1, -(-s.shape[-1] // size))
+    pooled = torch.nn.functional.avg_pool2d(s, factor, ceil_mode=True)[0, 0] if factor > 1 else s[0, 0]
+    return curve_table, pd.DataFrame(pooled.numpy())
+
+
+def example_from_tables(curve_table, map_table, method: str):
+    """The fractions, the (2, steps) deletion and insertion curves of ``method``, the map and the
+    image's index in the test set, read back from :func:`example_tables`' tables (as read from CSV)."""
+    fractions = curve_table.index.to_numpy(dtype=float) if curve_table.index.name == "fraction" \
+        else curve_table["fraction"].to_numpy(dtype=float)
+    curve = torch.tensor(np.stack([curve_table[f"{method}, deletion"].to_numpy(float),
+                                   curve_table[f"{method}, insertion"].to_numpy(float)]))
+    saliency = torch.tensor(map_table.drop(columns=[c for c in map_table.columns
+                                                    if str(c).startswith("Unnamed")]).to_numpy(float))
+    return fractions, curve, saliency, int(curve_table["image"].iloc[0])
