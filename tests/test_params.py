@@ -129,3 +129,18 @@ def test_what_a_new_user_mistypes_gets_a_remedy(tmp_path):
     # -p model_names vgg_mini and -y "model_names: [vgg_mini]" are read alike (one cache key)
     assert rules["model_names"].read("model_names", "vgg_mini", {}) == \
         rules["model_names"].read("model_names", ["vgg_mini"], {})
+
+
+def test_papermill_reads_every_declared_parameter_of_every_chapter():
+    """papermill parses the parameters cell to name what it injects; a comment it cannot parse
+    ("(0 = all)", "N = 8000") made it warn "Unable to parse line" and "unknown parameter" for a
+    parameter the chapter declares."""
+    import json
+    from pathlib import Path
+
+    from papermill.translators import PythonTranslator
+    for nb in sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb")):
+        cell = next(c for c in json.loads(nb.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
+        source = "".join(cell["source"])
+        read = [p.name for p in PythonTranslator.inspect({"source": source})]
+        assert read == [d["name"] for d in params.declared(source)], nb.name
