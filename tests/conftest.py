@@ -56,6 +56,7 @@ LONGEST_FIRST = [
     "notebooks/05_neuromask.ipynb",             # 191
     "notebooks/04_adversarial_patch.ipynb",     # 163
     "tests/test_map_store.py",                  # 173 before its chapter runs moved to test_single_network
+    "tests/test_imagenet_real.py",              # two chapters on EfficientNet-Lite0 at 224 px (new)
     "notebooks/07_localisation.ipynb",          # 120
     "tests/test_shards.py",                     # 118
     "tests/test_notebooks.py",                  # 367 before its bad-parameter cases shared kernels
