@@ -97,6 +97,32 @@ def test_lrp_on_a_residual_network_is_marked_approximate():
     assert approximate("gradient", res) is None
 
 
+def test_modified_gradients_on_a_network_without_relu_modules_are_marked():
+    """A network whose activations are functional (torchvision's Inception-v3 calls F.relu) gives
+    captum's guided backpropagation, deconvolution and DeepLIFT nothing to modify: their maps are
+    the plain gradient's, which is checked here, and the leaderboard marks them."""
+    import torch
+
+    from xailib.methods import explain
+
+    class Functional(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(torch.nn.functional.relu(self.conv(x)).mean((2, 3)))
+
+    net = Functional().eval()
+    x, t = torch.rand(2, 3, 8, 8), torch.tensor([0, 2])
+    plain = explain(net, x, t, "gradient")
+    assert torch.allclose(explain(net, x, t, "guided_backprop"), plain)
+    for method in ("guided_backprop", "deconvolution", "deeplift"):
+        assert "has none" in approximate(method, net), method
+        assert approximate(method, models.load_model("vgg_mini")) is None
+    assert approximate("gradient", net) is None
+
+
 # -- the tables, from constructed per-image scores ---------------------------------------------
 
 N = 20

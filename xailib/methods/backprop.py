@@ -80,7 +80,13 @@ def approximate(method: str, model: nn.Module) -> str | None:
     """Why ``method``'s maps on ``model`` are only an approximation of the method, or None.
     captum's LRP passes relevance through a residual ``+`` unchanged instead of splitting it
     between the two branches (zennit's residual canonizers do split it), so the leaderboard marks
-    those rows instead of ranking them silently."""
+    those rows instead of ranking them silently; and the modified gradients on a network whose
+    activations are no ``nn.ReLU`` modules are the plain gradient."""
     if method == "lrp_epsilon" and residual(model):
         return "captum's LRP treats the residual + as pass-through (no canonizer)"
+    if method in ("guided_backprop", "deconvolution", "deeplift") and not any(
+            isinstance(m, nn.ReLU) for m in model.modules()):
+        # torchvision's Inception-v3 calls F.relu: captum's hooks find no activation to modify
+        return ("captum's rule acts on nn.ReLU modules and this network has none (functional activations): "
+                "the map is the plain gradient's" + (" times the input" if method == "deeplift" else ""))
     return None
