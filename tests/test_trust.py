@@ -244,3 +244,24 @@ def test_the_noisy_baseline_is_yehs_and_the_exact_attribution_scores_zero_under_
         score(net, x, t, exact_map, "infidelity", perturbation="noisy_baseline", removal="road")
     with pytest.raises(ParameterError, match="baseline_noise"):
         score(net, x, t, exact_map, "infidelity", perturbation="noisy_baseline", baseline_noise=float("nan"))
+
+
+def test_max_sensitivity_of_a_huge_map_is_that_of_the_map_scaled_down(monkeypatch):
+    """LRP's maps on EfficientNet-Lite0 reach 1e20; captum took their norms in float32, which
+    overflowed to inf and stopped chapter 10's real-network run. The relative max-sensitivity
+    does not depend on the map's scale: a map times 1e25 scores as the map."""
+    import torch
+
+    from xailib import methods, models
+    from xailib.metrics.robustness import max_sensitivity
+    net = models.load_model("vgg_mini")
+    from xailib.data import load_shapes
+    x = load_shapes("test", n=3).images
+    t = models.predict(net, x).argmax(1)
+    plain = max_sensitivity(net, x, t, "gradient", n_samples=3)
+    real = methods.explain
+    monkeypatch.setattr(methods, "explain", lambda *a, **k: real(*a, **k) * 1e25)
+    huge = max_sensitivity(net, x, t, "gradient", n_samples=3)
+    assert torch.isfinite(huge).all() and torch.allclose(huge, plain, rtol=1e-4)
+    absolute = max_sensitivity(net, x, t, "gradient", n_samples=3, relative=False)
+    assert torch.isfinite(absolute).all() and (absolute > 1e20).all()

@@ -78,6 +78,7 @@ def max_sensitivity(model, images, targets, method: str, method_params: dict | N
         params["segments"] = seg
 
     original = []                 # captum's first call explains the unperturbed images: kept for the norm
+    scale = []                    # one divisor for every call: the ratio does not move, its norms cannot overflow
 
     def explanation(x, target):
         x = x[0] if isinstance(x, tuple) else x
@@ -88,7 +89,11 @@ def max_sensitivity(model, images, targets, method: str, method_params: dict | N
         out = out.reshape(b * k, *out.shape[2:])
         if not original:
             original.append(out)
-        return (out,)                 # a tuple: captum iterates over what the first call returns
+            # captum takes the norms in the maps' float32: LRP's maps on EfficientNet-Lite0 reach
+            # 1e20, whose squares overflow to inf; a map that large is divided by its largest value
+            big = float(out.abs().max())
+            scale.append(big if big > 1e15 else 1.0)
+        return (out / scale[0] if scale[0] != 1.0 else out,)   # a tuple: captum iterates over it
 
     draws = perturbations(images, radius, n_samples, seed)
     rel = sensitivity_max(explanation, images, perturb_func=lambda x, r: draws.to(x.device), perturb_radius=radius,
