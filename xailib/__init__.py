@@ -13,7 +13,9 @@ Two layers. **The library**, what a researcher imports for their own work, one i
   point) and ``metrics`` (metrics, one module per family, and ``score``);
 - statistics: ``verdicts`` (the shared rule for judging claims), ``agreement`` (rank correlation,
   Kendall's W, Krippendorff's alpha, split-half reliability), ``calibration`` (does a removal
-  remove anything?), ``meta_evaluation`` (MetaQuantus's model perturbation test of a metric);
+  remove anything?), ``meta_evaluation`` (MetaQuantus's model perturbation test of a metric),
+  ``carryover`` (does a finding on the benchmark carry over to the real network: the methods'
+  rank agreement and each claim's direction, from two committed runs);
 - stores and runs: ``results`` (the resumable results store), ``map_store`` (the book's one store
   of maps, keyed by what each map is computed from), ``map_cache`` (one image set's maps under many
   networks, through it), ``shards`` (Dask), ``params`` (a notebook's parameters checked), ``determinism`` (the
@@ -23,7 +25,7 @@ Two layers. **The library**, what a researcher imports for their own work, one i
 importing the library and nothing of another chapter. No library module imports a chapter.
 """
 from . import _moved
-from . import (agreement, calibration, data, determinism, errors, inference, known_truth, map_cache,  # noqa: F401
+from . import (agreement, calibration, carryover, data, determinism, errors, inference, known_truth, map_cache,  # noqa: F401
                map_store, meta_evaluation, methods, metrics, models, patches, results, variants, verdicts)
 
 _moved.install()
