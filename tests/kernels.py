@@ -53,6 +53,18 @@ class Kernels:
         finally:
             self._execute(kc, f"import os\nfor k in {list(env)!r}: os.environ.pop(k, None)")
 
+    def run_or_fail(self, notebook: str, parameters: dict, cache, kernel: str):
+        """:meth:`run` into the cache folder ``cache`` (nothing published); a failed cell fails the
+        calling test with its traceback. The outputs and the notebook's code cells."""
+        import pytest
+        outputs = []
+        failed, code = self.run(notebook, parameters, env={"XAILIB_CACHE": str(cache), "XAILIB_PUBLISH": "0"},
+                                kernel=kernel, outputs=outputs)
+        if failed is not None:
+            trace = "\n".join(line for _, o in outputs for line in o.get("traceback", []))
+            pytest.fail(f"{notebook}: code cell {failed[0]} stopped with {failed[1]}: {failed[2]}\n{trace}")
+        return outputs, code
+
     @staticmethod
     def _execute(kc, source: str, shown: list | None = None):
         """Run ``source``; the first error's (name, value), or None. ``shown`` receives every

@@ -48,13 +48,20 @@ def folder(tmp_path_factory):
     return val, bbox, names
 
 
-def test_the_folder_reads_back_and_the_network_names_the_photographs(folder):
-    val, bbox, names = folder
+@pytest.fixture(scope="module")
+def read_back(folder):
+    """The folder read back by the loader, and EfficientNet-Lite0's top-1 class on it."""
+    val, bbox, _ = folder
     ps = data.load_dataset("imagenet", data_root=val, annotations=bbox, size=224)
+    return ps, models.predict(models.load_model("efficientnet_lite0"), ps.images).argmax(1)
+
+
+def test_the_folder_reads_back_and_the_network_names_the_photographs(folder, read_back):
+    _, _, names = folder
+    ps, top1 = read_back
     assert len(ps) == 8 and ps.images.shape == (8, 3, 224, 224)
     assert ps.labels.tolist() == [json.loads(data.PHOTOS.read_text())["photos"][i]["label"] for i in range(8)]
     assert all(len(b) == 1 for b in ps.boxes) and ps.masks.flatten(1).any(1).all()
-    top1 = models.predict(models.load_model("efficientnet_lite0"), ps.images).argmax(1)
     assert int(top1[names.index("chelsea")]) in CATS
     assert int(top1[names.index("coffee")]) == 967          # espresso
 
@@ -75,23 +82,18 @@ RUNS = {
 
 
 @pytest.mark.parametrize("notebook", sorted(RUNS))
-def test_chapters_run_on_the_folder_with_the_real_network(notebook, folder, kernels, tmp_path):
+def test_chapters_run_on_the_folder_with_the_real_network(notebook, folder, read_back, kernels, tmp_path):
     val, bbox, _ = folder
     parameters = {**RUNS[notebook], "dataset": "imagenet", "data_root": str(val), "annotations": str(bbox),
                   "image_size": 224, "model_names": ["efficientnet_lite0"]}
-    outputs = []
-    failed, code = kernels.run(notebook, parameters, env={"XAILIB_CACHE": str(tmp_path), "XAILIB_PUBLISH": "0"},
-                               kernel="imagenet", outputs=outputs)
-    if failed is not None:
-        trace = "\n".join(line for _, o in outputs for line in o.get("traceback", []))
-        pytest.fail(f"{notebook}: code cell {failed[0]} stopped with {failed[1]}: {failed[2]}\n{trace}")
+    kernels.run_or_fail(notebook, parameters, tmp_path, kernel="imagenet")
     tables = {p.stem: p for p in tmp_path.glob(f"results/{notebook}/*/tables/*.csv")}
     import pandas as pd
     if notebook == "01_benchmark_and_methods":
         acc = pd.read_csv(tables["model_accuracy"]).set_index("model")
-        # top-1 the annotated class on the centre crops: as the loader-level test finds, computed here
-        ps = data.load_dataset("imagenet", data_root=val, annotations=bbox, size=224)
-        right = (models.predict(models.load_model("efficientnet_lite0"), ps.images).argmax(1) == ps.labels)
+        # top-1 the annotated class on the centre crops, as the loader-level fixture finds it
+        ps, top1 = read_back
+        right = top1 == ps.labels
         assert acc.loc["efficientnet_lite0", "accuracy"] == pytest.approx(right.float().mean().item())
     else:
         per_image = pd.read_csv(tables["per_image"])

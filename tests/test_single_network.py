@@ -46,12 +46,7 @@ SMALL = {
 def _run(kernels, notebook: str, parameters: dict, cache: Path) -> str:
     """The chapter run in the module's kernel into ``cache``; everything it shows but the parameter
     table (which lists the defaults). A failed cell fails the test with its traceback."""
-    outputs = []
-    failed, code = kernels.run(notebook, parameters, env={"XAILIB_CACHE": str(cache), "XAILIB_PUBLISH": "0"},
-                               kernel="chapters", outputs=outputs)
-    if failed is not None:
-        trace = "\n".join(line for _, o in outputs for line in o.get("traceback", []))
-        pytest.fail(f"{notebook}: code cell {failed[0]} stopped with {failed[1]}: {failed[2]}\n{trace}")
+    outputs, code = kernels.run_or_fail(notebook, parameters, cache, kernel="chapters")
     return "\n".join(json.dumps(o) for i, o in outputs if "parameter_table(" not in code[i].source)
 
 
