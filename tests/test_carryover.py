@@ -128,3 +128,36 @@ def test_the_chapters_long_tables_turn_into_one_column_per_score():
     w = faithfulness.wide_operator_scores(ops)
     assert w.set_index("method").loc["n", "insertion (blur)"] == 0.8 and w.set_index("method").loc["m", "impact (blur)"] == 0
     assert len(w) == 2 and len(w.columns) == 3 + 6
+
+
+def test_impact_and_cascade_tables_turn_into_one_column_per_score():
+    from xailib.chapters import impact_score, sanity_checks
+    per = pd.DataFrame({"model": ["a"] * 4, "method": ["m", "m", "n", "n"],
+                        "granularity": ["own", "segments"] * 2, "image": [0] * 4, "selection": ["pixels"] * 4,
+                        "impact": [1.0, 0.0, 0.0, 1.0], "strict": [0.0, 0.0, 0.0, 1.0], "area": [0.1] * 4,
+                        "control": [0.0] * 4, "control_strict": [0.0] * 4})
+    w = impact_score.wide_scores(per).set_index("method")
+    assert sorted(w.columns) == ["I (own cut)", "I (superpixels)", "I_strict (own cut)", "I_strict (superpixels)",
+                                 "image", "model"]
+    assert w.loc["m", "I (own cut)"] == 1 and w.loc["n", "I (superpixels)"] == 1 and w.loc["m", "I_strict (superpixels)"] == 0
+    # a cascade of 5 steps on one network and 4 on another: each meets the other at step 3 and at its last
+    rows = [dict(model=net, test="cascading", step=k, method="g", image=0, layer=f"l{k}",
+                 spearman_abs=1 - k / 10, ssim=0.5, hog=0.2, spearman=0.0, hog_spearman=0.0)
+            for net, depth in (("deep", 5), ("shallow", 4)) for k in range(1, depth + 1)]
+    rows.append(dict(model="deep", test="independent", step=9, method="g", image=0, layer="x",
+                     spearman_abs=0.0, ssim=0.0, hog=0.0, spearman=0.0, hog_spearman=0.0))
+    w = sanity_checks.wide_cascade(pd.DataFrame(rows)).set_index("model")
+    assert w.loc["deep", "Spearman (abs), top 3 layers"] == 0.7 and w.loc["shallow", "Spearman (abs), top 3 layers"] == 0.7
+    assert w.loc["deep", "Spearman (abs), every layer"] == 0.5 and w.loc["shallow", "Spearman (abs), every layer"] == 0.6
+    assert len(w) == 2 and "SSIM, every layer" in w.columns
+
+
+def test_patch_table_keeps_each_scales_images_apart():
+    from xailib.chapters import adversarial_patch
+    per = pd.DataFrame({"model": ["a"] * 4, "method": ["m"] * 4, "image": [0, 1, 0, 1], "scale": [0.3, 0.3, 0.5, 0.5],
+                        "clean": [7, 8, 7, 9], "selection": ["pixels"] * 4, "impact": [1, 0, 1, 1],
+                        "strict": [0, 0, 1, 1], "coverage": [0.1, 0.2, 0.3, 0.4], "on_patch": [0.5] * 4,
+                        "area": [0.1] * 4, "patch_area": [0.09] * 4})
+    w = adversarial_patch.wide_scores(per)
+    assert list(w.columns) == ["model", "method", "image", "I_cov", "I", "I_strict", "region on the patch"]
+    assert w["image"].nunique() == 4 and w.set_index("image").loc["0.5/1", "I_cov"] == 0.4

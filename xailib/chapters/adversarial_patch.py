@@ -237,3 +237,13 @@ def patch_regions(images, patch_masks, regions: dict, row_titles=None, cell: flo
     return plots.image_grid(images, list(regions), draw, row_titles, cell, first_title="patched image",
                        label_size=7, draw_first=lambda ax, r: ax.contour(
                            outline(r), [0.5], colors="yellow", linewidths=0.7))
+
+
+def wide_scores(per_image: pd.DataFrame) -> pd.DataFrame:
+    """The committed per-image table as the form :func:`xailib.carryover.section` compares: one
+    row per model, method and attacked image (each scale's images apart), one column per score
+    (I_cov, I, I_strict, and the share of the critical region that lies on the patch)."""
+    wide = per_image.assign(image=per_image["scale"].astype(str) + "/" + per_image["image"].astype(str))
+    wide = wide.rename(columns={"coverage": "I_cov", "impact": "I", "strict": "I_strict",
+                                "on_patch": "region on the patch"})
+    return wide[["model", "method", "image", "I_cov", "I", "I_strict", "region on the patch"]]

@@ -348,3 +348,17 @@ def impact_examples(images, removed: dict, regions: dict, outcomes: dict, class_
             text += f"\nnow: {class_names[y2]}"
         ax.set_xlabel(text, fontsize=7, color="tab:red" if bool(out.impact[r]) else "black")
     return plots.image_grid(images, list(removed), draw, row_titles, cell, row_height=cell + 0.45)
+
+
+def wide_scores(per_image: pd.DataFrame) -> pd.DataFrame:
+    """The committed per-image table (model, method, granularity, image, impact, strict, ...) as one
+    row per model, method and image and one column per "<score> (<cut>)", the form
+    :func:`xailib.carryover.section` compares."""
+    cut = {"own": "own cut", "pixels": "pixels", "segments": "superpixels"}
+    long = per_image.melt(id_vars=["model", "method", "granularity", "image"],
+                          value_vars=["impact", "strict"], var_name="score")
+    long["column"] = (long["score"].map({"impact": "I", "strict": "I_strict"}) + " ("
+                      + long["granularity"].map(cut).fillna(long["granularity"]) + ")")
+    wide = long.pivot_table(index=["model", "method", "image"], columns="column", values="value", sort=False)
+    wide.columns.name = None
+    return wide.reset_index()

@@ -467,3 +467,19 @@ def randomisation_curves(summary, model: str, methods, layer_labels, measure_lab
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
     return fig
+
+
+def wide_cascade(per_image: pd.DataFrame, measures=("spearman_abs", "ssim", "hog"),
+                 top_layers: int = TOP_LAYERS) -> pd.DataFrame:
+    """The cascade's similarities as one row per model, method and image and one column per
+    "<measure>, <step>" (the top ``top_layers`` layers randomised; every layer randomised), the
+    form :func:`xailib.carryover.section` compares. Networks of different depth meet at these two
+    steps, the ones the claims read."""
+    rows = per_image[per_image.test == "cascading"]
+    parts = {"top %d layers" % top_layers: rows[rows.step == top_layers],
+             "every layer": final_step(per_image, "cascading")}
+    wide = []
+    for step, part in parts.items():
+        w = part.set_index(["model", "method", "image"])[[m for m in measures if m in part]]
+        wide.append(w.rename(columns=lambda m: f"{sim.LABELS[m]}, {step}"))
+    return pd.concat(wide, axis=1).reset_index()
