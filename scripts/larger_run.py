@@ -98,6 +98,9 @@ REAL = {
     "07_localisation": dict(n_images=2, n_heldout=2),
     "03_impact_score": dict(n_images=4, methods="all", method_params={"rise": {"n_masks": 2000}}, n_show=2),
     "05_neuromask": dict(n_images=4, iterations=300, sweep_images=1),
+    # infidelity and max-sensitivity only: BAM's pair and the trojaned networks are trained on the
+    # benchmark's shapes, and no ImageNet network with a known cue can be trained here
+    "08_trustworthiness": dict(n_images=4, methods="all", bam_models=[], trojans={}),
 }
 
 
