@@ -101,6 +101,10 @@ REAL = {
     # infidelity and max-sensitivity only: BAM's pair and the trojaned networks are trained on the
     # benchmark's shapes, and no ImageNet network with a known cue can be trained here
     "08_trustworthiness": dict(n_images=4, methods="all", bam_models=[], trojans={}),
+    # the four photographs attacked at the five scales with the network's own patch
+    # (data/patches/efficientnet_lite0.*, scripts/train_patches.py: its card has the command), and
+    # every successful attack explained
+    "04_adversarial_patch": dict(n_attack=4, n_explain=0),
 }
 
 

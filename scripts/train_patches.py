@@ -89,7 +89,8 @@ def main(argv=None):
             "loss": "cross-entropy to the target = -log Pr(target | patched image), averaged "
                     "over a batch of random images, scales, angles and positions",
             "training": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in log.items()},
-            "check": {"split": "val", "images": int(keep.sum()), "success_by_scale": success},
+            "check": {"split": "val" if args.dataset != "photos" else "the training photographs (one set)",
+                      "images": int(keep.sum()), "success_by_scale": success},
             "torch": torch.__version__,
             "command": " ".join(["python scripts/train_patches.py", *(argv if argv is not None else sys.argv[1:])]),
         }
