@@ -208,7 +208,9 @@ def figure(agreement, title: str = ""):
     import matplotlib.pyplot as plt
     scores = list(dict.fromkeys(agreement["score"]))
     nets = list(dict.fromkeys(agreement["benchmark network"]))
-    fig, ax = plt.subplots(figsize=(5.2, 0.32 * len(scores) + 0.9))
+    legend = 0.16 * len(nets) + 0.1                     # inches under the axis label, for the legend
+    height = 0.32 * len(scores) + 1.2 + legend
+    fig, ax = plt.subplots(figsize=(5.2, height))
     for k, (net, marker) in enumerate(zip(nets, "os^Dv")):
         t = agreement[agreement["benchmark network"] == net].set_index("score").reindex(scores)
         y = np.arange(len(scores)) + (k - (len(nets) - 1) / 2) * 0.22
@@ -220,9 +222,10 @@ def figure(agreement, title: str = ""):
     ax.set_yticks(range(len(scores)), scores, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(-1.05, 1.05)
-    ax.set_xlabel("Spearman's rho of the methods' mean scores (95 % bootstrap interval)", fontsize=8)
-    ax.legend(fontsize=7, loc="lower left", frameon=False)
+    ax.set_xlabel("Spearman's rho of the methods' mean scores\n(95 % bootstrap interval)", fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    # the legend under the axis, not over it: the points can sit anywhere in [-1, 1]
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, loc="lower left", frameon=False)
+    fig.tight_layout(rect=(0, legend / height, 1, 1))
     return fig
