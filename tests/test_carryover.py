@@ -101,7 +101,7 @@ def test_a_chapters_section_sets_its_committed_runs_side_by_side(tmp_path):
     assert (s.agreement["rho"] == -1).all() and (s.agreement["methods"] == 4).all()
     assert list(s.agreement["images (real)"]) == [3, 3]
     assert s.directions["direction"].tolist() == ["flips"]
-    assert "lite on 3 photographs" in s.note and "`make it` in 2 min" in s.note and "reversed beyond chance in 2" in s.note
+    assert "lite on 3 images (photos" in s.note and "`make it` in 2 min" in s.note and "reversed beyond chance in 2" in s.note
     assert set(s.tables) == {"per_image"}
     # another run than the default, or no committed real run: a note, no tables
     other = carryover.section("nb", {"n": 5}, "per_image", ["s"], root=tmp_path)

@@ -189,7 +189,7 @@ def section(notebook: str, this_run: dict, table: str, scores=None, prep=None, v
              else None)
     networks = ", ".join(params.get("model_names", [])) or "?"
     n_real = int(mine["image"].nunique()) if "image" in mine else "?"
-    lines = [f"The real network's run: {networks} on {n_real} photographs "
+    lines = [f"The real network's run: {networks} on {n_real} images "
              f"({params.get('dataset', '?')}, {params.get('image_size', '?')} px), made by "
              f"`{run.get('command', 'scripts/larger_run.py --real ' + notebook)}` in "
              f"{run.get('seconds', float('nan')) / 60:.0f} min"
