@@ -88,7 +88,7 @@ REAL = {
                     methods="all", n_steps=28, n_hard=0, sweep_masks=[500, 2000], sweep_images=1),
     # the hyper-parameter table for occlusion only: SmoothGrad's 100 samples and integrated
     # gradients' 128 steps go through the network in one batch (their internal batches are sized
-    # for 64 px), about 10 GB per photograph at 224 px; four ran out of the machine's 24 GB
+    # for 64 px); on four photographs at 224 px that ran out of the machine's 24 GB
     "09_faithfulness": dict(n_images=4, methods="all", n_steps=8, sensitivity_subsets=32,
                             hyper_methods=["occlusion"], hyper_model="efficientnet_lite0", hyper_images=4),
     # the cascade over the network's 50 layers on three photographs; the methods whose maps cost
