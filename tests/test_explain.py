@@ -227,3 +227,28 @@ def test_per_image_parameters_are_cut_with_the_images():
     finally:
         del METHODS["_per_image_probe"]
     assert METHODS["extremal_perturbation"].per_image == ("area",)
+
+
+def test_sampling_methods_bound_their_passes_at_large_sizes():
+    """SmoothGrad, integrated and expected gradients put at most rows_per_pass images of a large
+    size through the network at once, and give the same closed-form maps as in one pass."""
+    from xailib.methods.registry import PASS_PIXELS, rows_per_pass
+    assert rows_per_pass(torch.zeros(1, 3, 64, 64)) is None            # the benchmark: one pass, as published
+    assert rows_per_pass(torch.zeros(1, 3, 224, 224)) == 128
+    assert rows_per_pass(torch.zeros(1, 3, 4096, 4096)) == 1
+    size = 160
+    cap = PASS_PIXELS // (size * size)                                  # 250 images of 160 px
+    model = Linear(size=size).eval()
+    seen = []
+    model.register_forward_hook(lambda m, i, o: seen.append(len(i[0])))
+    torch.manual_seed(0)
+    x, t = torch.rand(5, 3, size, size), torch.tensor([0, 1, 1, 0, 1])
+    w = model.w[t]
+    cases = {"smoothgrad": (dict(n_samples=100), w.abs().amax(1)),            # 500 noisy copies
+             "integrated_gradients": (dict(n_steps=100), (w * x).sum(1)),     # 500 path points
+             "expected_gradients": (dict(n_samples=100, background=torch.zeros(1, 3, size, size)), (w * x).sum(1))}
+    for method, (kw, expected) in cases.items():
+        seen.clear()
+        got = explain(model, x, t, method, **kw)
+        assert max(seen) <= cap < 5 * 100, (method, max(seen))
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)

@@ -1,7 +1,7 @@
 """Gradients: the vanilla gradient (Simonyan et al.), gradient x input and SmoothGrad (captum)."""
 from __future__ import annotations
 
-from .registry import _reduce, _seeded, register
+from .registry import _by_images, _reduce, _seeded, register, rows_per_pass
 
 
 @register("gradient", family="gradient", library="captum", reference="simonyan2014", reduce="max_abs")
@@ -24,8 +24,11 @@ def _gradient_x_input(model, x, t, reduce):
 def _smoothgrad(model, x, t, n_samples, noise, seed, reduce):
     """SmoothGrad: absolute gradients averaged over ``n_samples`` noisy copies (sigma = noise)."""
     from captum.attr import NoiseTunnel, Saliency
+    cap = rows_per_pass(x)
+    per_pass = n_samples if cap is None else min(n_samples, cap)   # at large sizes, fewer copies per pass
+    tunnel = NoiseTunnel(Saliency(model))
     with _seeded(seed):
-        a = NoiseTunnel(Saliency(model)).attribute(
-            x, nt_type="smoothgrad", nt_samples=n_samples, nt_samples_batch_size=n_samples,
-            stdevs=float(noise), target=t, abs=True)
+        a = _by_images(lambda xs, ts: tunnel.attribute(xs, nt_type="smoothgrad", nt_samples=n_samples,
+                                                       nt_samples_batch_size=per_pass, stdevs=float(noise),
+                                                       target=ts, abs=True), x, t, n_samples)
     return _reduce(a, reduce)

@@ -238,6 +238,34 @@ class Attributer:
         return f"Attributer({self.method!r}, {self.params})"
 
 
+#: How many images of 224 x 224 px one internal pass of a sampling method may put through the
+#: network at once (SmoothGrad's noisy copies, integrated and expected gradients' path points):
+#: 128 of them took 11 GB through EfficientNet-Lite0's backward pass here (``scripts/pass_memory.py``),
+#: where 400 ran the book's 24 GB machine out of memory.
+PASS_PIXELS = 128 * 224 * 224
+
+
+def rows_per_pass(x: torch.Tensor) -> int | None:
+    """The most images shaped like ``x``'s that one internal pass may hold: no limit up to the
+    benchmark's 64 x 64 px (a pass of 64 images x 100 noisy copies there is 0.3 GB, and the book's
+    published maps were computed in one pass), else :data:`PASS_PIXELS` worth of pixels. A function
+    of the image size only, so that no map depends on the machine it ran on."""
+    h, w = x.shape[-2:]
+    return None if h * w <= 64 * 64 else max(1, PASS_PIXELS // (h * w))
+
+
+def _by_images(fn, x: torch.Tensor, t: torch.Tensor, rows_per_image: int) -> torch.Tensor:
+    """``fn(images, targets)`` on consecutive groups of images whose ``rows_per_image`` internal
+    rows each fit in one pass (:func:`rows_per_pass`), concatenated; one call where they all fit.
+    A seeded caller's draws continue from group to group, so the maps depend on the images'
+    size and their batch only (the map store keys batch-dependent methods on the batch)."""
+    cap = rows_per_pass(x)
+    per = len(x) if cap is None else max(1, cap // max(1, rows_per_image))
+    if per >= len(x):
+        return fn(x, t)
+    return torch.cat([fn(x[i:i + per], t[i:i + per]) for i in range(0, len(x), per)])
+
+
 @contextlib.contextmanager
 def _seeded(seed: int):
     """Seed torch and numpy for the duration of one method call, then restore their state."""
