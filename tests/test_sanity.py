@@ -280,3 +280,24 @@ def test_the_independent_table_names_the_layer_that_moves_a_map_most():
     assert "below 0.5 for stays;" in text and "moves (L2, 0.20)" in text
     with pytest.raises(ParameterError, match="no row of the independent test"):
         sanity.independent_table(pd.DataFrame(rows[-1:]))
+
+
+def test_the_committed_cascade_example_keeps_a_few_steps_and_reads_back(tmp_path):
+    from xailib.chapters import sanity_checks as sanity
+    assert sanity.example_steps(50) == [1, 2, 3, 5, 10, 23, 50]       # EfficientNet-Lite0's 50 layers
+    assert sanity.example_steps(8) == [1, 2, 3, 5, 8]
+    assert sanity.example_steps(1) == [1]
+    # a 56-px map pooled to 28 px: each pixel the mean of a 2 x 2 block of absolute values, over the largest
+    signed = -torch.arange(56 * 56, dtype=torch.float32).view(56, 56)
+    maps = {(0, "gradient"): signed, (3, "gradient"): torch.zeros(56, 56),
+            (0, "edge"): torch.ones(56, 56), (3, "edge"): 2 * torch.ones(56, 56)}
+    steps = [(0, "trained"), (3, "→ fc")]
+    table = sanity.cascade_example(maps, ["gradient", "edge"], steps, image=5)
+    assert len(table) == 2 * 2 * 28 and table["image"].eq(5).all()
+    path = tmp_path / "cascade_example.csv"
+    table.to_csv(path, float_format="%.6g")
+    got, methods, got_steps, image = sanity.cascade_from_example(pd.read_csv(path))
+    assert methods == ["gradient", "edge"] and got_steps == steps and image == 5
+    pooled = torch.nn.functional.avg_pool2d(signed.abs()[None, None], 2)[0, 0]
+    torch.testing.assert_close(got[0, "gradient"], (pooled / pooled.max()).double(), rtol=1e-5, atol=1e-6)
+    assert got[3, "gradient"].eq(0).all() and got[0, "edge"].eq(1).all() and got[3, "edge"].eq(1).all()

@@ -426,6 +426,49 @@ def cascade_grid(image: torch.Tensor, maps: dict, methods, steps, title: str = "
     return fig
 
 
+def example_steps(n_layers: int, k: int = 6) -> list[int]:
+    """The cascade steps a committed example keeps: the top layer, the top three (the step the claims
+    read), every layer, and steps spread geometrically between (``k`` of them, some coinciding):
+    for EfficientNet-Lite0's 50 layers 1, 2, 3, 5, 10, 23 and 50."""
+    geometric = np.rint(np.geomspace(1, n_layers, k)).astype(int) if n_layers > 1 else [1]
+    return sorted({1, min(TOP_LAYERS, n_layers), n_layers, *map(int, geometric)})
+
+
+def cascade_example(maps: dict, methods, steps, image: int, size: int = 28) -> pd.DataFrame:
+    """One image's cascade as a table small enough to commit: ``maps[(step, method)]`` (H, W) at the
+    chosen ``steps`` ([(index, label)], index 0 the trained model), each in absolute value,
+    average-pooled to at most ``size`` px and divided by its largest value; one row per step,
+    method and pooled row, the pixels in columns 0 .. size - 1, and the image's index in its test
+    set. The real network's run commits it; its section draws Adebayo et al.'s figure from it."""
+    rows = []
+    for index, label in steps:
+        for method in methods:
+            s = maps[index, method].detach().cpu().float().abs()[None, None]
+            factor = max(1, -(-s.shape[-1] // size))
+            pooled = (torch.nn.functional.avg_pool2d(s, factor, ceil_mode=True) if factor > 1 else s)[0, 0]
+            top = float(pooled.max())
+            block = pd.DataFrame((pooled / top if top > 0 else pooled).numpy())
+            block.insert(0, "row", range(len(block)))
+            block.insert(0, "method", method)
+            block.insert(0, "layer", label)
+            block.insert(0, "step", int(index))
+            rows.append(block)
+    table = pd.concat(rows, ignore_index=True)
+    table.insert(0, "image", int(image))
+    return table
+
+
+def cascade_from_example(table: pd.DataFrame):
+    """:func:`cascade_example`'s table (as read from CSV) back as :func:`cascade_grid`'s arguments:
+    the maps ``{(step, method): (h, w) tensor}``, the methods, the steps and the image's index."""
+    pixels = [c for c in table.columns if str(c).isdigit()]
+    steps = list(dict.fromkeys(zip(table["step"].astype(int), table["layer"])))
+    methods = list(dict.fromkeys(table["method"]))
+    maps = {(int(step), method): torch.tensor(part.sort_values("row")[pixels].to_numpy(float))
+            for (step, method), part in table.groupby(["step", "method"], sort=False)}
+    return maps, methods, steps, int(table["image"].iloc[0])
+
+
 def randomisation_curves(summary, model: str, methods, layer_labels, measure_label: str, threshold=None,
                          ncols: int = 3):
     """One panel per method: the mean similarity (with its interval) to the trained model's map
