@@ -1,0 +1,122 @@
+"""Network Dissection and Consensus: known answers, properties and bad input."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from xailib import consensus as cs
+from xailib import dissection as nd
+from xailib import variants, verdicts
+from xailib.errors import ParameterError
+
+
+class Probe(nn.Module):
+    """Three units at the image's resolution: a copy of the red channel, a constant, and the
+    green channel (ReLU'd, so probe_layers finds them)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        units = torch.stack([x[:, 0], torch.full_like(x[:, 0], 0.5), x[:, 1]], 1) * self.scale
+        return self.relu(units).mean((2, 3))
+
+
+def probe_images(n=6, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(n, size, size, dtype=torch.bool)
+    for i in range(n):
+        y, x = torch.randint(0, size - 5, (2,), generator=g)
+        masks[i, y:y + 5, x:x + 5] = True
+    images = torch.zeros(n, 3, size, size)
+    images[:, 0] = masks.float()                                   # red: exactly the concept
+    images[:, 1] = torch.rand(n, size, size, generator=g) * 0.5    # green: noise
+    return images, masks
+
+
+def test_a_unit_that_copies_a_concept_scores_iou_1_and_a_constant_unit_detects_nothing():
+    images, masks = probe_images()
+    d = nd.dissect(Probe(), images, {"square": masks, "corner": torch.zeros_like(masks).index_fill_(1, torch.tensor([0]), True)})
+    iou = d.iou()
+    assert iou[0, 0] == pytest.approx(1.0)                          # the copy: IoU 1 with its concept
+    assert iou[1].max() == 0                                        # the constant unit selects nothing
+    table = d.table()
+    assert table.detector.tolist() == [True, False, False] and table.concept[0] == "square"
+    s = nd.summary(table)
+    assert s.loc["relu", "detectors"] == 1 and s.loc["all layers", "unique detectors"] == 1
+    # the green noise unit keeps about its top 0.5 % of positions
+    assert d.selected[:, 2].sum() == pytest.approx(0.005 * masks.numel(), rel=0.5)
+
+
+def test_resampling_weights_equal_dissecting_the_resampled_images():
+    images, masks = probe_images(n=5)
+    concepts = {"square": masks}
+    d = nd.dissect(Probe(), images, concepts)
+    weights = np.array([[2, 0, 1, 1, 1]])
+    idx = torch.tensor([0, 0, 2, 3, 4])
+    # the same thresholds: counts re-summed, not recomputed (the copy unit's threshold is 1 either way)
+    again = nd.dissect(Probe(), images[idx], {"square": masks[idx]})
+    np.testing.assert_allclose(d.iou(weights)[0, :2], again.iou()[:2])
+
+
+def test_benchmark_concepts_are_exact_masks():
+    imgs = variants.load_variant("bam", "test", n=12)
+    concepts, families = nd.benchmark_concepts(imgs)
+    objects = [c for c, f in families.items() if f == "object"]
+    scenes = [c for c, f in families.items() if f == "scene"]
+    assert set(families.values()) == {"object", "scene", "colour"}
+    union = torch.stack([concepts[c] for c in objects]).any(0)
+    assert torch.equal(union, imgs.masks)                           # objects: exactly the object masks
+    everywhere = torch.stack([concepts[c] for c in objects + scenes]).sum(0)
+    assert torch.equal(everywhere, torch.ones_like(everywhere))     # object or scene: each pixel once
+    red = torch.zeros(1, 3, 2, 2)
+    red[:, 0] = 1
+    assert nd.colour_names(red).eq(list(nd.COLOURS).index("red")).all()
+
+
+def test_dissection_refuses_bad_input():
+    images, masks = probe_images()
+    with pytest.raises(ParameterError, match="one \\(H, W\\) mask per image"):
+        nd.dissect(Probe(), images, {"square": masks[:3]})
+    with pytest.raises(ParameterError, match="no module named"):
+        nd.dissect(Probe(), images, {"square": masks}, layers=["features.9"])
+    with pytest.raises(ParameterError, match="at least one concept"):
+        nd.dissect(Probe(), images, {})
+    with pytest.raises(ParameterError, match="families has no entry"):
+        nd.dissect(Probe(), images, {"square": masks}, families={"other": "object"})
+
+
+def test_the_consensus_of_identical_networks_equals_each():
+    torch.manual_seed(0)
+    m = torch.randn(4, 8, 8)
+    c = cs.consensus({"a": m, "b": m.clone(), "c": 3 * m})          # a scale does not change a vote
+    torch.testing.assert_close(c, cs.normalise(m))
+    torch.testing.assert_close(cs.agreement(m, c), torch.ones(4, dtype=torch.float64))
+
+
+def test_agreement_is_a_cosine_of_normalised_maps():
+    a = torch.zeros(2, 4, 4)
+    b = torch.zeros(2, 4, 4)
+    a[0, 0, 0] = b[0, 3, 3] = 1                                     # disjoint: 0
+    a[1, :2] = 1
+    b[1, :1] = 1                                                    # 4 of a's 8 pixels, all of b's 4
+    got = cs.agreement(a, b)
+    assert got[0] == 0 and got[1] == pytest.approx(4 / np.sqrt(8 * 4))
+    assert cs.agreement(torch.zeros(1, 4, 4), b[:1])[0] == 0          # no mass: 0, not NaN
+    with pytest.raises(ParameterError, match="at least two"):
+        cs.consensus({"a": a})
+    with pytest.raises(ParameterError, match="same images"):
+        cs.consensus({"a": a, "b": torch.zeros(2, 5, 5)})
+
+
+def test_bootstrap_statistic_of_a_mean_matches_its_value_and_decides_a_clear_shift():
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 1.0, 200)
+    c = verdicts.bootstrap_statistic(lambda w: (w @ x) / w.sum(1), len(x), n_boot=2000)
+    assert c.mean == pytest.approx(x.mean()) and c.low < c.mean < c.high
+    assert c.p == pytest.approx(2 / 2001)                           # every replicate above 0
+    assert verdicts.judge(c).verdict == verdicts.HOLDS
+    flat = verdicts.bootstrap_statistic(lambda w: np.zeros(len(w)), 50, n_boot=100)
+    assert flat.p == 1.0 and verdicts.judge(flat).verdict == verdicts.OPEN

@@ -1,0 +1,264 @@
+"""Chapter 11's plumbing: Network Dissection and Consensus on the model zoo, and the claims they test.
+
+The algorithms are in :mod:`xailib.dissection` and :mod:`xailib.consensus`; this module loads the
+committee, tabulates, draws, and builds the claims the chapter judges with :mod:`xailib.verdicts`.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from .. import consensus as cs
+from .. import dissection as nd
+from .. import models, plots, verdicts
+from ..metrics import score
+
+RANDOM = "{} (random init)"          # a randomly initialised copy of an architecture: Bau et al.'s baseline
+FAMILY_COLOURS = {"object": "tab:blue", "scene": "tab:green", "colour": "tab:orange"}
+BAU = "Bau et al. 2017"
+LI = "Li et al. 2021"
+
+
+def load_networks(names, random_init: bool, seed: int, device: str = "cpu") -> dict:
+    """The zoo's networks by name and, with ``random_init``, one randomly initialised copy of each
+    benchmark architecture among them (seeded), named :data:`RANDOM`."""
+    nets = {name: models.load_model(name, device=device) for name in names}
+    if random_init:
+        for arch in dict.fromkeys(models.ZOO_MODELS.get(n, n) for n in names):
+            if arch in models.BENCHMARK_MODELS:
+                torch.manual_seed(seed)
+                nets[RANDOM.format(arch)] = models.build_benchmark_model(arch).to(device).eval()
+    return nets
+
+
+def architecture(name: str) -> str:
+    base = name.split(" (")[0]
+    return models.ZOO_MODELS.get(base, base)
+
+
+def coverage(concepts) -> pd.Series:
+    """Each concept's share of all pixels of all images: ``concepts`` as :func:`xailib.dissection.dissect`
+    takes them ({name: (N, H, W) bool}) or a :class:`~xailib.dissection.Dissection`."""
+    if isinstance(concepts, nd.Dissection):
+        return pd.Series(concepts.labelled.sum(0) / (concepts.labelled.shape[0] * concepts.pixels), index=concepts.concepts)
+    return pd.Series({name: float(torch.as_tensor(m).float().mean()) for name, m in concepts.items()})
+
+
+def ceilings(share: pd.Series, quantile: float) -> pd.Series:
+    """The highest IoU a unit that selects the top ``quantile`` of all positions can reach with each
+    concept: ``min(q, p) / max(q, p)`` for a concept covering a share ``p`` of all pixels
+    (:func:`coverage`). A concept larger than ``quantile / 0.04`` of the pixels cannot be detected
+    at Bau et al.'s settings."""
+    p = share.to_numpy(float)
+    return pd.Series(np.minimum(p, quantile) / np.maximum(p, quantile), index=share.index, name="ceiling")
+
+
+def per_layer(dissections: dict, threshold: float = nd.IOU_THRESHOLD) -> pd.DataFrame:
+    """Every network's :func:`xailib.dissection.summary`, one table (network, layer, depth)."""
+    out = []
+    for name, d in dissections.items():
+        s = nd.summary(d.table(threshold)).reset_index()
+        s.insert(0, "network", name)
+        s.insert(2, "depth", list(range(1, len(s))) + [0])
+        out.append(s)
+    return pd.concat(out, ignore_index=True).fillna(0)
+
+
+def detector_figure(table: pd.DataFrame, families=("object", "scene", "colour"), ncols: int = 3):
+    """Bau et al.'s per-layer bars: detectors per layer (from the input up), stacked by family."""
+    names = list(dict.fromkeys(table["network"]))
+    rows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(rows, ncols, figsize=(3.3 * ncols, 2.4 * rows), squeeze=False, sharey=True)
+    for ax, name in zip(axes.flat, names):
+        t = table[(table.network == name) & (table.depth > 0)]
+        bottom = np.zeros(len(t))
+        for f in families:
+            col = f"{f} detectors"
+            if col in t:
+                ax.bar(t["depth"], t[col], bottom=bottom, color=FAMILY_COLOURS.get(f), label=f, width=0.7)
+                bottom += t[col].to_numpy(float)
+        ax.plot(t["depth"], t["units"], "k_", markersize=12, label="units")
+        ax.set_title(name, fontsize=8)
+        ax.set_xticks(t["depth"])
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("layer (from the input)", fontsize=7)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("units", fontsize=7)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Claims on the dissection: statistics of pooled counts, bootstrapped over images
+# --------------------------------------------------------------------------------------------
+
+def share(d: nd.Dissection, weights, threshold: float = nd.IOU_THRESHOLD, layers=None, family=None) -> np.ndarray:
+    """Per row of ``weights``: the share of the units (of ``layers``, default all) that detect a
+    concept (of ``family``, default any: a unit counts for its best concept only)."""
+    iou = d.iou(weights)                                           # (R, units, concepts)
+    keep = np.ones(iou.shape[1], bool) if layers is None else d.units["layer"].isin(layers).to_numpy()
+    best, arg = iou.max(2)[:, keep], iou.argmax(2)[:, keep]
+    hit = best > threshold
+    if family is not None:
+        hit &= np.asarray(d.families)[arg] == family
+    return hit.mean(1)
+
+
+def unique(d: nd.Dissection, weights, threshold: float = nd.IOU_THRESHOLD) -> np.ndarray:
+    """Per row of ``weights``: the number of distinct concepts the network's detectors detect."""
+    iou = d.iou(weights)
+    best, arg = iou.max(2), iou.argmax(2)
+    onehot = np.zeros((len(iou), len(d.concepts)), bool)
+    rows, units = np.nonzero(best > threshold)
+    onehot[rows, arg[rows, units]] = True
+    return onehot.sum(1).astype(float)
+
+
+def _layers(d: nd.Dissection) -> list:
+    return list(dict.fromkeys(d.units["layer"]))
+
+
+def dissection_claims(ds: dict, quantile: float, threshold: float, label_pairs: dict, task_pair: tuple | None,
+                      n_images: int, n_boot: int, seed: int) -> list:
+    """The dissection's claims, each a bootstrap over the images of a difference of pooled statistics
+    (see the chapter for what each tests)."""
+    claims = []
+
+    def add(claim, model, stat, paper, setting="", degenerate="", scale=100.0, unit=" pts"):
+        c = verdicts.bootstrap_statistic(stat, n_images, n_boot=n_boot, seed=seed)
+        claims.append(verdicts.Claim(claim, model, c, paper=paper, setting=setting, scale=scale, unit=unit,
+                                     degenerate=degenerate))
+
+    trained = [n for n in ds if not n.endswith("(random init)")]
+    for name in trained:
+        base = RANDOM.format(architecture(name))
+        if base in ds and name in models.BENCHMARK_MODELS:
+            add("a trained network has more detectors than its architecture at random initialisation", name,
+                lambda w, a=ds[name], b=ds[base]: share(a, w, threshold) - share(b, w, threshold),
+                f"{BAU}: training, not the architecture alone, makes detectors", f"against {base}; share of all units")
+    for true, permuted in label_pairs.items():
+        if true in ds and permuted in ds:
+            add("training on the labels gives more object detectors than training on permuted labels", true,
+                lambda w, a=ds[true], b=ds[permuted]: (share(a, w, threshold, family="object")
+                                                        - share(b, w, threshold, family="object")),
+                f"{BAU} (detectors follow what the labels teach)", f"against {permuted}; share of all units")
+    for name in [n for n in trained if n in models.BENCHMARK_MODELS]:
+        d, ls = ds[name], _layers(ds[name])
+        add("object detectors emerge in the higher layers", name,
+            lambda w, d=d, ls=ls: share(d, w, threshold, [ls[-1]], "object") - share(d, w, threshold, [ls[0]], "object"),
+            f"{BAU}: object and part detectors in the top layers", f"last layer ({ls[-1]}) against first ({ls[0]})")
+        add("colour detectors sit in the lower layers", name,
+            lambda w, d=d, ls=ls: share(d, w, threshold, [ls[0]], "colour") - share(d, w, threshold, [ls[-1]], "colour"),
+            f"{BAU}: colour and texture detectors in the lower layers", f"first layer ({ls[0]}) against last ({ls[-1]})")
+    if "resnet_mini" in ds and "vgg_mini" in ds:
+        add("a residual network has more unique detectors than a VGG-style one", "resnet_mini",
+            lambda w: unique(ds["resnet_mini"], w, threshold) - unique(ds["vgg_mini"], w, threshold),
+            f"{BAU}: ResNet above VGG in unique detectors", "against vgg_mini; distinct concepts detected",
+            scale=1.0, unit=" concepts")
+    if task_pair and all(t in ds for t in task_pair):
+        obj, scene = task_pair
+        add("a network trained on the objects has more object detectors than one trained on the scenes", obj,
+            lambda w: share(ds[obj], w, threshold, family="object") - share(ds[scene], w, threshold, family="object"),
+            f"{BAU} (detectors follow the task); BAM's pair of networks", f"against {scene}; same images")
+        share_of = coverage(ds[scene])
+        top = ceilings(share_of, quantile)
+        scenes = [c for c, f in zip(ds[scene].concepts, ds[scene].families) if f == "scene"]
+        why = ""
+        if scenes and top[scenes].max() <= threshold:
+            why = (f"no scene concept can pass IoU {threshold:g} with the top {100 * quantile:g} % of positions: each "
+                   f"covers {100 * share_of[scenes].min():.0f} % of the pixels or more, so its IoU is at most "
+                   f"{top[scenes].max():.3f}")
+        add("a network trained on the scenes has more scene detectors than one trained on the objects", scene,
+            lambda w: share(ds[scene], w, threshold, family="scene") - share(ds[obj], w, threshold, family="scene"),
+            f"{BAU} (detectors follow the task); BAM's pair of networks", f"against {obj}; same images", degenerate=why)
+    return claims
+
+
+# --------------------------------------------------------------------------------------------
+# Consensus
+# --------------------------------------------------------------------------------------------
+
+CONSENSUS = "consensus"
+
+
+def consensus_table(maps: dict, committee, methods, images) -> pd.DataFrame:
+    """Per method, network (the committee's and the consensus) and image: the map's agreement with
+    the consensus (cosine of normalised maps) and its PxAP against the object mask (both on the
+    normalised absolute maps). ``maps``: {(network, method): (N, H, W)}."""
+    rows = []
+    for method in methods:
+        members = {n: maps[n, method] for n in committee}
+        agreed = cs.consensus(members)
+        for name, m in [*members.items(), (CONSENSUS, agreed)]:
+            norm = cs.normalise(m).float()
+            rows.append(pd.DataFrame({"method": method, "network": name, "image": np.arange(len(images)),
+                                      "agreement": cs.agreement(m, agreed).numpy(),
+                                      "pxap": score(None, images.images, None, norm, "pxap", masks=images.masks).numpy()}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _rank_rows(x: np.ndarray) -> np.ndarray:
+    return np.apply_along_axis(stats.rankdata, 1, x)
+
+
+def rank_agreement(table: pd.DataFrame, method: str, weights) -> np.ndarray:
+    """Per row of ``weights`` (over images): Spearman's correlation, across the committee's networks,
+    of their mean agreement with the consensus and their mean PxAP."""
+    t = table[(table.method == method) & (table.network != CONSENSUS)]
+    a = t.pivot(index="network", columns="image", values="agreement").to_numpy()
+    g = t.pivot(index="network", columns="image", values="pxap").to_numpy()
+    w = np.atleast_2d(weights)
+    ma, mg = (w @ a.T) / w.sum(1, keepdims=True), (w @ g.T) / w.sum(1, keepdims=True)    # (R, networks)
+    ra, rg = _rank_rows(ma), _rank_rows(mg)
+    ra, rg = ra - ra.mean(1, keepdims=True), rg - rg.mean(1, keepdims=True)
+    den = np.sqrt((ra ** 2).sum(1) * (rg ** 2).sum(1))
+    return np.divide((ra * rg).sum(1), den, out=np.zeros(len(w)), where=den > 0)
+
+
+def consensus_claims(table: pd.DataFrame, methods, n_boot: int, seed: int) -> list:
+    """Li et al.'s two findings, per method: the consensus agrees with the object mask more than the
+    committee's members do on average; and agreement with the consensus orders the networks as
+    agreement with the object mask does."""
+    claims = []
+    for method in methods:
+        t = table[table.method == method]
+        n = int(t["image"].nunique())
+        members = t[t.network != CONSENSUS].groupby("image")["pxap"].mean().sort_index().to_numpy()
+        agreed = t[t.network == CONSENSUS].set_index("image")["pxap"].sort_index().to_numpy()
+        c = verdicts.paired(agreed, members, n_boot=n_boot, seed=seed)
+        claims.append(verdicts.Claim("the consensus finds the object better than the committee's members do", method, c,
+                                     paper=f"{LI}: the consensus is aligned with the segmentation",
+                                     setting="PxAP of the consensus against the members' mean", scale=100.0, unit=" pts"))
+        c = verdicts.bootstrap_statistic(lambda w, m=method: rank_agreement(table, m, w), n, n_boot=n_boot, seed=seed)
+        claims.append(verdicts.Claim("agreement with the consensus orders the networks as agreement with the object does",
+                                     method, c, kind="above",
+                                     paper=f"{LI}: the consensus score tracks agreement with the ground truth",
+                                     setting=f"Spearman over {t[t.network != CONSENSUS].network.nunique()} networks"))
+    return claims
+
+
+def consensus_figure(image, maps: dict, committee, method: str, title: str = ""):
+    """One image, each member's normalised map and the consensus (the book's colour scale per map)."""
+    names = [*committee, CONSENSUS]
+    members = {n: maps[n] for n in committee}
+    shown = {**{n: cs.normalise(m[None])[0] for n, m in members.items()}, CONSENSUS: cs.consensus(
+        {n: m[None] for n, m in members.items()})[0]}
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(1.25 * (len(names) + 1), 1.6))
+    axes[0].imshow(plots.to_hwc(image), interpolation="nearest")
+    axes[0].set_title("image", fontsize=7)
+    for ax, n in zip(axes[1:], names):
+        plots.show_map(ax, shown[n].numpy())
+        ax.set_title(n.replace("vgg_mini_", "vgg…").replace("_", " "), fontsize=6)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=8, y=1.02)
+    fig.tight_layout(pad=0.2)
+    return fig
