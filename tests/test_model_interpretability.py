@@ -120,3 +120,11 @@ def test_bootstrap_statistic_of_a_mean_matches_its_value_and_decides_a_clear_shi
     assert verdicts.judge(c).verdict == verdicts.HOLDS
     flat = verdicts.bootstrap_statistic(lambda w: np.zeros(len(w)), 50, n_boot=100)
     assert flat.p == 1.0 and verdicts.judge(flat).verdict == verdicts.OPEN
+
+
+def test_unit_maps_are_what_dissect_thresholds():
+    images, masks = probe_images()
+    s = nd.unit_maps(Probe(), images, "relu", 0)
+    torch.testing.assert_close(s, masks.float())                   # the copy unit, at the image's size
+    with pytest.raises(ParameterError, match="has 3 units"):
+        nd.unit_maps(Probe(), images, "relu", 3)

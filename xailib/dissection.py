@@ -240,3 +240,13 @@ def benchmark_concepts(images, colours: bool = True) -> tuple[dict, dict]:
             if m.any():
                 concepts[f"{name} (colour)"], families[f"{name} (colour)"] = m, "colour"
     return concepts, families
+
+
+def unit_maps(model: nn.Module, images: torch.Tensor, layer: str, unit: int, batch_size: int = 64) -> torch.Tensor:
+    """One unit's activation maps upsampled (bilinear) to the images' size, (N, H, W): what
+    :func:`dissect` thresholds, for drawing the positions a unit selects."""
+    a = _activations(model, images, [layer], batch_size)[layer]
+    if not 0 <= unit < a.shape[1]:
+        raise ParameterError(f"layer {layer!r} has {a.shape[1]} units; unit={unit} is not one of them")
+    part = a[:, unit:unit + 1].contiguous(memory_format=torch.channels_last)
+    return nn.functional.interpolate(part, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]

@@ -94,6 +94,35 @@ def detector_figure(table: pd.DataFrame, families=("object", "scene", "colour"),
     return fig
 
 
+def unit_figure(model, d: nd.Dissection, images, title: str, threshold: float = nd.IOU_THRESHOLD,
+                n_units: int = 4, n_images: int = 5):
+    """Bau et al.'s view of a detector: for the last dissected layer's best detectors (one per
+    concept, highest IoU first), the images where its selected positions cover most of its concept,
+    each with those positions outlined (cyan)."""
+    table = d.table(threshold)
+    last = table[(table.layer == _layers(d)[-1]) & table.detector].sort_values("iou", ascending=False)
+    best = last.drop_duplicates("concept").head(n_units)
+    if best.empty:
+        return None
+    fig, axes = plt.subplots(len(best), n_images, figsize=(1.3 * n_images, 1.45 * len(best)), squeeze=False)
+    for row, (_, u) in zip(axes, best.iterrows()):
+        k = int(np.flatnonzero((d.units.layer == u.layer).to_numpy() & (d.units.unit == u.unit).to_numpy())[0])
+        c = d.concepts.index(u.concept)
+        order = np.argsort(-d.inter[:, k, c], kind="stable")[:n_images]
+        sub = images.images[torch.as_tensor(order)]
+        s = nd.unit_maps(model, sub, u.layer, int(u.unit))
+        t, f = float(d.units.threshold[k]), float(d.units.floor[k])
+        for ax, i, m in zip(row, order, s):
+            ax.imshow(plots.to_hwc(images.images[int(i)]), interpolation="nearest")
+            ax.contour(((m >= t) & (m > f)).float().numpy(), levels=[0.5], colors="cyan", linewidths=0.8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(f"{u.layer}, unit {int(u.unit)}\n{u.concept}, IoU {u.iou:.2f}", fontsize=6)
+    fig.suptitle(title, fontsize=8, y=1.0)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
 # --------------------------------------------------------------------------------------------
 # Claims on the dissection: statistics of pooled counts, bootstrapped over images
 # --------------------------------------------------------------------------------------------
