@@ -279,8 +279,8 @@ def consensus_claims(table: pd.DataFrame, methods, n_boot: int, seed: int, masks
             claims.append(verdicts.Claim("agreement with the consensus orders the networks as agreement with the object does",
                                          method, c, kind="above",
                                          paper=f"{LI}: the consensus score tracks agreement with the ground truth",
-                                         setting=f"Spearman over {len(subset)} networks{note} (the consensus of all "
-                                                 f"{len(voters)})"))
+                                         setting=f"Spearman over {len(subset)} networks{note}; the consensus of all "
+                                                 f"{len(voters)}"))
     return claims
 
 
