@@ -182,6 +182,8 @@ def dissection_claims(ds: dict, quantile: float, threshold: float, label_pairs: 
         add("object detectors emerge in the higher layers", name,
             lambda w, d=d, ls=ls: share(d, w, threshold, [ls[-1]], "object") - share(d, w, threshold, [ls[0]], "object"),
             f"{BAU}: object and part detectors in the top layers", f"last layer ({ls[-1]}) against first ({ls[0]})")
+        if "colour" not in d.families:
+            continue
         add("colour detectors sit in the lower layers", name,
             lambda w, d=d, ls=ls: share(d, w, threshold, [ls[0]], "colour") - share(d, w, threshold, [ls[-1]], "colour"),
             f"{BAU}: colour and texture detectors in the lower layers", f"first layer ({ls[0]}) against last ({ls[-1]})")
@@ -203,6 +205,8 @@ def dissection_claims(ds: dict, quantile: float, threshold: float, label_pairs: 
             why = (f"no scene concept can pass IoU {threshold:g} with the top {100 * quantile:g} % of positions: each "
                    f"covers {100 * share_of[scenes].min():.0f} % of the pixels or more, so its IoU is at most "
                    f"{top[scenes].max():.3f}")
+        if not scenes:
+            return claims
         add("a network trained on the scenes has more scene detectors than one trained on the objects", scene,
             lambda w: share(ds[scene], w, threshold, family="scene") - share(ds[obj], w, threshold, family="scene"),
             f"{BAU} (detectors follow the task); BAM's pair of networks", f"against {obj}; same images", degenerate=why)
