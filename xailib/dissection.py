@@ -42,23 +42,31 @@ QUANTILE = 0.005          # Bau et al.: the top 0.5 % of a unit's activations
 IOU_THRESHOLD = 0.04      # Bau et al.: a unit is a detector of a concept above this IoU
 
 
+def _hooked_pass(model: nn.Module, images: torch.Tensor, hooks, batch_size: int) -> None:
+    """Run ``images`` through ``model`` (eval mode, no gradients, in batches) with forward hooks
+    ``[(module, hook)]`` in place; remove them and restore the model's mode after."""
+    handles = [module.register_forward_hook(hook) for module, hook in hooks]
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            for i in range(0, len(images), batch_size):
+                model(images[i:i + batch_size].to(device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+
 def probe_layers(model: nn.Module, example: torch.Tensor) -> list[str]:
     """The layers to dissect: every ReLU module (or subclass) whose output is a 4-D feature map,
     in the order a forward pass on ``example[:1]`` first calls them."""
-    seen, hooks = [], []
-    for name, module in model.named_modules():
-        if name and isinstance(module, nn.ReLU):
-            hooks.append(module.register_forward_hook(
-                lambda m, i, o, name=name: seen.append(name) if o.ndim == 4 and name not in seen else None))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(example[:1])
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    seen = []
+    _hooked_pass(model, example[:1], [(module, lambda m, i, o, name=name: seen.append(name)
+                                       if o.ndim == 4 and name not in seen else None)
+                                      for name, module in model.named_modules()
+                                      if name and isinstance(module, nn.ReLU)], 1)
     if not seen:
         raise ParameterError("the network has no ReLU with a 4-D output to dissect; name its layers with layers=")
     return seen
@@ -71,19 +79,8 @@ def _activations(model: nn.Module, images: torch.Tensor, layers, batch_size: int
     if missing:
         raise ParameterError(f"the network has no module named {missing}; its modules: {list(modules)[1:12]} ...")
     out = {name: [] for name in layers}
-    hooks = [modules[name].register_forward_hook(lambda m, i, o, name=name: out[name].append(o.detach().float().cpu()))
-             for name in layers]
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        with torch.no_grad():
-            for i in range(0, len(images), batch_size):
-                model(images[i:i + batch_size].to(device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    _hooked_pass(model, images, [(modules[name], lambda m, i, o, name=name: out[name].append(o.detach().float().cpu()))
+                                 for name in layers], batch_size)
     return {name: torch.cat(v) for name, v in out.items()}
 
 
@@ -158,8 +155,7 @@ def dissect(model: nn.Module, images: torch.Tensor, concepts: dict, families: di
         if a.ndim != 4:
             raise ParameterError(f"layer {name!r} gives {a.ndim}-D outputs; dissection needs (N, units, h, w) maps")
         per_unit = a.transpose(0, 1).flatten(1)                          # (units, N h w)
-        threshold = torch.quantile(per_unit, 1 - quantile, dim=1) if per_unit.shape[1] <= 16_000_000 else \
-            torch.from_numpy(np.quantile(per_unit.numpy(), 1 - quantile, axis=1)).float()
+        threshold = torch.quantile(per_unit, 1 - quantile, dim=1)
         floor = per_unit.min(1).values
         rows.append(pd.DataFrame({"layer": name, "unit": np.arange(a.shape[1]),
                                   "threshold": threshold.numpy(), "floor": floor.numpy()}))
