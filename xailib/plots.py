@@ -36,6 +36,14 @@ def show_samples(data, n: int = 16, ncols: int = 8, ground_truth: bool = True):
     return fig
 
 
+def pooled(s: torch.Tensor, size: int) -> torch.Tensor:
+    """A 2-D map average-pooled by the smallest whole factor that brings it to at most ``size`` px
+    (the last window cut short): small enough to commit as a table and draw again."""
+    s = s.detach().cpu().float()
+    factor = max(1, -(-s.shape[-1] // size))
+    return torch.nn.functional.avg_pool2d(s[None, None], factor, ceil_mode=True)[0, 0] if factor > 1 else s
+
+
 def show_map(ax, s: np.ndarray):
     """Signed maps on a diverging scale centred at 0; non-negative ones on a sequential scale
     from their 0.5th to their 99.5th percentile (RISE maps carry a large constant offset, the

@@ -130,7 +130,17 @@ def unit_figure(model, d: nd.Dissection, images, title: str, threshold: float = 
 def share(d: nd.Dissection, weights, threshold: float = nd.IOU_THRESHOLD, layers=None, family=None) -> np.ndarray:
     """Per row of ``weights``: the share of the units (of ``layers``, default all) that detect a
     concept (of ``family``, default any: a unit counts for its best concept only)."""
-    iou = d.iou(weights)                                           # (R, units, concepts)
+    return _share_of(d, d.iou(weights), threshold, layers, family)
+
+
+def layer_gap(d: nd.Dissection, weights, threshold: float, family: str, minuend: str, subtrahend: str) -> np.ndarray:
+    """Per row of ``weights``: the share of ``family`` detectors in layer ``minuend`` minus that in
+    layer ``subtrahend`` (the IoU computed once for both)."""
+    iou = d.iou(weights)
+    return (_share_of(d, iou, threshold, [minuend], family) - _share_of(d, iou, threshold, [subtrahend], family))
+
+
+def _share_of(d: nd.Dissection, iou: np.ndarray, threshold: float, layers, family) -> np.ndarray:
     keep = np.ones(iou.shape[1], bool) if layers is None else d.units["layer"].isin(layers).to_numpy()
     best, arg = iou.max(2)[:, keep], iou.argmax(2)[:, keep]
     hit = best > threshold
@@ -180,12 +190,12 @@ def dissection_claims(ds: dict, quantile: float, threshold: float, label_pairs: 
     for name in [n for n in trained if n in models.BENCHMARK_MODELS]:
         d, ls = ds[name], _layers(ds[name])
         add("object detectors emerge in the higher layers", name,
-            lambda w, d=d, ls=ls: share(d, w, threshold, [ls[-1]], "object") - share(d, w, threshold, [ls[0]], "object"),
+            lambda w, d=d, ls=ls: layer_gap(d, w, threshold, "object", ls[-1], ls[0]),
             f"{BAU}: object and part detectors in the top layers", f"last layer ({ls[-1]}) against first ({ls[0]})")
         if "colour" not in d.families:
             continue
         add("colour detectors sit in the lower layers", name,
-            lambda w, d=d, ls=ls: share(d, w, threshold, [ls[0]], "colour") - share(d, w, threshold, [ls[-1]], "colour"),
+            lambda w, d=d, ls=ls: layer_gap(d, w, threshold, "colour", ls[0], ls[-1]),
             f"{BAU}: colour and texture detectors in the lower layers", f"first layer ({ls[0]}) against last ({ls[-1]})")
     if "resnet_mini" in ds and "vgg_mini" in ds:
         add("a residual network has more unique detectors than a VGG-style one", "resnet_mini",

@@ -232,10 +232,7 @@ def example_tables(fractions, curves: dict, saliency, image: int, size: int = 64
                                 for k, name in ((0, "deletion"), (1, "insertion"))},
                                index=pd.Index(np.round(np.asarray(fractions, dtype=float), 6), name="fraction"))
     curve_table["image"] = int(image)
-    s = saliency.detach().cpu().float()[None, None]
-    factor = max(1, -(-s.shape[-1] // size))
-    pooled = torch.nn.functional.avg_pool2d(s, factor, ceil_mode=True)[0, 0] if factor > 1 else s[0, 0]
-    return curve_table, pd.DataFrame(pooled.numpy())
+    return curve_table, pd.DataFrame(plots.pooled(saliency, size).numpy())
 
 
 def example_from_tables(curve_table, map_table, method: str):

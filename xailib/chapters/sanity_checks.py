@@ -443,9 +443,7 @@ def cascade_example(maps: dict, methods, steps, image: int, size: int = 28) -> p
     rows = []
     for index, label in steps:
         for method in methods:
-            s = maps[index, method].detach().cpu().float().abs()[None, None]
-            factor = max(1, -(-s.shape[-1] // size))
-            pooled = (torch.nn.functional.avg_pool2d(s, factor, ceil_mode=True) if factor > 1 else s)[0, 0]
+            pooled = plots.pooled(maps[index, method].abs(), size)
             top = float(pooled.max())
             block = pd.DataFrame((pooled / top if top > 0 else pooled).numpy())
             block.insert(0, "row", range(len(block)))
