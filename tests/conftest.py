@@ -58,7 +58,7 @@ LONGEST_FIRST = [
     "tests/test_map_store.py",                  # 173 before its chapter runs moved to test_single_network
     "tests/test_imagenet_real.py",              # two chapters on EfficientNet-Lite0 at 224 px (new)
     "notebooks/07_localisation.ipynb",          # 120
-    "notebooks/11_model_interpretability.ipynb",  # about 150 (new: nine dissections, 432 maps)
+    "notebooks/11_model_interpretability.ipynb",  # about 200 (nine dissections, Lite0's two, 1152 maps)
     "tests/test_shards.py",                     # 118
     "tests/test_notebooks.py",                  # 367 before its bad-parameter cases shared kernels
     "tests/test_variants.py",                   # 106

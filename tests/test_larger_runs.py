@@ -446,6 +446,38 @@ def test_leaderboard_larger_run_replays():
                 assert value == pytest.approx(want, abs=tol), (mname, img, col)
 
 
+def test_model_interpretability_larger_run_replays():
+    """Chapter 11: the dissection's kept replicates give back each claim's value in their spread,
+    and a few images' gradient and Grad-CAM maps under every network of the committee give the
+    committed agreement with the consensus and PxAP."""
+    from xailib import variants
+    from xailib.chapters import model_interpretability as mi
+    params, tables = _load("11_model_interpretability")
+    assert params["n_images"] >= 1000 and params["n_consensus"] >= 96
+    spec = pd.read_csv(tables["dissection_claims"])
+    draws = pd.read_csv(tables["dissection_draws"], index_col=0)
+    assert len(draws.columns) == len(spec) and len(draws) >= 1000
+    lo, hi = draws.min().to_numpy(), draws.max().to_numpy()
+    assert ((spec.value.to_numpy() >= lo - 1e-12) & (spec.value.to_numpy() <= hi + 1e-12)).all()
+    per_image = pd.read_csv(tables["consensus_per_image"])
+    assert set(per_image.method) == set(params["consensus_methods"])
+    pool = variants.load_variant("bam", "test", n=params["n_consensus"])
+    rng = np.random.default_rng(SEED)
+    index = torch.as_tensor(_pick(np.arange(params["n_consensus"]), 2, rng))
+    imgs = pool.subset(index)
+    committee = params["committee"]
+    nets = {n: models.load_model(n) for n in committee}
+    for method in ("gradient", "gradcam"):
+        maps = {(n, method): explain(nets[n], imgs.images, imgs.labels, method) for n in committee}
+        got = mi.consensus_table(maps, committee, [method], imgs)
+        got["image"] = index.numpy()[got["image"].to_numpy()]
+        want = per_image[(per_image.method == method) & per_image.image.isin(index.tolist())]
+        merged = got.merge(want, on=["method", "network", "image"], suffixes=("", "_committed"))
+        assert len(merged) == len(got) == (len(committee) + 1) * len(index)
+        for col in ("agreement", "pxap"):
+            assert np.allclose(merged[col], merged[f"{col}_committed"], atol=TOL), (method, col)
+
+
 def test_meta_evaluation_run_replays():
     """Chapter 10's model perturbation test (scripts/meta_evaluation.py): K >= 5 perturbed networks
     per test on every network; one perturbed network rebuilt from its seed explains an image again

@@ -128,3 +128,73 @@ def test_unit_maps_are_what_dissect_thresholds():
     torch.testing.assert_close(s, masks.float())                   # the copy unit, at the image's size
     with pytest.raises(ParameterError, match="has 3 units"):
         nd.unit_maps(Probe(), images, "relu", 3)
+
+
+def test_counts_do_not_depend_on_how_many_images_are_upsampled_at_once(monkeypatch):
+    images, masks = probe_images(n=7)
+    whole = nd.dissect(Probe(), images, {"square": masks})
+    monkeypatch.setattr(nd, "MASK_ELEMENTS", 16 * 16 * 3 * 2)       # two images at a time
+    parts = nd.dissect(Probe(), images, {"square": masks})
+    assert np.array_equal(whole.inter, parts.inter) and np.array_equal(whole.selected, parts.selected)
+
+
+def test_colour_concepts_name_pure_colours_exactly():
+    img = torch.zeros(2, 3, 8, 8)
+    img[:, 0, :, :4] = 1.0                     # left half red
+    img[:, 2, :, 4:] = 1.0                     # right half blue
+    concepts, families = nd.colour_concepts(img)
+    assert set(concepts) == {"red (colour)", "blue (colour)"} and set(families.values()) == {"colour"}
+    assert concepts["red (colour)"][:, :, :4].all() and not concepts["red (colour)"][:, :, 4:].any()
+    assert concepts["blue (colour)"][:, :, 4:].all()
+
+
+def test_random_init_is_seeded_and_untrained():
+    from xailib import models
+    a, b, c = (models.random_init("resnet_mini", s) for s in (0, 0, 1))
+    sa, sb, sc = (m.state_dict() for m in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert any(not torch.equal(sa[k], sc[k]) for k in sa if sa[k].is_floating_point())
+    trained = models.load_model("resnet_mini").state_dict()
+    assert any(not torch.equal(sa[k], trained[k]) for k in sa if sa[k].is_floating_point())
+    with pytest.raises(ParameterError):
+        models.random_init("no_such_network")
+
+
+def test_claims_kept_as_replicates_are_judged_as_before():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0.3, 1, 40), rng.normal(0, 1, 40)
+    stat = lambda w, v=x: (w @ v) / w.sum(1)                     # a mean, resampled
+    claims = [verdicts.Claim("x is above 0", "m", verdicts.bootstrap_statistic(stat, 40, n_boot=500, seed=1),
+                             paper="p", setting="s", scale=100.0, unit=" pts"),
+              verdicts.Claim("y is above 0", "m", verdicts.bootstrap_statistic(lambda w: (w @ y) / w.sum(1), 40,
+                                                                                n_boot=500, seed=1),
+                             degenerate="the setting measures nothing")]
+    spec, draws = verdicts.claims_frames(claims)
+    import io
+    import pandas as pd
+    spec = pd.read_csv(io.StringIO(spec.set_index(["claim", "model"]).to_csv()))      # the committed round trip
+    draws = pd.read_csv(io.StringIO(draws.rename_axis("draw").to_csv()), index_col=0)
+    again = verdicts.claims_from_frames(spec, draws)
+    before, after = verdicts.claims_table(claims), verdicts.claims_table(again)
+    pd.testing.assert_frame_equal(before, after)
+    with pytest.raises(ParameterError):
+        verdicts.claims_from_frames(spec, draws.iloc[:, :1])
+    with pytest.raises(ParameterError):                                  # a paired comparison is not one
+        verdicts.claims_frames([verdicts.Claim("c", "m", verdicts.paired(x, y, n_boot=100), margin=0.1)])
+
+
+def test_trusted_reads_the_book_answer(tmp_path):
+    from xailib.chapters import model_interpretability as mi
+    folder = tmp_path / "10_leaderboard"
+    folder.mkdir()
+    (folder / "questions.csv").write_text(
+        ",question,model,methods that hold up,hold up,fail,not resolved,no verdict,of,columns\n"
+        '0,localises the object,m,"a, b (approximate)",2,0,1,0,3,x\n'
+        "1,is faithful to the model,m,a,1,0,2,0,3,x\n"
+        "2,is faithful to the model,other,not answered,0,0,0,3,3,x\n"
+        "3,finds a trojan's trigger,m,not answered on this network,0,0,0,3,3,x\n")
+    book = mi.trusted(["a", "b", "c"], "m", root=tmp_path)
+    assert book["trusted"].tolist() == [True, False, False]
+    assert book["localises the object"].tolist() == [True, True, False]
+    assert "finds a trojan's trigger" not in book                       # not answered on this network
+    assert "trusted" not in mi.trusted(["a"], "m", root=tmp_path / "nowhere")

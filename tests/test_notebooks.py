@@ -73,6 +73,7 @@ BAD = [("01_benchmark_and_methods", p, m) for p, m in BAD] + [
     ("11_model_interpretability", dict(quantile=0.7), "quantile=0.7 must be a number in (0, 0.5]"),
     ("11_model_interpretability", dict(task_pair=["vgg_mini_bam_object"]), "task_pair must name two networks"),
     ("11_model_interpretability", dict(committee=["vgg_mini", "resnet_mini", "vgg16"]), "committee='vgg16' is not accepted"),
+    ("11_model_interpretability", dict(real_model="inception_v3"), "real_model='inception_v3' is not accepted"),
     ("06_sanity_checks", dict(tests=["independent"]), "tests must include 'cascading'"),
     ("06_sanity_checks", dict(measure="ssim", measures=["spearman_abs"]), "must be one of measures"),
     ("06_sanity_checks", dict(alternatives=["reset/zero"]), "alternatives='reset/zero' is not accepted"),

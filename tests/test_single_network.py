@@ -38,7 +38,7 @@ SMALL = {
                                n_bam=2, n_trojan=2, n_show=1, n_bootstrap=200),
     "11_model_interpretability": dict(dataset="shapes", n_images=30, colours=False, label_pairs={}, task_pair=[],
                                       committee=["vgg_mini", "vgg_mini_bam_object", "vgg_mini_permuted"],
-                                      consensus_methods=["gradcam"], n_consensus=8, n_bootstrap=200),
+                                      consensus_methods=["gradcam"], n_consensus=8, n_bootstrap=200, real_model=None),
     "09_faithfulness": dict(n_images=3, methods=["gradient", "random", "constant"], operators=["zero", "blur"], n_steps=4,
                             sensitivity_subsets=4, hyper_methods=["smoothgrad"], hyper_images=3, n_bootstrap=200),
     "10_leaderboard": dict(n_images=3, n_truth=2, methods=["gradient", "gradcam", "random"], n_steps=4,

@@ -362,11 +362,28 @@ def _load_wheel_model(name: str, weights) -> nn.Module:
     except RuntimeError as exc:
         detail = " ".join(line.strip() for line in str(exc).splitlines()[1:4])
         raise ParameterError(f"the weights given for {name} do not fit its architecture: {detail[:500]}") from None
+    return _lite(net, name)
+
+
+def _lite(net: nn.Module, name: str) -> nn.Module:
+    """Lite0's network with its input normalisation and the xai attributes."""
     import torchvision.models as tvm
     model = ImageNetClassifier(net, LITE_MEAN, LITE_STD)
     model.xai_name, model.xai_input_size, model.xai_cam_layer = name, (224, 224), "net._head_act"
     model.xai_classes = list(tvm.ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
     return model
+
+
+def random_init(name: str, seed: int = 0, device: str = "cpu") -> nn.Module:
+    """A randomly initialised copy of ``name``'s architecture (PyTorch's default initialisation,
+    seeded), in eval mode: the baseline Bau et al. dissect beside trained networks. The benchmark's
+    and the zoo's architectures, and EfficientNet-Lite0 (whose input normalisation it keeps)."""
+    check_choice("model", name, BENCHMARK_MODELS + tuple(ZOO_MODELS) + tuple(WHEEL_MODELS))
+    torch.manual_seed(seed)
+    model = _lite(EfficientNetLite(), name) if name in WHEEL_MODELS else build_benchmark_model(ZOO_MODELS.get(name, name))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval().to(resolve_device(device))
 
 
 def resolve_device(device: str) -> torch.device:

@@ -183,6 +183,17 @@ def bootstrap_statistic(statistic, n: int, n_boot: int = 4000, seed: int = 0, le
     reps = np.asarray(statistic(weights), dtype=np.float64).ravel()
     if len(reps) != n_boot or not np.isfinite(reps).all():
         raise ParameterError("statistic must return one finite value per row of weights")
+    return from_replicates(value, reps, n, level)
+
+
+def from_replicates(value: float, reps, n: int, level: float = 0.95) -> Comparison:
+    """:func:`bootstrap_statistic`'s comparison from its value and its bootstrap replicates (kept
+    in a committed run, ``draws`` of :func:`claims_frames`), so that a chapter judges a run it
+    cannot repeat by the rule as it is now."""
+    reps = check_values("replicates", reps, ndim=1)
+    check_positive_int("n", n)
+    check_fraction("level", level)
+    n_boot = len(reps)
     lo, hi = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
     p = min(1.0, 2 * min((reps <= 0).sum() + 1, (reps >= 0).sum() + 1) / (n_boot + 1))
     if value == 0 and np.ptp(reps) == 0:
@@ -593,6 +604,38 @@ def claims_table(claims: list[Claim], alpha: float = 0.05) -> "pd.DataFrame":
             row["p equivalence (Holm)"] = float(f"{v.p_equivalence:.3g}") if v.p_equivalence is not None else None
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+SPEC = ("claim", "model", "kind", "paper", "setting", "scale", "unit", "degenerate", "value", "n")
+
+
+def claims_frames(claims: list[Claim]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """Claims tested by :func:`bootstrap_statistic`, as two tables to commit: one row per claim
+    (what it says, its value and n: :data:`SPEC`) and its bootstrap replicates, one column per
+    claim (named by its row number). :func:`claims_from_frames` reads them back."""
+    import pandas as pd
+    for c in claims:
+        if c.comparison.replicates is None or c.margin is not None or c.control is not None:
+            raise ParameterError(f"claim {c.claim!r} ({c.model}) is not a bootstrap of a statistic without margin or control")
+    spec = pd.DataFrame([{"claim": c.claim, "model": c.model, "kind": c.kind, "paper": c.paper, "setting": c.setting,
+                          "scale": c.scale, "unit": c.unit, "degenerate": c.degenerate, "value": c.comparison.mean,
+                          "n": c.comparison.n} for c in claims], columns=list(SPEC))
+    draws = pd.DataFrame({str(i): c.comparison.replicates for i, c in enumerate(claims)})
+    return spec, draws
+
+
+def claims_from_frames(spec: "pd.DataFrame", draws: "pd.DataFrame", level: float = 0.95) -> list[Claim]:
+    """The claims :func:`claims_frames` wrote, each rebuilt with :func:`from_replicates`."""
+    missing = [c for c in SPEC if c not in spec.columns]
+    if missing or len(draws.columns) != len(spec):
+        raise ParameterError(f"not a table of claims_frames: missing columns {missing}, {len(draws.columns)} draws "
+                             f"for {len(spec)} claims")
+    out = []
+    for i, row in enumerate(spec.fillna({"paper": "", "setting": "", "unit": "", "degenerate": ""}).itertuples(index=False)):
+        k = from_replicates(float(row.value), draws[str(i)].to_numpy(np.float64), int(row.n), level)
+        out.append(Claim(row.claim, row.model, k, kind=row.kind, paper=row.paper, setting=row.setting,
+                         scale=float(row.scale), unit=row.unit, degenerate=row.degenerate))
+    return out
 
 
 def _interval_format(k: Comparison, scale: float = 1.0):

@@ -5,6 +5,8 @@ committee, tabulates, draws, and builds the claims the chapter judges with :mod:
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ from scipy import stats
 
 from .. import consensus as cs
 from .. import dissection as nd
-from .. import models, plots, verdicts
+from .. import models, plots, results, verdicts
 from ..metrics import score
 
 RANDOM = "{} (random init)"          # a randomly initialised copy of an architecture: Bau et al.'s baseline
@@ -23,15 +25,25 @@ LI = "Li et al. 2021"
 
 
 def load_networks(names, random_init: bool, seed: int, device: str = "cpu") -> dict:
-    """The zoo's networks by name and, with ``random_init``, one randomly initialised copy of each
-    benchmark architecture among them (seeded), named :data:`RANDOM`."""
+    """The networks by name and, with ``random_init``, one randomly initialised copy of each
+    architecture among them (seeded: :func:`xailib.models.random_init`), named :data:`RANDOM`."""
     nets = {name: models.load_model(name, device=device) for name in names}
     if random_init:
         for arch in dict.fromkeys(models.ZOO_MODELS.get(n, n) for n in names):
-            if arch in models.BENCHMARK_MODELS:
-                torch.manual_seed(seed)
-                nets[RANDOM.format(arch)] = models.build_benchmark_model(arch).to(device).eval()
+            nets[RANDOM.format(arch)] = models.random_init(arch, seed, device)
     return nets
+
+
+# EfficientNet-Lite0's layers dissected on the photographs: the stem, the last block of each of
+# its seven stages (where the feature map changes size or width) and the 1x1 head, as Bau et al.
+# dissect a few named layers of a network. All 33 of its ReLU6 outputs take four times as long.
+LITE0_LAYERS = ["net._stem_act", *(f"net._blocks.{b}._act1" for b in (0, 2, 4, 7, 10, 14, 15)), "net._head_act"]
+
+
+def real_layers(name: str, model) -> list | None:
+    """The layers dissected on a real network: :data:`LITE0_LAYERS` for Lite0, else every ReLU
+    (None: :func:`xailib.dissection.probe_layers`)."""
+    return LITE0_LAYERS if name == "efficientnet_lite0" else None
 
 
 def architecture(name: str) -> str:
@@ -109,14 +121,17 @@ def unit_figure(model, d: nd.Dissection, images, title: str, threshold: float = 
         k = int(np.flatnonzero((d.units.layer == u.layer).to_numpy() & (d.units.unit == u.unit).to_numpy())[0])
         c = d.concepts.index(u.concept)
         order = np.argsort(-d.inter[:, k, c], kind="stable")[:n_images]
+        order = order[d.inter[order, k, c] > 0]              # only images where it selects some of its concept
         sub = images.images[torch.as_tensor(order)]
         s = nd.unit_maps(model, sub, u.layer, int(u.unit))
         t, f = float(d.units.threshold[k]), float(d.units.floor[k])
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_frame_on(False)
         for ax, i, m in zip(row, order, s):
             ax.imshow(plots.to_hwc(images.images[int(i)]), interpolation="nearest")
             ax.contour(((m >= t) & (m > f)).float().numpy(), levels=[0.5], colors="cyan", linewidths=0.8)
-            ax.set_xticks([])
-            ax.set_yticks([])
         row[0].set_ylabel(f"{u.layer}, unit {int(u.unit)}\n{u.concept}, IoU {u.iou:.2f}", fontsize=6)
     fig.suptitle(title, fontsize=8, y=1.0)
     fig.tight_layout(pad=0.2)
@@ -228,6 +243,27 @@ def dissection_claims(ds: dict, quantile: float, threshold: float, label_pairs: 
 # --------------------------------------------------------------------------------------------
 
 CONSENSUS = "consensus"
+BOOK_ANSWERS = Path("10_leaderboard") / "questions.csv"   # chapter 10's answer: which methods hold up
+
+
+def trusted(methods, model: str, root: Path | None = None) -> pd.DataFrame:
+    """The book's own answer, for each of ``methods`` on ``model``, to the questions chapter 10
+    asks of every method with known truths (its committed ``questions`` table: localises the
+    object, is faithful to the model, passes the randomisation check, finds a trojan's trigger):
+    ``True`` where the method holds up, ``False`` where it does not or the question stays open,
+    and ``trusted``, which needs every question answered on that network. Empty when the table
+    is not there (a reader's own checkout without chapter 10's results)."""
+    path = Path(root or results.REPO / "results") / BOOK_ANSWERS
+    if not path.exists():
+        return pd.DataFrame(index=pd.Index(list(methods), name="method"))
+    q = pd.read_csv(path)
+    q = q[(q["model"] == model) & (q["no verdict"] < q["of"])]         # the questions answered on this network
+    held = {row["question"]: {m.split(" (")[0].strip() for m in str(row["methods that hold up"]).split(",")}
+            if row["hold up"] else set() for _, row in q.iterrows()}
+    out = pd.DataFrame({question: [m in names for m in methods] for question, names in held.items()},
+                       index=pd.Index(list(methods), name="method"))
+    out["trusted"] = out.all(axis=1) if len(held) else False
+    return out
 
 
 def consensus_table(maps: dict, committee, methods, images) -> pd.DataFrame:
@@ -317,3 +353,79 @@ def consensus_figure(image, maps: dict, committee, method: str, title: str = "")
         fig.suptitle(title, fontsize=8, y=1.02)
     fig.tight_layout(pad=0.2)
     return fig
+
+
+def trusted_note(book: pd.DataFrame, model: str) -> str:
+    """One generated paragraph on :func:`trusted`'s table."""
+    if "trusted" not in book:
+        return (f"Chapter 10's answer (`results/{BOOK_ANSWERS.as_posix()}`) is not in this checkout: no method is "
+                "marked trusted here.")
+    yes = [m for m in book.index if book.loc[m, "trusted"]]
+    no = [m for m in book.index if not book.loc[m, "trusted"]]
+    text = (f"Of the {len(book)} methods of the consensus, {len(yes)} hold up under every question chapter 10 answers "
+            f"on `{model}`" + (f" ({', '.join(yes)})" if yes else ""))
+    if no:
+        text += "; " + "; ".join(f"{m} does not under: {', '.join(q for q in book.columns[:-1] if not book.loc[m, q])}"
+                                 for m in no)
+    return text + "."
+
+
+def claims_of_run(tables: dict, params: dict, n_boot: int, seed: int) -> list:
+    """The chapter's claims from a committed run's tables (:func:`xailib.results.larger_run`): the
+    dissection's from their kept bootstrap replicates (:func:`xailib.verdicts.claims_from_frames`),
+    Li et al.'s recomputed from the per-image consensus table."""
+    from .. import data, variants
+    spec = pd.read_csv(tables["dissection_claims"])
+    draws = pd.read_csv(tables["dissection_draws"], index_col=0)
+    n = int(params["n_consensus"])
+    pool = (variants.load_variant("bam", "test", n=n) if params["dataset"] == "bam"
+            else data.load_shapes("test", n=n, seed=params["seed"]))
+    return (verdicts.claims_from_frames(spec, draws)
+            + consensus_claims(pd.read_csv(tables["consensus_per_image"]), params["consensus_methods"], n_boot, seed,
+                               masks=pool.masks, outliers=list(params["label_pairs"].values())))
+
+
+def consensus_findings(claims_table: pd.DataFrame, book: pd.DataFrame) -> str:
+    """Li et al.'s ranking claim, counted apart for the methods the book trusts and the others."""
+    rank = claims_table[claims_table.claim.str.startswith("agreement with the consensus orders")]
+    if rank.empty:
+        return ""
+    trusted_ones = set(book.index[book["trusted"]]) if "trusted" in book else set()
+    parts = []
+    for label, keep in (("the methods the book trusts", rank.model.isin(trusted_ones)),
+                        ("the other methods", ~rank.model.isin(trusted_ones))):
+        r = rank[keep]
+        if r.empty:
+            continue
+        whole = r[~r.setting.str.contains("without")]
+        without = r[r.setting.str.contains("without")]
+        text = (f"for {label} ({', '.join(dict.fromkeys(r.model))}), it holds on the whole committee for "
+                f"{int((whole.verdict == 'holds').sum())} of {len(whole)}")
+        if len(without):
+            text += f" and without the outlier for {int((without.verdict == 'holds').sum())} of {len(without)}"
+        parts.append(text)
+    return ("**Does agreement with the consensus track agreement with the object?** " + "; ".join(parts)[0].upper()
+            + "; ".join(parts)[1:] + ".")
+
+
+def real_summary(table: pd.DataFrame, name: str) -> str:
+    """Generated sentences on a real network's dissection beside its random copy."""
+    whole = table[table.layer == "all layers"].set_index("network")
+    by_layer = table[table.depth > 0]
+    t = whole.loc[name]
+    text = (f"On the photographs, {name} has {int(t.detectors)} colour detectors among its {int(t.units)} dissected "
+            f"units ({100 * t.share:.1f} %), detecting {int(t['unique detectors'])} distinct colours")
+    base = RANDOM.format(name)
+    if base in whole.index:
+        r = whole.loc[base]
+        text += (f"; its randomly initialised copy has {int(r.detectors)} ({100 * r.share:.1f} %), detecting "
+                 f"{int(r['unique detectors'])}. ")
+        per = {n: by_layer[by_layer.network == n]["unique detectors"].astype(int).tolist() for n in (name, base)}
+        text += (f"Distinct colours detected per layer, from the input up: trained {', '.join(map(str, per[name]))}; "
+                 f"random {', '.join(map(str, per[base]))}.")
+        if r.detectors >= t.detectors:
+            text += (" The random copy has as many colour detectors or more: a colour survives random filters, so the "
+                     "count alone does not tell training apart here; the distinct colours per layer do, where they differ.")
+    else:
+        text += "."
+    return text
