@@ -28,6 +28,9 @@ def _in_batches(fn, images, targets, maps, size):
     ("infidelity", dict(n_samples=6, noise=0.01, relative=True)),
     ("max_sensitivity", dict(method="gradient", n_samples=3)),
     ("sensitivity_n", dict(n_subsets=8)),
+    ("faithfulness_correlation", dict(n_subsets=8)),
+    ("monotonicity_correlation", dict(cell=16, n_samples=3)),
+    ("region_perturbation_morf", dict(n_regions=6)),
 ])
 def test_sampled_metrics_give_each_image_the_same_value_at_any_batching(setting, metric, params):
     net, x, y, m = setting

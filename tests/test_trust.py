@@ -265,3 +265,70 @@ def test_max_sensitivity_of_a_huge_map_is_that_of_the_map_scaled_down(monkeypatc
     assert torch.isfinite(huge).all() and torch.allclose(huge, plain, rtol=1e-4)
     absolute = max_sensitivity(net, x, t, "gradient", n_samples=3, relative=False)
     assert torch.isfinite(absolute).all() and (absolute > 1e20).all()
+
+
+# -- the rest of the robustness family and the random logit test ------------------------------------
+
+def test_robustness_family_known_answers_on_a_linear_model(linear):
+    """Gradient x input on a linear model: Phi(x) = sum_c w_c x_c, so a copy's change is
+    sum_c w_c delta_c; each score computed by hand from max-sensitivity's own draws."""
+    net, x = linear
+    t = torch.tensor([0, 1, 2])
+    kw = dict(method="gradient_x_input", radius=0.05, n_samples=4, seed=3, fast=False)
+    w = net[1].weight.detach()[t].view(-1, 3, 8, 8).double()
+    d = (robustness.perturbations(x, 0.05, 4, 3).double() - x.double().repeat_interleave(4, 0)).view(3, 4, 3, 8, 8)
+    phi, dphi = (w * x.double()).sum(1), (w[:, None] * d).sum(2)                  # (3, 8, 8), (3, 4, 8, 8)
+    change = dphi.flatten(2).norm(dim=-1)
+    avg = score(net, x, t, phi.float(), "avg_sensitivity", **kw)
+    np.testing.assert_allclose(avg, (change / phi.flatten(1).norm(dim=-1)[:, None]).mean(1), rtol=1e-5)
+    lle = score(net, x, t, phi.float(), "local_lipschitz", **kw)
+    np.testing.assert_allclose(lle, (change / d.flatten(2).norm(dim=-1)).amax(1), rtol=1e-5)
+    ris = score(net, x, t, phi.float(), "relative_input_stability", **kw)
+    num = (dphi / phi[:, None]).flatten(2).norm(dim=-1)
+    den = (d / x.double()[:, None]).flatten(2).norm(dim=-1)
+    with torch.no_grad():                                        # Agarwal et al.: copies labelled as the image
+        same = net((x.double()[:, None] + d).float().view(-1, 3, 8, 8)).argmax(1).view(3, 4) == net(x).argmax(1)[:, None]
+    assert (~same).any() and same.any(1).all()                  # the filter is exercised here
+    np.testing.assert_allclose(ris, torch.where(same, num / den, -torch.inf).amax(1), rtol=1e-5)
+    # a method that ignores its input scores 0 under the first two
+    for name in ("avg_sensitivity", "local_lipschitz"):
+        assert score(net, x, t, phi.float(), name, **{**kw, "method": "constant"}).tolist() == [0.0] * 3
+
+
+def test_perturbed_explanations_are_shared_and_not_stale(linear, monkeypatch):
+    from xailib import methods
+    net, x = linear
+    t = torch.tensor([0, 1, 2])
+    calls = []
+    real = methods.explain
+    monkeypatch.setattr(methods, "explain", lambda *a, **k: calls.append(1) or real(*a, **k))
+    kw = dict(method="gradient_x_input", n_samples=3, fast=False)
+    maps = torch.zeros(3, 8, 8)
+    score(net, x, t, maps, "avg_sensitivity", **kw)
+    first = len(calls)
+    score(net, x, t, maps, "relative_output_stability", **kw)
+    assert len(calls) == first                                   # the same copies: explained once
+    other = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+    other.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        other[1].weight.mul_(2)
+    a = score(net, x, t, maps, "local_lipschitz", **kw)
+    b = score(other, x, t, maps, "local_lipschitz", **kw)
+    np.testing.assert_allclose(b, 2 * a, rtol=1e-5)               # other weights: explained again, twice the change
+
+
+def test_random_logit_known_answers(linear):
+    net, x = linear
+    t = torch.tensor([0, 1, 2])
+    from xailib.metrics import randomisation
+    other = randomisation.other_classes(x, t, 4, seed=0)
+    assert (other != t).all() and ((other >= 0) & (other < 4)).all()
+    assert torch.equal(randomisation.other_classes(x[[2, 0]], t[[2, 0]], 4, seed=0), other[[2, 0]])   # any batching
+    grad = explain(net, x, t, "gradient")
+    same = score(net, x, t, explain(net, x, t, "constant"), "random_logit", method="constant", fast=False)
+    np.testing.assert_allclose(same, 1.0)                         # a map that ignores the class: alike
+    rl = score(net, x, t, grad, "random_logit", method="gradient", measure="spearman", fast=False)
+    from xailib.metrics.similarity import similarity
+    hand = similarity(grad, explain(net, x, other, "gradient"), "spearman")
+    np.testing.assert_allclose(rl, hand)
+    assert (rl < 0.9).all()                                       # another class, another map

@@ -5,17 +5,21 @@
   :func:`score`, the thesis's *Evaluator*;
 - :mod:`~xailib.metrics.causal`: deletion, insertion and ROAD (the output as pixels are removed);
 - :mod:`~xailib.metrics.impact`: Impact Score and Impact Coverage (Lin et al. 2019);
-- :mod:`~xailib.metrics.localisation`: boxes, masks, regions, mask energy and the pointing game;
-- :mod:`~xailib.metrics.faithfulness`: infidelity and sensitivity-n;
-- :mod:`~xailib.metrics.robustness`: max-sensitivity and the hyper-parameter sensitivity;
-- :mod:`~xailib.metrics.complexity`: roughness;
+- :mod:`~xailib.metrics.localisation`: boxes, masks, regions, mask energy and the pointing game,
+  and relevance mass / rank accuracy and attribution localisation (Arras et al., Kohlbrenner et al.);
+- :mod:`~xailib.metrics.faithfulness`: infidelity and sensitivity-n, faithfulness correlation,
+  monotonicity correlation and region perturbation (MoRF, LeRF);
+- :mod:`~xailib.metrics.robustness`: max- and average sensitivity, the local Lipschitz estimate,
+  relative input / output stability, and the hyper-parameter sensitivity;
+- :mod:`~xailib.metrics.complexity`: roughness, sparseness, complexity and effective complexity;
 - :mod:`~xailib.metrics.similarity` and :mod:`~xailib.metrics.randomisation`: the sanity checks'
-  comparisons of maps and randomised networks (not registered: they compare two maps);
+  comparisons of maps and randomised networks (not registered: they compare two maps), and the
+  random logit test (registered);
 - :mod:`~xailib.metrics.removal`, :mod:`~xailib.metrics.order`, :mod:`~xailib.metrics.draws`:
   what every perturbation metric shares (the removal operator, the order of tied pixels, the
   per-image random draws).
 """
-from . import causal, complexity, faithfulness, impact, localisation, robustness  # noqa: F401
+from . import causal, complexity, faithfulness, impact, localisation, randomisation, robustness  # noqa: F401
 from .causal import ROAD_PERCENTILES, causal_curves, road_scores  # noqa: F401
 from .order import saliency_order  # noqa: F401
 from ..methods.registry import reorder

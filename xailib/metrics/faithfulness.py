@@ -47,12 +47,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from captum.metrics import infidelity as captum_infidelity
 
 from .registry import register
 from .. import inference
 from .draws import Samples
+from .order import saliency_order
 from .removal import check_removal, fill_image, remove
 from ..errors import ParameterError, check_choice, check_positive_int, check_values
 from ..methods.registry import check_images, check_targets
@@ -285,3 +287,162 @@ def _sensitivity_n(model, images, targets, maps, n, cell, n_subsets, removal, ou
                                               n_subsets=n_subsets, removal=removal, output=output,
                                               seed=seed, batch_size=batch_size)
     return sensitivity_n_from(maps, chosen, deltas, cell)[:, 0]
+
+
+# --------------------------------------------------------------------------------------------
+# The same questions under the names of Quantus and LATEC: faithfulness correlation (Bhatt et
+# al. 2020), monotonicity correlation (Nguyen and Martinez 2020), region perturbation (Samek et
+# al. 2017). Each is a few lines over the estimators above and the shared removal operators.
+# --------------------------------------------------------------------------------------------
+
+@register("faithfulness_correlation", higher_is_better=True, reference="bhatt2020", subset=224, n_subsets=100,
+          removal="zero", output="logit", seed=0, batch_size=1024)
+def _faithfulness_correlation(model, images, targets, maps, subset, n_subsets, removal, output, seed, batch_size):
+    """Bhatt et al.'s faithfulness correlation: the Pearson correlation, over ``n_subsets`` random
+    sets of ``subset`` pixels (each set to black, ``removal="zero"``), between the map's sum over
+    the set and the drop of the target's logit. Defaults are Quantus's (100 sets of 224 features,
+    a black baseline, logits); a feature here is a pixel with its three channels, where Quantus
+    draws single channel values. It is sensitivity-n's estimator at one subset size, with pixels
+    for features (``sensitivity_n`` with ``cell=1``)."""
+    H, W = images.shape[-2:]
+    if not isinstance(subset, int) or isinstance(subset, bool) or not 1 <= subset < H * W:
+        raise ParameterError(f"subset={subset!r} must be an integer in [1, {H * W - 1}] (pixels of the image)")
+    n_values, chosen, deltas = subset_outputs(model, images, targets, n_values=[subset], cell=1, n_subsets=n_subsets,
+                                              removal=removal, output=output, seed=seed, batch_size=batch_size)
+    return sensitivity_n_from(maps, chosen, deltas, 1)[:, 0]
+
+
+@torch.no_grad()
+def cell_variances(model, images, targets, *, cell: int = 4, n_samples: int = 10, output: str = "logit",
+                   seed: int = 0, batch_size: int = 1024) -> torch.Tensor:
+    """The half of monotonicity correlation that does not depend on the map: for each ``cell`` x
+    ``cell`` square of each image, the mean squared change of the target's output when the square
+    is replaced by uniform noise, over ``n_samples`` noise images drawn per image
+    (:mod:`xailib.metrics.draws`), divided by the squared output (Nguyen and Martinez's
+    normalisation). Returns (B, F) float64."""
+    check_choice("output", output, OUTPUTS)
+    check_images(images)
+    check_targets(targets, len(images))
+    check_positive_int("cell", cell)
+    check_positive_int("n_samples", n_samples)
+    check_positive_int("batch_size", batch_size)
+    dev = inference.model_device(model, fallback=images.device)
+    x = images.to(dev, torch.float32)
+    B, C, H, W = x.shape
+    grid = feature_grid(H, W, cell).to(dev)
+    F = int(grid.max()) + 1
+    t = torch.as_tensor(targets, dtype=torch.long, device=dev).expand(B)
+    noise = torch.cat(Samples(images, seed)(n_samples, lambda g: torch.rand((1, C, H, W), generator=g))).to(dev)
+    noise = noise.view(B, n_samples, C, H, W)
+
+    def out(z):
+        o = inference.forward(model, z)
+        o = torch.softmax(o, 1) if output == "probability" else o
+        return o.double()
+
+    base = out(x)[torch.arange(B, device=dev), t]
+    cells = grid[None] == torch.arange(F, device=dev)[:, None, None]             # (F, H, W)
+    rows = F * n_samples
+    var = torch.empty(B, F, dtype=torch.float64, device=dev)
+    step = max(1, min(rows, batch_size) // n_samples)                             # cells per pass
+    for i in range(B):
+        total = torch.empty(F, dtype=torch.float64, device=dev)
+        for j in range(0, F, step):
+            c = cells[j:j + step]                                                 # (k, H, W)
+            xs = torch.where(c[:, None, None], noise[i][None], x[i][None, None])  # (k, S, C, H, W)
+            o = out(xs.reshape(-1, C, H, W))[:, t[i]].view(len(c), n_samples)
+            total[j:j + len(c)] = (o - base[i]).pow(2).mean(1)
+        var[i] = total / base[i].pow(2).clamp(min=1e-12)
+    return var.cpu()
+
+
+@register("monotonicity_correlation", higher_is_better=True, reference="nguyen2020", cell=4, n_samples=10,
+          output="logit", seed=0, batch_size=1024)
+def _monotonicity_correlation(model, images, targets, maps, cell, n_samples, output, seed, batch_size):
+    """Nguyen and Martinez's monotonicity: Spearman's correlation, over the image's ``cell`` x
+    ``cell`` squares, between the map's absolute sum over each square and how much replacing the
+    square by uniform noise moves the target's output (:func:`cell_variances`). Quantus perturbs
+    groups of single features in the map's own order (100 noise draws each, 4096 x 100 passes for
+    one 64-px image at one pixel per group); fixed squares make the passes the same for every map,
+    so every method of a table is scored on one set of them. 0 for a map whose squares all sum
+    alike."""
+    from scipy import stats
+    v = cell_variances(model, images, targets, cell=cell, n_samples=n_samples, output=output, seed=seed,
+                       batch_size=batch_size)
+    H, W = maps.shape[-2:]
+    grid = feature_grid(H, W, cell)
+    a = torch.zeros(len(maps), v.shape[1], dtype=torch.float64).index_add_(1, grid.flatten(), maps.double().cpu().abs().flatten(1))
+    out = []
+    for ai, vi in zip(a.numpy(), v.numpy()):
+        flat = np.ptp(ai) <= 1e-12 * max(abs(ai).max(), 1e-300) or np.ptp(vi) == 0
+        out.append(0.0 if flat else float(stats.spearmanr(ai, vi).statistic))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+@torch.no_grad()
+def region_perturbation(model, images, targets, maps, *, patch: int | None = None, n_regions: int = 100,
+                        order: str = "most", seed: int = 0, batch_size: int = 512):
+    """Samek et al.'s region perturbation: the image's ``patch`` x ``patch`` squares (default
+    their 9 px at 224, scaled to the image side) ranked by the map's sum over each (``order``
+    ``"most"``: MoRF, the most relevant first; ``"least"``: LeRF; ties in the book's fixed random
+    order), replaced one by one by uniform noise (one noise image per image, drawn per image), and
+    the target's probability after each of ``n_regions`` steps. Returns (B, n_regions + 1) curves,
+    the unperturbed image first."""
+    check_choice("order", order, ("most", "least"))
+    check_images(images)
+    check_targets(targets, len(images))
+    check_positive_int("n_regions", n_regions)
+    check_positive_int("batch_size", batch_size)
+    dev = inference.model_device(model, fallback=images.device)
+    x = images.to(dev, torch.float32)
+    B, C, H, W = x.shape
+    side = max(1, round(9 * W / 224)) if patch is None else patch
+    check_positive_int("patch", side)
+    grid = feature_grid(H, W, side).to(dev)
+    F = int(grid.max()) + 1
+    if n_regions > F:
+        raise ParameterError(f"n_regions={n_regions} is more than the image's {F} squares of {side} px")
+    t = torch.as_tensor(targets, dtype=torch.long, device=dev).expand(B)
+    sums = torch.zeros(B, F, dtype=torch.float64, device=dev).index_add_(1, grid.flatten(),
+                                                                          maps.to(dev).double().flatten(1))
+    ranked = saliency_order(sums if order == "most" else -sums)                    # (B, F) square indices
+    noise = torch.cat(Samples(images, seed)(1, lambda g: torch.rand((1, C, H, W), generator=g))).to(dev)
+    curves = torch.empty(B, n_regions + 1, dtype=torch.float64)
+    per = max(1, batch_size // (n_regions + 1))
+    for i in range(0, B, per):
+        sl = slice(i, min(i + per, B))
+        rank = torch.empty_like(ranked[sl])
+        rank.scatter_(1, ranked[sl], torch.arange(F, device=dev).expand_as(ranked[sl]).contiguous())
+        steps = torch.arange(n_regions + 1, device=dev)
+        gone_cells = rank[:, None, :] < steps[None, :, None]                       # (b, S+1, F)
+        gone = gone_cells.gather(2, grid.flatten()[None, None].expand(gone_cells.shape[0], n_regions + 1, H * W))
+        gone = gone.view(-1, n_regions + 1, 1, H, W)
+        xs = torch.where(gone, noise[sl, None], x[sl, None]).view(-1, C, H, W)
+        probs = inference.probabilities(model, xs)
+        p = probs.view(-1, n_regions + 1, probs.shape[1])
+        curves[sl] = p.gather(2, t[sl, None, None].expand(-1, n_regions + 1, 1))[..., 0].double().cpu()
+    return curves
+
+
+def aopc(curves: torch.Tensor) -> torch.Tensor:
+    """Samek et al.'s area over the perturbation curve: the mean over the steps k = 0 .. L of
+    f(x) - f(x after k steps)."""
+    return (curves[:, :1] - curves).mean(1)
+
+
+@register("region_perturbation_morf", higher_is_better=True, reference="samek2017", patch=None, n_regions=100,
+          seed=0, batch_size=512)
+def _region_perturbation_morf(model, images, targets, maps, patch, n_regions, seed, batch_size):
+    """Samek et al.'s AOPC with the most relevant squares perturbed first (higher is better: the
+    map finds what the output needs); see :func:`region_perturbation`."""
+    return aopc(region_perturbation(model, images, targets, maps, patch=patch, n_regions=n_regions, order="most",
+                                    seed=seed, batch_size=batch_size))
+
+
+@register("region_perturbation_lerf", higher_is_better=False, reference="samek2017", patch=None, n_regions=100,
+          seed=0, batch_size=512)
+def _region_perturbation_lerf(model, images, targets, maps, patch, n_regions, seed, batch_size):
+    """Samek et al.'s AOPC with the least relevant squares perturbed first (lower is better: what
+    the map calls irrelevant should not matter)."""
+    return aopc(region_perturbation(model, images, targets, maps, patch=patch, n_regions=n_regions, order="least",
+                                    seed=seed, batch_size=batch_size))

@@ -27,6 +27,11 @@ Weakly supervised object localisation (WSOL), as the thesis reviews it (its sect
   the equal-size comparison of Lin et al. 2020's trigger test). The share of the positive map
   on a region is ``mask_energy``; a hit of the map's maximum on it, the ``pointing_game`` (Zhang et al.
   2018, as the RISE paper uses it).
+- **The same questions under the names other toolkits use** (Quantus, LATEC): Arras et al.'s
+  ``relevance_mass_accuracy`` (mask energy under another name) and ``relevance_rank_accuracy``
+  (the share of the map's top pixels, as many as the object has, on the object: top-k IoU on
+  another scale), and Kohlbrenner et al.'s ``attribution_localisation`` (mask energy, or with
+  ``weighted`` corrected for the object's size).
 
 Connected components (scipy) and average precision (scikit-learn) come from their libraries; the
 box and IoU arithmetic is a few lines, written here so that its conventions are visible: boxes are
@@ -272,6 +277,50 @@ def _mask_energy(model, images, targets, maps, masks):
     total = pos.flatten(1).sum(1)
     inside = (pos * masks.double()).flatten(1).sum(1)
     return torch.where(total > 0, inside / total.clamp(min=1e-300), torch.zeros_like(total))
+
+
+@register("relevance_mass_accuracy", higher_is_better=True, reference="arras2022", required=("masks",), masks=None)
+def _relevance_mass_accuracy(model, images, targets, maps, masks):
+    """Arras et al.'s relevance mass accuracy: the share of the positive relevance inside the
+    ground truth, ``R_within / R_total`` over the positive part of the map (they keep positive
+    relevance only). The same number as ``mask_energy`` and as Kohlbrenner et al.'s unweighted
+    attribution localisation: one score under three names, registered under each so that a
+    reader finds the one they know."""
+    return _mask_energy(model, images, targets, maps, masks)
+
+
+@register("relevance_rank_accuracy", higher_is_better=True, reference="arras2022", required=("masks",), masks=None)
+def _relevance_rank_accuracy(model, images, targets, maps, masks):
+    """Arras et al.'s relevance rank accuracy: with K the ground truth's size in pixels, the share
+    of the map's K highest pixels that lie in it, ``|top_K & GT| / K``. Ties are broken by the
+    book's fixed random order of pixels (:mod:`xailib.metrics.order`). Per image it orders maps
+    as ``top_k_iou`` does (``IoU = r / (2 - r)``), on another scale."""
+    m = _masks(masks, maps).flatten(1)
+    k = m.sum(1)
+    if (k == 0).any():
+        raise ParameterError("relevance_rank_accuracy needs a ground truth of at least one pixel in every image")
+    order = saliency_order(maps.detach().cpu().flatten(1))
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(order.shape[1]).expand_as(order).contiguous())
+    top = ranks < k[:, None]
+    return (top & m).sum(1).double() / k.double()
+
+
+@register("attribution_localisation", higher_is_better=True, reference="kohlbrenner2020", required=("masks",),
+          masks=None, weighted=False)
+def _attribution_localisation(model, images, targets, maps, masks, weighted):
+    """Kohlbrenner et al.'s attribution localisation: the share of the positive relevance inside
+    the object, ``mu = R_in+ / R_tot+`` (the same number as ``mask_energy``), and with ``weighted``
+    the size-weighted ``mu_w = mu * S_tot / S_in`` as we read their correction for the object's
+    size: a map uniform over the image scores 1 whatever the object's size, where ``mu`` rewards
+    large objects. (Quantus 0.6's ``weighted`` multiplies by ``S_in / S_tot`` instead.) A map
+    with no positive value scores 0."""
+    m = _masks(masks, maps)
+    area = m.flatten(1).sum(1).double()
+    if (area == 0).any():
+        raise ParameterError("attribution_localisation needs an object of at least one pixel in every image")
+    mu = _mask_energy(model, images, targets, maps.cpu(), m)
+    return mu * (m[0].numel() / area) if weighted else mu
 
 
 @register("pointing_game", higher_is_better=True, reference="zhang2018",

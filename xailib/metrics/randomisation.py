@@ -47,6 +47,7 @@ from torch import nn
 
 from .. import inference
 from ..errors import ParameterError, check_choice
+from .registry import register
 
 MODES = ("normal", "reset", "shuffle")
 BATCHNORM = ("affine", "reset", "keep")
@@ -210,3 +211,41 @@ def random_network(model: nn.Module, example: torch.Tensor, *, mode: str = "rese
     all_layers = layers(model, example)
     return randomise(model, [l.name for l in all_layers], all_layers, mode=mode, batchnorm=batchnorm,
                      std=std, seed=seed)
+
+
+# --------------------------------------------------------------------------------------------
+# Random logit (Sixt, Granz and Landgraf 2020): the map of the target beside the map of another
+# class. A method that explains the decision gives another map for another class; one that
+# shows the image's edges whatever it is asked (a modified backpropagation that the last layers
+# do not reach) gives the same.
+# --------------------------------------------------------------------------------------------
+
+
+def other_classes(images: torch.Tensor, targets, n_classes: int, seed: int = 0) -> torch.Tensor:
+    """One class per image drawn uniformly among the ``n_classes`` but its target, from the
+    image's own generator (:mod:`xailib.metrics.draws`: the same at any batching)."""
+    from .draws import Samples
+    t = torch.as_tensor(targets).expand(len(images)).cpu()
+    if n_classes < 2:
+        raise ParameterError("random_logit needs a network with at least two classes")
+    draws = torch.tensor(Samples(images, seed)(1, lambda g: int(torch.randint(0, n_classes - 1, (1,), generator=g))))
+    return draws + (draws >= t).long()                     # skip the target
+
+
+@register("random_logit", higher_is_better=False, reference="sixt2020", required=("method",),
+          method=None, method_params=None, measure="ssim", seed=0)
+def _random_logit(model, images, targets, maps, method, method_params, measure, seed):
+    """Sixt et al.'s random logit test: how alike the method's map for the target and its map for
+    a class drawn at random among the others are (SSIM by default, Quantus's; any measure of
+    :mod:`xailib.metrics.similarity`). Lower is better: 1 means the map does not depend on the
+    class it is asked to explain. ``maps`` are the target's (the method is re-run for the other)."""
+    from .. import methods
+    from .similarity import similarity
+    check_choice("method", method, methods.METHODS)
+    params = dict(method_params or {})
+    with torch.no_grad():
+        n_classes = inference.forward(model, images[:1].to(inference.model_device(model, fallback=images.device))).shape[1]
+    other = other_classes(images, targets, n_classes, seed)
+    with torch.enable_grad():
+        theirs = methods.explain(model, images, other.to(images.device), method, **params)
+    return torch.as_tensor(similarity(maps.detach().cpu(), theirs.detach().cpu(), measure), dtype=torch.float64)

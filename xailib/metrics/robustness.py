@@ -178,3 +178,120 @@ def hyperparameter_sensitivity(model, images, targets, method: str, grid: dict |
                 row[f"1 - {k}"] = 1.0 - float(sims[k][i])
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# The rest of the robustness family of Quantus and LATEC, from one set of perturbed explanations:
+# average sensitivity (Yeh et al. 2019), the local Lipschitz estimate (Alvarez-Melis and Jaakkola
+# 2018) and relative input / output stability (Agarwal et al. 2022). They differ only in how a
+# change of the map is compared with the change of the input, so the method is re-run once on
+# the same draws as max-sensitivity's and the four read the same copies (a table that scores a
+# method under all of them pays for its explanations once).
+# --------------------------------------------------------------------------------------------
+
+_LAST: dict = {}      # the last call's explanations, keyed by everything they depend on
+
+
+def perturbed_explanations(model, images, targets, method: str, method_params: dict | None = None, *,
+                           radius: float = 0.02, n_samples: int = 10, seed: int = 0):
+    """``(maps (B, H, W), copies (B, S, C, H, W), their maps (B, S, H, W), logits (B, C'),
+    their logits (B, S, C'))``: ``method`` re-run on ``n_samples`` copies of each image with
+    uniform noise in [-``radius``, ``radius``] (:func:`perturbations`: max-sensitivity's draws),
+    each batch of copies shaped and seeded like the original, a segmented method's superpixels kept."""
+    from .. import inference, methods
+    from .draws import image_keys
+    check_choice("method", method, methods.METHODS)
+    if not check_values("radius", radius, ndim=0) > 0:
+        raise ParameterError(f"radius={radius!r} must be > 0")
+    check_positive_int("n_samples", n_samples)
+    params = dict(method_params or {})
+    b = len(images)
+    t = torch.as_tensor(targets).expand(b) if torch.as_tensor(targets).ndim == 0 else torch.as_tensor(targets)
+    weights = float(sum(p.detach().double().sum() for p in model.parameters())) if any(True for _ in model.parameters()) else 0.0
+    key = (id(model), weights, tuple(image_keys(images)), tuple(t.tolist()), method,
+           repr(sorted(params.items(), key=str)), float(radius), int(n_samples), int(seed))
+    if _LAST.get("key") == key:
+        return _LAST["value"]
+    seg = segments_of(images, method, params)
+    if seg is not None:
+        params["segments"] = seg
+    draws = perturbations(images, radius, n_samples, seed).view(b, n_samples, *images.shape[1:])
+    with torch.enable_grad():
+        maps = methods.explain(model, images, t, method, **params).double().cpu()
+        copies = torch.stack([methods.explain(model, draws[:, s], t, method, **params).double().cpu()
+                              for s in range(n_samples)], 1)
+    with torch.no_grad():
+        logits = inference.forward(model, images.to(inference.model_device(model, fallback=images.device))).double().cpu()
+        moved = torch.stack([inference.forward(model, draws[:, s].to(inference.model_device(model, fallback=images.device)))
+                             .double().cpu() for s in range(n_samples)], 1)
+    value = (maps, draws.double().cpu(), copies, logits, moved)
+    _LAST.clear()
+    _LAST.update(key=key, value=value)
+    return value
+
+
+def _norms(x: torch.Tensor, keep: int) -> torch.Tensor:
+    return x.flatten(keep).norm(dim=-1)
+
+
+@register("avg_sensitivity", higher_is_better=False, reference="yeh2019", required=("method",),
+          method=None, method_params=None, radius=0.02, n_samples=10, seed=0)
+def _avg_sensitivity(model, images, targets, maps, method, method_params, radius, n_samples, seed):
+    """Yeh et al.'s average sensitivity: the mean over the copies of ``||Phi(x') - Phi(x)|| /
+    ||Phi(x)||`` (the relative form of the book's max-sensitivity, of which it is the mean; Quantus's
+    defaults draw 200 copies at radius 0.2 of its normalised inputs). A map of zeros that stays
+    zero scores 0."""
+    a, _, copies, _, _ = perturbed_explanations(model, images, targets, method, method_params, radius=radius,
+                                                n_samples=n_samples, seed=seed)
+    norm = _norms(a, 1)
+    change = _norms(copies - a[:, None], 2)
+    return torch.where(norm[:, None] > 0, change / norm.clamp(min=1e-300)[:, None], change).mean(1)
+
+
+@register("local_lipschitz", higher_is_better=False, reference="alvarezmelis2018", required=("method",),
+          method=None, method_params=None, radius=0.02, n_samples=10, seed=0)
+def _local_lipschitz(model, images, targets, maps, method, method_params, radius, n_samples, seed):
+    """Alvarez-Melis and Jaakkola's local Lipschitz estimate: the largest ``||Phi(x') - Phi(x)||_2 /
+    ||x' - x||_2`` over the copies (they search the neighbourhood by optimisation; Quantus and the
+    book sample it: 200 Gaussian copies there, the book's 10 uniform ones here). In the map's own
+    units: compare methods whose maps share a scale, or read it beside avg_sensitivity."""
+    a, x2, copies, _, _ = perturbed_explanations(model, images, targets, method, method_params, radius=radius,
+                                                 n_samples=n_samples, seed=seed)
+    dx = _norms(x2 - images.double().cpu()[:, None], 2)
+    return (_norms(copies - a[:, None], 2) / dx.clamp(min=1e-300)).amax(1)
+
+
+def _relative(change: torch.Tensor, base: torch.Tensor, eps: float) -> torch.Tensor:
+    """``change / base`` element-wise, a zero in ``base`` replaced by ``eps`` (Agarwal et al.)."""
+    return change / torch.where(base == 0, torch.full_like(base, eps), base)
+
+
+def _stability(model, images, targets, method, method_params, radius, n_samples, seed, eps_min, against):
+    a, x2, copies, logits, moved = perturbed_explanations(model, images, targets, method, method_params,
+                                                          radius=radius, n_samples=n_samples, seed=seed)
+    num = _norms(_relative(copies - a[:, None], a[:, None], eps_min), 2)
+    if against == "input":
+        x = images.double().cpu()[:, None]
+        den = _norms(_relative(x2 - x, x, eps_min), 2)
+    else:
+        den = _norms(_relative(moved - logits[:, None], logits[:, None], eps_min), 2)
+    ratio = num / den.clamp(min=eps_min)
+    same = moved.argmax(2) == logits.argmax(1)[:, None]          # Agarwal et al.: copies the network labels alike
+    kept = torch.where(same, ratio, torch.full_like(ratio, -torch.inf)).amax(1)
+    return torch.where(same.any(1), kept, ratio.amax(1))
+
+
+@register("relative_input_stability", higher_is_better=False, reference="agarwal2022", required=("method",),
+          method=None, method_params=None, radius=0.02, n_samples=10, seed=0, eps_min=1e-6)
+def _relative_input_stability(model, images, targets, maps, method, method_params, radius, n_samples, seed, eps_min):
+    """Agarwal et al.'s RIS: the largest, over the copies the network labels as it labels the
+    image, of ``||(Phi(x) - Phi(x')) / Phi(x)|| / max(||(x - x') / x||, eps_min)`` (element-wise
+    ratios, a zero replaced by ``eps_min``; every copy when none keeps the label)."""
+    return _stability(model, images, targets, method, method_params, radius, n_samples, seed, eps_min, "input")
+
+
+@register("relative_output_stability", higher_is_better=False, reference="agarwal2022", required=("method",),
+          method=None, method_params=None, radius=0.02, n_samples=10, seed=0, eps_min=1e-6)
+def _relative_output_stability(model, images, targets, maps, method, method_params, radius, n_samples, seed, eps_min):
+    """Agarwal et al.'s ROS: as RIS, with the change of the logits in the denominator."""
+    return _stability(model, images, targets, method, method_params, radius, n_samples, seed, eps_min, "output")
