@@ -92,7 +92,7 @@ def _activations(model: nn.Module, images: torch.Tensor, layers, batch_size: int
 class Dissection:
     """One network dissected: per-image counts, and the thresholds that made them."""
 
-    units: pd.DataFrame        # one row per unit: layer, unit (channel), threshold, floor
+    units: pd.DataFrame        # one row per unit: layer, unit (channel), threshold, floor, positions (N h w)
     concepts: list             # concept names, in the counts' order
     families: list             # each concept's family ("object", "scene", "colour", ...)
     inter: np.ndarray          # (N, units, concepts) pixels a unit selects inside a concept
@@ -161,8 +161,8 @@ def dissect(model: nn.Module, images: torch.Tensor, concepts: dict, families: di
         per_unit = a.transpose(0, 1).flatten(1)                          # (units, N h w)
         threshold = torch.quantile(per_unit, 1 - quantile, dim=1)
         floor = per_unit.min(1).values
-        rows.append(pd.DataFrame({"layer": name, "unit": np.arange(a.shape[1]),
-                                  "threshold": threshold.numpy(), "floor": floor.numpy()}))
+        rows.append(pd.DataFrame({"layer": name, "unit": np.arange(a.shape[1]), "threshold": threshold.numpy(),
+                                  "floor": floor.numpy(), "positions": per_unit.shape[1]}))
         t, f = threshold[None, :, None, None], floor[None, :, None, None]
         k, s = [], []
         rows_at_once = max(1, min(batch_size, MASK_ELEMENTS // (h * w * a.shape[1])))

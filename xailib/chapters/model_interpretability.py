@@ -116,12 +116,15 @@ def unit_figure(model, d: nd.Dissection, images, title: str, threshold: float = 
     best = last.drop_duplicates("concept").head(n_units)
     if best.empty:
         return None
-    fig, axes = plt.subplots(len(best), n_images, figsize=(1.3 * n_images, 1.45 * len(best)), squeeze=False)
-    for row, (_, u) in zip(axes, best.iterrows()):
+    shown = []
+    for _, u in best.iterrows():
         k = int(np.flatnonzero((d.units.layer == u.layer).to_numpy() & (d.units.unit == u.unit).to_numpy())[0])
         c = d.concepts.index(u.concept)
         order = np.argsort(-d.inter[:, k, c], kind="stable")[:n_images]
-        order = order[d.inter[order, k, c] > 0]              # only images where it selects some of its concept
+        shown.append((u, k, order[d.inter[order, k, c] > 0]))   # only images where it selects some of its concept
+    cols = max(len(o) for _, _, o in shown)
+    fig, axes = plt.subplots(len(best), cols, figsize=(1.3 * max(cols, 2), 1.45 * len(best)), squeeze=False)
+    for row, (u, k, order) in zip(axes, shown):
         sub = images.images[torch.as_tensor(order)]
         s = nd.unit_maps(model, sub, u.layer, int(u.unit))
         t, f = float(d.units.threshold[k]), float(d.units.floor[k])
@@ -408,8 +411,10 @@ def consensus_findings(claims_table: pd.DataFrame, book: pd.DataFrame) -> str:
             + "; ".join(parts)[1:] + ".")
 
 
-def real_summary(table: pd.DataFrame, name: str) -> str:
-    """Generated sentences on a real network's dissection beside its random copy."""
+def real_summary(table: pd.DataFrame, name: str, d: nd.Dissection | None = None, quantile: float = nd.QUANTILE) -> str:
+    """Generated sentences on a real network's dissection beside its random copy (``d``, the
+    trained network's :class:`~xailib.dissection.Dissection`, adds how few positions its last
+    layer's top quantile is)."""
     whole = table[table.layer == "all layers"].set_index("network")
     by_layer = table[table.depth > 0]
     t = whole.loc[name]
@@ -428,4 +433,19 @@ def real_summary(table: pd.DataFrame, name: str) -> str:
                      "count alone does not tell training apart here; the distinct colours per layer do, where they differ.")
     else:
         text += "."
+    if d is not None:
+        last = d.units[d.units.layer == _layers(d)[-1]].iloc[0]
+        n = int(last.positions)
+        text += (f" How thin this is: in the last layer ({last.layer}), a unit's top {100 * quantile:g} % is "
+                 f"{quantile * n:.0f} of its {n} positions over the {d.inter.shape[0]} photographs, so each of its "
+                 "detectors fires on one or two of them (the figure below).")
     return text
+
+
+def this_run(claims_table: pd.DataFrame, here: pd.DataFrame) -> np.ndarray:
+    """The verdict the run the page shows gives each claim of ``claims_table`` (None where it does
+    not make it), matched on the claim, the model and the setting up to its first ";" (what
+    follows names numbers of the data, such as the reference's score, which differ between runs)."""
+    key = lambda t: list(zip(t["claim"], t["model"], t["setting"].str.split(";").str[0]))   # noqa: E731
+    verdict = dict(zip(key(here), here["verdict"]))
+    return np.array([verdict.get(k) for k in key(claims_table)], dtype=object)
