@@ -332,3 +332,32 @@ def test_random_logit_known_answers(linear):
     hand = similarity(grad, explain(net, x, other, "gradient"), "spearman")
     np.testing.assert_allclose(rl, hand)
     assert (rl < 0.9).all()                                       # another class, another map
+
+
+def test_input_dependence_and_independence_known_answers():
+    from xailib import known_truth, variants
+    pool = variants.load_variant("bam", "test", n=4)
+    empty = variants.bam_without_objects(pool)
+    obj = pool.masks.float()
+    # a map of the object pasted (the network ignores it): more on the object with it than without
+    # it, and a large change; the same map on both images: not dependent, and independent
+    rows = known_truth.input_dependence_rows({"object": obj, "same": obj}, {"object": torch.zeros_like(obj) + 0.01 * (1 - obj),
+                                                                            "same": obj}, pool)
+    got = rows.groupby("method")[["dependent", "independent"]].mean()
+    assert got.loc["object"].tolist() == [0.0, 0.0] and got.loc["same"].tolist() == [0.0, 1.0]
+    # a map that drops on the object when the object is pasted: dependent
+    rows = known_truth.input_dependence_rows({"m": 1 - obj}, {"m": torch.ones_like(obj)}, pool)
+    assert rows.dependent.all()
+    share = obj.flatten(1).mean(1).numpy()                       # the map moved by the object's share of the pixels
+    np.testing.assert_allclose(rows["map change"], share)
+    np.testing.assert_array_equal(rows.independent, share <= known_truth.IIR_TOLERANCE)
+    assert empty.shape == pool.images.shape
+
+
+def test_bam_pairs_keep_images_the_scene_network_labels_alike_with_and_without_the_object():
+    from xailib import known_truth, models as zoo
+    net = zoo.load_model("vgg_mini_bam_scene")
+    images, empty = known_truth.bam_pairs(net, 6)
+    scene = images.info["scene_labels"]
+    assert (zoo.predict(net, images.images).argmax(1) == scene).all()
+    assert (zoo.predict(net, empty).argmax(1) == scene).all()

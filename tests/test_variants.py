@@ -144,3 +144,18 @@ def test_retraining_reproduces_the_committed_digits_model():
     assert abs(accuracy(model, sets["test"]) - card["test_accuracy"]) <= 0.01
     assert abs(accuracy(model, sets["train"]) - card["train_accuracy"]) <= 0.01
     assert ZOO_RECIPES[name]["epochs"] == card["epochs"]
+
+
+def test_bam_images_drawn_again_without_their_objects_differ_only_where_the_object_was():
+    from scipy import ndimage
+    pool = variants.load_variant("bam", "test", n=30)
+    sub = pool.subset(torch.tensor([4, 11, 29]))
+    empty = variants.bam_without_objects(sub)
+    assert empty.shape == sub.images.shape
+    for i in range(3):
+        footprint = torch.from_numpy(ndimage.binary_dilation(sub.masks[i].numpy(), iterations=2))   # antialiased rim
+        diff = (empty[i] - sub.images[i]).abs().amax(0)
+        assert diff[~footprint].max() == 0                      # the same background, clutter and noise
+        assert diff[sub.masks[i]].mean() > 0.05                 # the object is gone
+    with pytest.raises(ParameterError, match="BAM variant"):
+        variants.bam_without_objects(variants.load_variant("multi", "test", n=2))

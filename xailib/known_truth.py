@@ -85,3 +85,60 @@ def trojan_rows(model: str, maps: dict, images, trigger_masks, tolerance: float 
             "mass on trigger": score(None, x, None, s, "mask_energy", masks=trigger_masks).numpy(),
             "pointing hit": score(None, x, None, s, "pointing_game", masks=trigger_masks, tolerance=tolerance).numpy()}))
     return pd.concat(rows, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# BAM's input dependence and input independence rates (Yang and Kim 2019), on the scene network,
+# which classifies by the background and so does not use the object pasted on it: each image
+# beside the same image drawn without its object (variants.bam_without_objects).
+# --------------------------------------------------------------------------------------------
+
+IIR_TOLERANCE = 0.1      # Yang and Kim's t: a map that moves by less than 10 % has not moved
+
+
+def bam_pairs(scene_model, n: int, size: int = 64, seed: int = 0):
+    """The first ``n`` BAM test images that the scene network labels by their background both
+    with their object and without it (the object then changes nothing the network decides);
+    returns (images with their objects, the same images without, as an (n, 3, H, W) tensor)."""
+    pool = variants.load_variant("bam", "test", size=size, seed=seed)
+    scene = pool.info["scene_labels"]
+    first = torch.nonzero(models.predict(scene_model, pool.images).argmax(1) == scene)[:, 0]
+    kept, empty = [], []
+    for start in range(0, len(first), 4 * n):
+        part = pool.subset(first[start:start + 4 * n])
+        without = variants.bam_without_objects(part)
+        ok = models.predict(scene_model, without).argmax(1) == part.info["scene_labels"]
+        kept += part.info["index"][ok].tolist()
+        empty.append(without[ok])
+        if len(kept) >= n:
+            break
+    if len(kept) < n:
+        raise ParameterError(f"only {len(kept)} BAM test images are labelled by their background by the scene "
+                             f"network with and without their object; lower n")
+    return pool.subset(torch.tensor(kept[:n])), torch.cat(empty)[:n]
+
+
+def input_dependence_rows(maps_with: dict, maps_without: dict, images, tolerance: float = IIR_TOLERANCE) -> pd.DataFrame:
+    """Per (method, image), on a network that does not use the object (BAM's scene network):
+    the object region's attribution with the object and without it (``region_mean`` of the
+    normalised map over the object's mask: the same pixels in both images), ``dependent`` when
+    the first is lower (Yang and Kim's input dependence: the pasted object, which the network
+    ignores, gets less than the background it covers), and the map's relative change, the L1
+    distance of the two normalised maps over the first's L1 norm, ``independent`` when it is at
+    most ``tolerance`` (their input independence: a change the network ignores leaves the map).
+    The rates are the means of the two columns over the images."""
+    from .metrics.localisation import normalise
+    x, masks = images.images, images.masks
+    rows = []
+    for m in maps_with:
+        a, b = maps_with[m], maps_without[m]
+        with_obj = score(None, x, None, a, "region_mean", masks=masks).numpy()
+        without_obj = score(None, x, None, b, "region_mean", masks=masks).numpy()
+        na, nb = normalise(a.detach().cpu()).double(), normalise(b.detach().cpu()).double()
+        base = nb.flatten(1).abs().sum(1)
+        change = ((na - nb).flatten(1).abs().sum(1) / base.clamp(min=1e-300)).numpy()
+        change = np.where(base.numpy() > 0, change, np.where((na.flatten(1).abs().sum(1) > 0).numpy(), np.inf, 0.0))
+        rows.append(pd.DataFrame({"method": m, "image": np.arange(len(x)), "region, with object": with_obj,
+                                  "region, without object": without_obj, "dependent": with_obj < without_obj,
+                                  "map change": change, "independent": change <= tolerance}))
+    return pd.concat(rows, ignore_index=True)

@@ -117,6 +117,32 @@ def render_bam(seed: int, split: str, index: int, size: int = 64) -> dict:
     return dict(image=_finish(rng, img), label=label, mask=mask, box=mask_box(mask), scene=scene)
 
 
+def render_bam_without_object(seed: int, split: str, index: int, size: int = 64) -> np.ndarray:
+    """BAM image ``index`` drawn again without its object: the same background, clutter and pixel
+    noise (the same generator, every draw taken in the same order, the object's included), so it
+    differs from the image only where the object was painted. BAM's input dependence test
+    compares the two (Yang and Kim 2019)."""
+    rng = _rng("bam", seed, split, index)
+    label, scene = bam_labels(index)
+    img = data._clutter(rng, data._background(rng, size, kind=scene))
+    radius = rng.uniform(0.17, 0.30) * size
+    cx, cy = rng.uniform(radius + 1, size - radius - 1, 2)
+    _paint(img, rng, label, cx, cy, radius)          # its draws, not its paint
+    return _finish(rng, img)
+
+
+def bam_without_objects(images: ImageSet) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1]: each image of a BAM set (``load_variant("bam", ...)`` or a subset
+    of it that kept ``info["index"]``) drawn again without its object."""
+    info = images.info
+    if info.get("variant") != "bam":
+        raise ParameterError("bam_without_objects needs images of the BAM variant (load_variant('bam', ...))")
+    index = info.get("index", torch.arange(len(images)))
+    size = images.images.shape[-1]
+    arr = np.stack([render_bam_without_object(info["seed"], info["split"], int(i), size) for i in index])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255).contiguous()
+
+
 def trigger_pattern() -> torch.Tensor:
     """The trojan trigger, (3, 6, 6): a checker of 2 x 2 px magenta and green squares."""
     yy, xx = np.mgrid[0:TRIGGER_SIZE, 0:TRIGGER_SIZE] // 2
@@ -194,7 +220,8 @@ def load_variant(variant: str, split: str = "test", n: int | None = None, size: 
                                                                    count=size).astype(bool)),
                         other_labels=torch.from_numpy(arrs["other_label"][:k]))
         if variant == "bam":
-            info.update(scene_labels=torch.from_numpy(arrs["scene"][:k]), scene_classes=list(SCENE_CLASSES))
+            info.update(scene_labels=torch.from_numpy(arrs["scene"][:k]), scene_classes=list(SCENE_CLASSES),
+                        index=torch.arange(k))       # each image's place in its split (bam_without_objects)
         return _as_set(arrs, n, size, f"{variant}/{split}", info)
     base = data.load_shapes(split, n=n, size=size, seed=seed, progress=progress)
     if variant == "permuted":
