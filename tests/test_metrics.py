@@ -190,3 +190,22 @@ def test_region_perturbation_known_answers():
     assert (curve[0, 1:] <= curve[0, :-1] + 1e-12).all()       # the most relevant first: the output only falls
     with pytest.raises(ParameterError):
         metrics.score(net, x, t, good, "region_perturbation_morf", patch=2, n_regions=17)
+
+
+def test_focus_known_answers_and_the_mosaic_network():
+    from xailib import data, known_truth, models, variants
+    from xailib.methods import explain
+    pool = data.load_shapes("test", n=40)
+    mos = variants.mosaics(pool, 3, seed=0)
+    x, m = mos.images, mos.masks
+    focus = lambda s: metrics.score(None, x, None, s, "focus", masks=m).tolist()          # noqa: E731
+    assert focus(m.float()) == [1.0] * 3 and focus((~m).float()) == [0.0] * 3
+    assert focus(torch.ones(3, 128, 128)) == [0.5] * 3
+    net = models.load_model("vgg_mini")
+    wrapped = variants.MosaicNetwork(net)
+    torch.testing.assert_close(wrapped(x), net(x))                        # the same network, a larger input
+    assert wrapped.xai_input_size == (128, 128) and wrapped.xai_cam_layer == "net." + net.xai_cam_layer
+    assert not wrapped.training                                           # in the network's mode, eval
+    assert explain(wrapped, x, mos.labels, "gradcam").shape == (3, 128, 128)
+    kept, _ = known_truth.mosaic_images(net, 4)
+    assert (models.predict(wrapped, kept.images).argmax(1) == kept.labels).all()

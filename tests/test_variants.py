@@ -159,3 +159,22 @@ def test_bam_images_drawn_again_without_their_objects_differ_only_where_the_obje
         assert diff[sub.masks[i]].mean() > 0.05                 # the object is gone
     with pytest.raises(ParameterError, match="BAM variant"):
         variants.bam_without_objects(variants.load_variant("multi", "test", n=2))
+
+
+def test_mosaics_hold_two_images_of_their_class_in_the_quadrants_their_masks_name():
+    pool = data.load_shapes("test", n=60)
+    mos = variants.mosaics(pool, 5, seed=1)
+    assert mos.images.shape == (5, 3, 128, 128) and mos.masks.shape == (5, 128, 128)
+    for i in range(5):
+        labels, sources = mos.info["quadrant_labels"][i], mos.info["sources"][i]
+        assert int((labels == mos.labels[i]).sum()) == 2 and len(set(labels.tolist())) == 3
+        assert len(set(sources.tolist())) == 4                            # four different images
+        for k in range(4):
+            r, c = divmod(k, 2)
+            quad = mos.images[i, :, r * 64:(r + 1) * 64, c * 64:(c + 1) * 64]
+            assert torch.equal(quad, pool.images[int(sources[k])])
+            assert bool(mos.masks[i, r * 64, c * 64]) == (int(labels[k]) == int(mos.labels[i]))
+        assert int(mos.masks[i].sum()) == 2 * 64 * 64
+    assert torch.equal(variants.mosaics(pool, 5, seed=1).images, mos.images)       # seeded
+    with pytest.raises(ParameterError, match="three classes"):
+        variants.mosaics(pool.subset(torch.nonzero(pool.labels < 2)[:, 0]), 2)

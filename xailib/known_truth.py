@@ -142,3 +142,17 @@ def input_dependence_rows(maps_with: dict, maps_without: dict, images, tolerance
                                   "region, without object": without_obj, "dependent": with_obj < without_obj,
                                   "map change": change, "independent": change <= tolerance}))
     return pd.concat(rows, ignore_index=True)
+
+
+def mosaic_images(model, n: int, size: int = 64, seed: int = 0):
+    """Focus's test set (Arias-Duart et al. 2022): the first ``n`` mosaics of the benchmark's test
+    images (:func:`xailib.variants.mosaics`) that ``model``, taking mosaics
+    (:class:`~xailib.variants.MosaicNetwork`), labels as their target class; returns (the
+    mosaics, the wrapped network)."""
+    net = model if isinstance(model, variants.MosaicNetwork) else variants.MosaicNetwork(model)
+    pool = data.load_shapes("test", size=size, seed=seed)
+    drawn = variants.mosaics(pool, 8 * n, seed=seed)
+    ok = torch.nonzero(models.predict(net, drawn.images).argmax(1) == drawn.labels)[:n, 0]
+    if len(ok) < n:
+        raise ParameterError(f"only {len(ok)} of {len(drawn)} mosaics are labelled by their target class; lower n")
+    return drawn.subset(ok), net

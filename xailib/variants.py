@@ -143,6 +143,72 @@ def bam_without_objects(images: ImageSet) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255).contiguous()
 
 
+def mosaics(images: ImageSet, n: int, seed: int = 0) -> ImageSet:
+    """Arias-Duart et al.'s mosaics for Focus: ``n`` images of twice the side, each four images of
+    ``images`` in a 2 x 2 grid, two of one class (the mosaic's label, the *target*) and two of two
+    other classes, in a random order of quadrants; its ``masks`` are the target's two quadrants
+    (whole quadrants: Focus asks which images the map points at, not which pixels), its boxes
+    theirs. Drawn from ``seed``; ``info`` keeps each quadrant's label and source index."""
+    check_positive_int("n", n)
+    labels = images.labels
+    classes = sorted(set(labels.tolist()))
+    by = {c: torch.nonzero(labels == c)[:, 0] for c in classes}
+    if len(classes) < 3 or any(len(v) < 2 for v in by.values()):
+        raise ParameterError("mosaics need at least three classes with two images each")
+    g = torch.Generator().manual_seed(seed)
+    pick = lambda c: int(by[c][int(torch.randint(0, len(by[c]), (1,), generator=g))])   # noqa: E731
+    H, W = images.image_size
+    out, tgt, quads, srcs, masks, boxes = [], [], [], [], [], []
+    for _ in range(n):
+        c = classes[int(torch.randint(0, len(classes), (1,), generator=g))]
+        others = [k for k in classes if k != c]
+        o = [others[int(j)] for j in torch.randperm(len(others), generator=g)[:2]]
+        first = pick(c)
+        second = pick(c)
+        while second == first and len(by[c]) > 1:
+            second = pick(c)
+        src = [first, second, pick(o[0]), pick(o[1])]
+        order = torch.randperm(4, generator=g).tolist()
+        src = [src[j] for j in order]
+        q = [images.images[i] for i in src]
+        out.append(torch.cat([torch.cat(q[:2], 2), torch.cat(q[2:], 2)], 1))
+        lab = [int(labels[i]) for i in src]
+        mask = torch.zeros(2 * H, 2 * W, dtype=torch.bool)
+        bx = []
+        for k, lk in enumerate(lab):
+            if lk == c:
+                r, col = divmod(k, 2)
+                mask[r * H:(r + 1) * H, col * W:(col + 1) * W] = True
+                bx.append([col * W, r * H, (col + 1) * W, (r + 1) * H])
+        tgt.append(c)
+        quads.append(lab)
+        srcs.append(src)
+        masks.append(mask)
+        boxes.append(torch.tensor(bx, dtype=torch.float32))
+    return ImageSet(torch.stack(out), torch.tensor(tgt), images.class_names, torch.stack(masks), boxes,
+                    name=f"mosaics/{images.name}", info=dict(quadrant_labels=torch.tensor(quads),
+                                                             sources=torch.tensor(srcs), seed=seed))
+
+
+class MosaicNetwork(torch.nn.Module):
+    """A network of the benchmark taking mosaics of twice its side: the same modules (its global
+    average pooling takes any size), its xai attributes set for the larger input, so that every
+    method runs on it unchanged (Grad-CAM's layer is found under ``net.``)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+        h, w = getattr(net, "xai_input_size", (64, 64))
+        self.xai_input_size = (2 * h, 2 * w)
+        self.xai_name = f"{getattr(net, 'xai_name', 'network')} (mosaics)"
+        if getattr(net, "xai_cam_layer", None):
+            self.xai_cam_layer = f"net.{net.xai_cam_layer}"
+        self.train(net.training)     # a new module starts in training mode; restoring that would train the network
+
+    def forward(self, x):
+        return self.net(x)
+
+
 def trigger_pattern() -> torch.Tensor:
     """The trojan trigger, (3, 6, 6): a checker of 2 x 2 px magenta and green squares."""
     yy, xx = np.mgrid[0:TRIGGER_SIZE, 0:TRIGGER_SIZE] // 2

@@ -323,6 +323,16 @@ def _attribution_localisation(model, images, targets, maps, masks, weighted):
     return mu * (m[0].numel() / area) if weighted else mu
 
 
+@register("focus", higher_is_better=True, reference="ariasduart2022", required=("masks",), masks=None)
+def _focus(model, images, targets, maps, masks):
+    """Arias-Duart et al.'s Focus, on their mosaics (:func:`xailib.variants.mosaics`: four images
+    in a 2 x 2 grid, two of the target class): the share of the positive relevance in the target's
+    two quadrants, ``masks``. The same computation as ``mask_energy``; the test is in the image
+    set, whose truth (which quadrants hold the class) needs no drawn object. A uniform map scores
+    0.5."""
+    return _mask_energy(model, images, targets, maps, masks)
+
+
 @register("pointing_game", higher_is_better=True, reference="zhang2018",
           masks=None, boxes=None, tolerance=None)
 def _pointing_game(model, images, targets, maps, masks, boxes, tolerance):
