@@ -52,7 +52,7 @@ def _params(name, masks, n):
             "box_accuracy": dict(boxes=[torch.tensor([[1.0, 1, 5, 5]])] * n),
             "infidelity": dict(n_samples=4), "max_sensitivity": dict(method="gradient", n_samples=2),
             "relevance_mass_accuracy": dict(masks=masks), "relevance_rank_accuracy": dict(masks=masks),
-            "attribution_localisation": dict(masks=masks), "focus": dict(masks=masks), "faithfulness_correlation": dict(subset=8, n_subsets=4),
+            "attribution_localisation": dict(masks=masks), "focus": dict(masks=masks), "recovering_rate": dict(masks=masks, true_labels=0), "faithfulness_correlation": dict(subset=8, n_subsets=4),
             "monotonicity_correlation": dict(cell=4, n_samples=2), "region_perturbation_morf": dict(n_regions=4),
             "region_perturbation_lerf": dict(n_regions=4), "random_logit": dict(method="gradient"),
             **{k: dict(method="gradient", n_samples=2) for k in ("avg_sensitivity", "local_lipschitz",

@@ -174,6 +174,8 @@ def test_every_metric_agrees_on_both_paths(nets, x, metric):
     extra = {k: box for k in ("masks", "patch_masks") if k in metrics.METRICS[metric].defaults}
     extra.update({"boxes": [torch.tensor([[20.0, 20, 40, 40]])] * 6} if "boxes" in metrics.METRICS[metric].required
                  else {"method": "gradient"} if "method" in metrics.METRICS[metric].required else {})
+    if "true_labels" in metrics.METRICS[metric].required:
+        extra["true_labels"] = t
     fast = metrics.score(net, imgs, t, maps, metric, **extra)
     eager = metrics.score(net, imgs, t, maps, metric, fast=False, **extra)
     # monotonicity correlation ranks the network's own output changes (256 squares): the two paths'

@@ -209,3 +209,32 @@ def test_focus_known_answers_and_the_mosaic_network():
     assert explain(wrapped, x, mos.labels, "gradcam").shape == (3, 128, 128)
     kept, _ = known_truth.mosaic_images(net, 4)
     assert (models.predict(wrapped, kept.images).argmax(1) == kept.labels).all()
+
+
+def test_monotonicity_and_recovering_rate_known_answers():
+    net, x, t = _Cells().eval(), torch.ones(1, 3, 8, 8), torch.tensor([0])
+    grid = (torch.arange(8)[:, None] // 2) * 4 + torch.arange(8)[None, :] // 2
+    mono = lambda n, m: metrics.score(n, x, t, m, "monotonicity", patch=2, fast=False).item()    # noqa: E731
+    assert mono(net, grid.float()[None]) == 1.0 and mono(net, -grid.float()[None]) == 1.0   # every square adds
+    with torch.no_grad():
+        net.w[0:2, 0:2] *= -1                                    # one square now lowers class 0's logit
+    assert mono(net, grid.float()[None]) == 0.0
+
+    class Trojan(torch.nn.Module):
+        """Class 1 when the top-left 2 x 2 square is bright (the trigger), else class 0."""
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, z):
+            on = z[:, :, :2, :2].mean((1, 2, 3)) * self.scale
+            return torch.stack([0.5 - on, on - 0.5], 1) * 20
+
+    trigger = torch.zeros(2, 8, 8, dtype=torch.bool)
+    trigger[:, :2, :2] = True
+    xs = torch.full((2, 3, 8, 8), 0.2)
+    xs[:, :, :2, :2] = 1.0
+    rr = lambda m: metrics.score(Trojan(), xs, torch.tensor([1, 1]), m, "recovering_rate", masks=trigger,   # noqa: E731
+                                 true_labels=torch.tensor([0, 0]), removal="zero", fast=False).tolist()
+    assert rr(trigger.float()) == [1.0, 1.0]                     # the trigger found and removed: recovered
+    assert rr((~trigger).float()) == [0.0, 0.0]

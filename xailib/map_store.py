@@ -350,6 +350,7 @@ class MapStore:
         check_positive_int("batch", batch)
         kw = {**METRICS[metric].defaults, **{k: v for k, v in params.items() if k != "fast"}}
         per = {k: v for k, v in kw.items() if k in PER_IMAGE and v is not None}
+        per = {k: torch.as_tensor(v).expand(n) if isinstance(v, (int, float)) else v for k, v in per.items()}   # one for all
         t = None if targets is None else torch.as_tensor(targets).reshape(-1)
         t = t.expand(n) if t is not None and t.numel() == 1 else t
         base = json.dumps({"network": network_id(net) if net is not None else None,
@@ -393,7 +394,8 @@ class MapStore:
 
         def job(idx):
             sl = slice(idx[0], idx[-1] + 1)
-            args = {k: v[sl] if k in PER_IMAGE and v is not None and len(v) == n else v for k, v in params.items()}
+            args = {k: v[sl] if k in PER_IMAGE and v is not None and hasattr(v, "__len__") and len(v) == n else v
+                    for k, v in params.items()}
             tt = None if t is None else t if t.ndim == 0 else t[sl]
             return (images[sl], tt, maps[sl], metric, args, [paths[i] for i in idx],
                     [f"{metric}, image {keys[i][:8]}" for i in idx])

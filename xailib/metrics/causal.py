@@ -179,3 +179,72 @@ def _road_combined(model, images, targets, maps, percentiles, road_noise, seed, 
     better); see :func:`road_scores`."""
     return road_scores(model, images, targets, maps, percentiles=percentiles, road_noise=road_noise, seed=seed,
                        batch_size=batch_size)[2]
+
+
+# --------------------------------------------------------------------------------------------
+# Two more of the same kind, as Quantus and LATEC name them: Arya et al.'s monotonicity and Lin
+# et al.'s recovering rate (trojans).
+# --------------------------------------------------------------------------------------------
+
+@register("monotonicity", higher_is_better=True, reference="arya2019", patch=None, removal="zero", batch_size=512)
+def _monotonicity(model, images, targets, maps, patch, removal, batch_size):
+    """Arya et al.'s monotonicity (as Quantus implements it): starting from the image with every
+    ``patch`` x ``patch`` square removed (``removal``, default black), the squares are put back one
+    at a time from the least relevant to the most (their summed map; ties in the book's fixed
+    random order); 1 when the target's probability never falls along the way, else 0. Quantus
+    adds single features (one pixel at a time: 4096 passes per 64-px image); the default square
+    is 8 px at 64 (64 steps), scaled with the image side."""
+    from .faithfulness import feature_grid
+    check_images(images)
+    check_targets(targets, len(images))
+    check_positive_int("batch_size", batch_size)
+    check_removal(removal)
+    dev = inference.model_device(model, fallback=images.device)
+    x = images.to(dev, torch.float32)
+    B, C, H, W = x.shape
+    side = max(1, round(8 * W / 64)) if patch is None else patch
+    check_positive_int("patch", side)
+    grid = feature_grid(H, W, side).to(dev)
+    F = int(grid.max()) + 1
+    t = torch.as_tensor(targets, dtype=torch.long, device=dev).expand(B)
+    sums = torch.zeros(B, F, dtype=torch.float64, device=dev).index_add_(1, grid.flatten(), maps.to(dev).double().flatten(1))
+    ranked = saliency_order(-sums)                                  # least relevant first
+    rank = torch.empty_like(ranked)
+    rank.scatter_(1, ranked, torch.arange(F, device=dev).expand(B, F).contiguous())
+    canvas = fill_image(x, removal, model=model)
+    out = torch.empty(B, dtype=torch.float64)
+    per = max(1, batch_size // (F + 1))
+    steps = torch.arange(F + 1, device=dev)
+    for i in range(0, B, per):
+        sl = slice(i, min(i + per, B))
+        back = (rank[sl, None, :] < steps[None, :, None]).gather(2, grid.flatten()[None, None].expand(
+            rank[sl].shape[0], F + 1, H * W)).view(-1, F + 1, 1, H, W)          # the squares put back so far
+        xs = torch.where(back, x[sl, None], canvas[sl, None]).view(-1, C, H, W)
+        p = inference.probabilities(model, xs)
+        p = p.view(-1, F + 1, p.shape[1]).gather(2, t[sl, None, None].expand(-1, F + 1, 1))[..., 0].double()
+        out[sl] = (p.diff(dim=1) >= 0).all(1).double().cpu()
+    return out
+
+
+@register("recovering_rate", higher_is_better=True, reference="lin2020backdoor", required=("masks", "true_labels"),
+          masks=None, true_labels=None, removal="road", road_noise=0.01, seed=0)
+def _recovering_rate(model, images, targets, maps, masks, true_labels, removal, road_noise, seed):
+    """Lin et al.'s recovering rate, on triggered images that a trojaned network sends to its
+    target: the map's k highest pixels (k the trigger's area, ``masks``) are removed and filled in
+    (``removal``, default ROAD's noisy linear imputation, the book's closest to their inpainting),
+    and the image scores 1 when the network then names its ``true_labels`` again, else 0. The
+    mean over images is their rate. Ties in the map in the book's fixed random order."""
+    m = torch.as_tensor(masks).bool()
+    if m.shape != maps.shape:
+        raise ParameterError(f"masks must match maps {tuple(maps.shape)}, got {tuple(m.shape)}")
+    truth = torch.as_tensor(true_labels).long().expand(len(images)).cpu()
+    check_removal(removal)
+    dev = inference.model_device(model, fallback=images.device)
+    B, C, H, W = images.shape
+    k = m.flatten(1).sum(1).to(dev)
+    ranked = saliency_order(maps.to(dev).flatten(1))
+    rank = torch.empty_like(ranked)
+    rank.scatter_(1, ranked, torch.arange(H * W, device=dev).expand(B, H * W).contiguous())
+    gone = (rank < k[:, None]).view(B, H, W)
+    x = remove(images.to(dev, torch.float32), gone, removal, model=model, road_noise=road_noise, seed=seed)
+    return (inference.probabilities(model, x).argmax(1).cpu() == truth).double()

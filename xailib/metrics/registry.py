@@ -34,7 +34,7 @@ METRICS: dict[str, Metric] = {}
 
 # Settings that hold one value per image wherever a metric takes them (cut with the images, and
 # keyed per image by the score store, xailib.map_store)
-PER_IMAGE = ("masks", "boxes", "patch_masks", "segments", "regions")
+PER_IMAGE = ("masks", "boxes", "patch_masks", "segments", "regions", "true_labels")
 
 
 def register(name: str, *, higher_is_better: bool, reference: str, required: tuple = (), **defaults):
