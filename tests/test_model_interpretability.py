@@ -198,3 +198,69 @@ def test_trusted_reads_the_book_answer(tmp_path):
     assert book["localises the object"].tolist() == [True, True, False]
     assert "finds a trojan's trigger" not in book                       # not answered on this network
     assert "trusted" not in mi.trusted(["a"], "m", root=tmp_path / "nowhere")
+
+
+def test_reachable_bounds_every_unit_iou_by_its_real_selected_share():
+    import pandas as pd
+    from xailib.chapters import model_interpretability as mi
+    images, masks = probe_images(n=8)
+    concepts = {"square": masks, "most": ~masks}
+    d = nd.dissect(Probe(), images, concepts, quantile=0.02)
+    share = mi.coverage(concepts)
+    bound = mi.reachable(d, share)
+    iou = d.iou()
+    for c, name in enumerate(d.concepts):
+        assert iou[:, c].max() <= bound[name] + 1e-12                      # a bound that holds
+    s = mi.selected_shares(d)
+    p = share.to_numpy()
+    manual = (np.minimum(s[:, None], p) / np.maximum(s[:, None], p)).max(0)
+    np.testing.assert_allclose(bound.to_numpy(), manual)
+    assert isinstance(bound, pd.Series) and list(bound.index) == ["square", "most"]
+
+
+def test_lowest_names_the_last_network_in_each_order():
+    import pandas as pd
+    from xailib.chapters import model_interpretability as mi
+    rows = []
+    for method in ("a", "b"):
+        for net, agree, pxap in (("x", 0.9, 0.8), ("y", 0.5, 0.7), ("z", 0.8, 0.1 if method == "a" else 0.9),
+                                 (mi.CONSENSUS, 1.0, 0.95)):
+            rows.append({"method": method, "network": net, "image": 0, "agreement": agree, "pxap": pxap})
+    text = mi.lowest(pd.DataFrame(rows))
+    assert "lowest in agreement with the consensus: y for 2 of 2 methods (a, b)" in text
+    assert "z for 1 of 2 methods (a)" in text and "y for 1 of 2 methods (b)" in text
+
+
+def test_the_consensus_is_judged_against_the_average_member_with_and_without_outliers():
+    import pandas as pd
+    from xailib.chapters import model_interpretability as mi
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        for net, px in (("good1", 0.8), ("good2", 0.7), ("bad", 0.0), (mi.CONSENSUS, 0.6)):
+            rows.append({"method": "m", "network": net, "image": i, "agreement": rng.uniform(), "pxap": px + 0.01 * rng.normal()})
+    claims = mi.consensus_claims(pd.DataFrame(rows), ["m"], 200, 0, outliers=["bad"])
+    better = [c for c in claims if c.claim.startswith("the consensus finds")]
+    assert len(better) == 2
+    whole, without = better
+    assert whole.comparison.mean > 0 > without.comparison.mean          # the outlier alone pulled the average down
+    assert "mean of 3 members" in whole.setting and "without bad" in without.setting
+
+
+def test_a_unit_can_be_read_before_its_activation_clips():
+    class Capped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(1))
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(torch.clamp(x[:, :1] * 4 * self.scale - 1, max=2.0)).mean((2, 3))
+
+    images, masks = probe_images(n=4)
+    before = nd._activations(Capped(), images, ["act"], 4, read="input")["act"]
+    after = nd._activations(Capped(), images, ["act"], 4)["act"]
+    torch.testing.assert_close(after, before.clamp(min=0))
+    assert (before < 0).any()                                           # the input, not the output
+    with pytest.raises(ParameterError, match="read="):
+        nd.dissect(Capped(), images, {"square": masks}, layers=["act"], read="both")

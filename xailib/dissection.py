@@ -16,10 +16,13 @@ are labelled with concepts c:
   layer's interpretability is its number of detectors, their share of its units, and the number of
   distinct concepts they detect ("unique detectors").
 
-One choice of the book's, stated: a unit whose threshold is its smallest value over the data set
-(a dead or constant unit; a sparse one, active at fewer than 0.5 % of positions) selects the
-positions *above* that floor instead, so a constant unit selects nothing and a sparse one its
-active positions. Bau et al.'s text leaves this case open.
+Positions tied at the threshold are all selected, as the paper's ``>=`` does: a unit that copies a
+concept's mask selects the mask, and a unit capped by ReLU6 at 6 over more than the quantile of
+positions selects every capped position, far more than the quantile (a unit's real share is in
+``selected``). One choice of the book's, stated: a unit whose threshold is its smallest value over
+the data set (a dead or constant unit; a sparse one, active at fewer than 0.5 % of positions)
+selects the positions *above* that floor instead, so a constant unit selects nothing and a sparse
+one its active positions. Bau et al.'s text leaves this case open.
 
 Everything is kept as per-image counts (the pixels each unit selects, each concept's pixels, and
 their intersection per unit and concept), so that a bootstrap over images re-sums them without
@@ -76,14 +79,18 @@ def probe_layers(model: nn.Module, example: torch.Tensor) -> list[str]:
     return seen
 
 
-def _activations(model: nn.Module, images: torch.Tensor, layers, batch_size: int):
-    """{layer: (N, units, h, w) float32 on the CPU}: every probed layer's output on every image."""
+def _activations(model: nn.Module, images: torch.Tensor, layers, batch_size: int, read: str = "output"):
+    """{layer: (N, units, h, w) float32 on the CPU}: every probed layer's output on every image
+    (``read="input"``: its input, e.g. a clipping activation's, before it clips)."""
     modules = dict(model.named_modules())
     missing = [name for name in layers if name not in modules]
     if missing:
         raise ParameterError(f"the network has no module named {missing}; its modules: {list(modules)[1:12]} ...")
     out = {name: [] for name in layers}
-    _hooked_pass(model, images, [(modules[name], lambda m, i, o, name=name: out[name].append(o.detach().float().cpu()))
+    if read not in ("output", "input"):
+        raise ParameterError(f"read={read!r} must be 'output' or 'input'")
+    pick = (lambda i, o: o) if read == "output" else (lambda i, o: i[0])
+    _hooked_pass(model, images, [(modules[name], lambda m, i, o, name=name: out[name].append(pick(i, o).detach().float().cpu()))
                                  for name in layers], batch_size)
     return {name: torch.cat(v) for name, v in out.items()}
 
@@ -126,11 +133,13 @@ class Dissection:
 
 
 def dissect(model: nn.Module, images: torch.Tensor, concepts: dict, families: dict | None = None,
-            layers=None, quantile: float = QUANTILE, batch_size: int = 64) -> Dissection:
+            layers=None, quantile: float = QUANTILE, batch_size: int = 64, read: str = "output") -> Dissection:
     """Dissect ``model`` on ``images`` (N, 3, H, W) in [0, 1] against ``concepts``
     ``{name: (N, H, W) bool}`` (each image's pixels of that concept); ``families`` ``{name: family}``
     (default: every concept its own); ``layers``: the modules to dissect (default
-    :func:`probe_layers`). See the module's doc for the definition."""
+    :func:`probe_layers`); ``read``: each module's ``"output"`` or its ``"input"`` (a ReLU6's
+    input: its output ties at the cap of 6, which a top quantile cannot split). See the module's
+    doc for the definition."""
     check_fraction("quantile", quantile)
     check_positive_int("batch_size", batch_size)
     if images.ndim != 4 or images.shape[1] != 3:
@@ -151,7 +160,7 @@ def dissect(model: nn.Module, images: torch.Tensor, concepts: dict, families: di
     if unknown:
         raise ParameterError(f"families has no entry for the concepts {unknown}")
     layers = list(layers) if layers is not None else probe_layers(model, images)
-    acts = _activations(model, images, layers, batch_size)
+    acts = _activations(model, images, layers, batch_size, read)
     label = torch.stack(labels, 1).flatten(2).float()                   # (N, C, HW)
     rows, inter, selected = [], [], []
     for name in layers:
@@ -250,10 +259,11 @@ def colour_concepts(images: torch.Tensor) -> tuple[dict, dict]:
     return concepts, {c: "colour" for c in concepts}
 
 
-def unit_maps(model: nn.Module, images: torch.Tensor, layer: str, unit: int, batch_size: int = 64) -> torch.Tensor:
+def unit_maps(model: nn.Module, images: torch.Tensor, layer: str, unit: int, batch_size: int = 64,
+              read: str = "output") -> torch.Tensor:
     """One unit's activation maps upsampled (bilinear) to the images' size, (N, H, W): what
-    :func:`dissect` thresholds, for drawing the positions a unit selects."""
-    a = _activations(model, images, [layer], batch_size)[layer]
+    :func:`dissect` thresholds (with the same ``read``), for drawing the positions a unit selects."""
+    a = _activations(model, images, [layer], batch_size, read)[layer]
     if not 0 <= unit < a.shape[1]:
         raise ParameterError(f"layer {layer!r} has {a.shape[1]} units; unit={unit} is not one of them")
     part = a[:, unit:unit + 1].contiguous(memory_format=torch.channels_last)

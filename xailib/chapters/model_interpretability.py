@@ -60,12 +60,30 @@ def coverage(concepts) -> pd.Series:
 
 
 def ceilings(share: pd.Series, quantile: float) -> pd.Series:
-    """The highest IoU a unit that selects the top ``quantile`` of all positions can reach with each
-    concept: ``min(q, p) / max(q, p)`` for a concept covering a share ``p`` of all pixels
-    (:func:`coverage`). A concept larger than ``quantile / 0.04`` of the pixels cannot be detected
-    at Bau et al.'s settings."""
+    """The highest IoU a unit that selects exactly the top ``quantile`` of all pixels can reach
+    with each concept: ``min(q, p) / max(q, p)`` for a concept covering a share ``p`` of all pixels
+    (:func:`coverage`). A unit selects about that share, not exactly: positions tied at its
+    threshold (a ReLU6 saturated at 6) and bilinear upsampling make it more or less; the bound
+    that holds is :func:`reachable`'s."""
     p = share.to_numpy(float)
     return pd.Series(np.minimum(p, quantile) / np.maximum(p, quantile), index=share.index, name="ceiling")
+
+
+def selected_shares(d: nd.Dissection) -> np.ndarray:
+    """Each unit's real share of all pixels of all images that it selects."""
+    return d.selected.sum(0) / (d.selected.shape[0] * d.pixels)
+
+
+def reachable(dissections, share: pd.Series) -> pd.Series:
+    """The highest IoU any unit of ``dissections`` ({name: Dissection}, or one) can reach with each
+    concept given the share of pixels it really selects, ``max_k min(s_k, p) / max(s_k, p)``: an
+    IoU cannot exceed the smaller set over the larger. A concept whose value is at most the IoU
+    threshold cannot have a detector in these networks, whatever they learned."""
+    ds = dissections.values() if isinstance(dissections, dict) else [dissections]
+    s = np.concatenate([selected_shares(d) for d in ds])[:, None]
+    p = share.to_numpy(float)[None, :]
+    bound = np.divide(np.minimum(s, p), np.maximum(s, p), out=np.zeros((len(s), p.shape[1])), where=np.maximum(s, p) > 0)
+    return pd.Series(bound.max(0), index=share.index, name="reachable")
 
 
 def per_layer(dissections: dict, threshold: float = nd.IOU_THRESHOLD) -> pd.DataFrame:
@@ -107,7 +125,7 @@ def detector_figure(table: pd.DataFrame, families=("object", "scene", "colour"),
 
 
 def unit_figure(model, d: nd.Dissection, images, title: str, threshold: float = nd.IOU_THRESHOLD,
-                n_units: int = 4, n_images: int = 5):
+                n_units: int = 4, n_images: int = 5, read: str = "output"):
     """Bau et al.'s view of a detector: for the last dissected layer's best detectors (one per
     concept, highest IoU first), the images where its selected positions cover most of its concept,
     each with those positions outlined (cyan)."""
@@ -126,7 +144,7 @@ def unit_figure(model, d: nd.Dissection, images, title: str, threshold: float = 
     fig, axes = plt.subplots(len(best), cols, figsize=(1.3 * max(cols, 2), 1.45 * len(best)), squeeze=False)
     for row, (u, k, order) in zip(axes, shown):
         sub = images.images[torch.as_tensor(order)]
-        s = nd.unit_maps(model, sub, u.layer, int(u.unit))
+        s = nd.unit_maps(model, sub, u.layer, int(u.unit), read=read)
         t, f = float(d.units.threshold[k]), float(d.units.floor[k])
         for ax in row:
             ax.set_xticks([])
@@ -196,15 +214,19 @@ def dissection_claims(ds: dict, quantile: float, threshold: float, label_pairs: 
     for name in trained:
         base = RANDOM.format(architecture(name))
         if base in ds and name in models.BENCHMARK_MODELS:
+            add("a trained network has more unique detectors than its architecture at random initialisation", name,
+                lambda w, a=ds[name], b=ds[base]: unique(a, w, threshold) - unique(b, w, threshold),
+                f"{BAU}: training, not the architecture alone, makes detectors (unique detectors)",
+                f"against {base}; distinct concepts detected", scale=1.0, unit=" concepts")
             add("a trained network has more detectors than its architecture at random initialisation", name,
                 lambda w, a=ds[name], b=ds[base]: share(a, w, threshold) - share(b, w, threshold),
-                f"{BAU}: training, not the architecture alone, makes detectors", f"against {base}; share of all units")
+                f"{BAU}, with the survey's score (the ratio of semantic neurons)", f"against {base}; share of all units")
     for true, permuted in label_pairs.items():
         if true in ds and permuted in ds:
             add("training on the labels gives more object detectors than training on permuted labels", true,
                 lambda w, a=ds[true], b=ds[permuted]: (share(a, w, threshold, family="object")
                                                         - share(b, w, threshold, family="object")),
-                f"{BAU} (detectors follow what the labels teach)", f"against {permuted}; share of all units")
+                f"the book's extension of {BAU} (they ran no permuted-label network)", f"against {permuted}; share of all units")
     for name in [n for n in trained if n in models.BENCHMARK_MODELS]:
         d, ls = ds[name], _layers(ds[name])
         add("object detectors emerge in the higher layers", name,
@@ -224,20 +246,21 @@ def dissection_claims(ds: dict, quantile: float, threshold: float, label_pairs: 
         obj, scene = task_pair
         add("a network trained on the objects has more object detectors than one trained on the scenes", obj,
             lambda w: share(ds[obj], w, threshold, family="object") - share(ds[scene], w, threshold, family="object"),
-            f"{BAU} (detectors follow the task); BAM's pair of networks", f"against {scene}; same images")
+            f"the book's extension of {BAU}; BAM's pair of networks", f"against {scene}; same images")
         share_of = coverage(ds[scene])
-        top = ceilings(share_of, quantile)
+        top = reachable({n: ds[n] for n in (obj, scene)}, share_of)
         scenes = [c for c, f in zip(ds[scene].concepts, ds[scene].families) if f == "scene"]
         why = ""
         if scenes and top[scenes].max() <= threshold:
-            why = (f"no scene concept can pass IoU {threshold:g} with the top {100 * quantile:g} % of positions: each "
-                   f"covers {100 * share_of[scenes].min():.0f} % of the pixels or more, so its IoU is at most "
+            why = (f"no scene concept can pass IoU {threshold:g}: each covers {100 * share_of[scenes].min():.0f} % of the "
+                   f"pixels or more, and no unit of the two networks selects more than "
+                   f"{100 * max(selected_shares(ds[n]).max() for n in (obj, scene)):.2f} %, so no IoU can exceed "
                    f"{top[scenes].max():.3f}")
         if not scenes:
             return claims
         add("a network trained on the scenes has more scene detectors than one trained on the objects", scene,
             lambda w: share(ds[scene], w, threshold, family="scene") - share(ds[obj], w, threshold, family="scene"),
-            f"{BAU} (detectors follow the task); BAM's pair of networks", f"against {obj}; same images", degenerate=why)
+            f"the book's extension of {BAU}; BAM's pair of networks", f"against {obj}; same images", degenerate=why)
     return claims
 
 
@@ -315,15 +338,18 @@ def consensus_claims(table: pd.DataFrame, methods, n_boot: int, seed: int, masks
     for method in methods:
         t = table[table.method == method]
         n = int(t["image"].nunique())
-        members = t[t.network != CONSENSUS].groupby("image")["pxap"].mean().sort_index().to_numpy()
-        agreed = t[t.network == CONSENSUS].set_index("image")["pxap"].sort_index().to_numpy()
-        c = verdicts.paired(agreed, members, n_boot=n_boot, seed=seed)
-        claims.append(verdicts.Claim("the consensus finds the object better than the committee's members do", method, c,
-                                     paper=f"{LI}: the consensus is aligned with the segmentation",
-                                     setting=f"PxAP of the consensus against the members' mean{floor}", scale=100.0,
-                                     unit=" pts"))
         voters = [v for v in dict.fromkeys(t.network) if v != CONSENSUS]
         kept = [v for v in voters if v not in outliers]
+        agreed = t[t.network == CONSENSUS].set_index("image")["pxap"].sort_index().to_numpy()
+        for subset, note in ((voters, ""), (kept, f", without {', '.join(o for o in outliers if o in voters)}")):
+            if subset is kept and (len(kept) == len(voters) or len(kept) < 2):
+                continue
+            members = t[t.network.isin(subset)].groupby("image")["pxap"].mean().sort_index().to_numpy()
+            c = verdicts.paired(agreed, members, n_boot=n_boot, seed=seed)
+            claims.append(verdicts.Claim("the consensus finds the object better than the committee's average member",
+                                         method, c, paper=f"{LI}: the consensus is aligned with the segmentation",
+                                         setting=f"PxAP of the consensus against the mean of {len(subset)} members{note}"
+                                                 f"{floor}", scale=100.0, unit=" pts"))
         for subset, note in ((voters, ""), (kept, f", without {', '.join(o for o in outliers if o in voters)}")):
             if subset is kept and (len(kept) == len(voters) or len(kept) < 3):
                 continue
@@ -335,6 +361,19 @@ def consensus_claims(table: pd.DataFrame, methods, n_boot: int, seed: int, masks
                                          setting=f"Spearman over {len(subset)} networks{note}; the consensus of all "
                                                  f"{len(voters)}"))
     return claims
+
+
+def lowest(table: pd.DataFrame) -> str:
+    """Which network of the committee ranks last in each order, counted over the methods: the
+    outlier that could make Li et al.'s correlation on its own, or an architecture apart."""
+    t = table[table.network != CONSENSUS].groupby(["method", "network"], sort=False)[["agreement", "pxap"]].mean()
+    parts = []
+    for col, label in (("agreement", "agreement with the consensus"), ("pxap", "PxAP against the object")):
+        last = t[col].unstack().idxmin(axis=1)
+        counts = last.value_counts()
+        parts.append(f"lowest in {label}: " + ", ".join(
+            f"{net} for {k} of {len(last)} methods ({', '.join(last.index[last == net])})" for net, k in counts.items()))
+    return "**Which network stands last?** " + "; ".join(parts) + "."
 
 
 def consensus_figure(image, maps: dict, committee, method: str, title: str = ""):
@@ -358,8 +397,10 @@ def consensus_figure(image, maps: dict, committee, method: str, title: str = "")
     return fig
 
 
-def trusted_note(book: pd.DataFrame, model: str) -> str:
-    """One generated paragraph on :func:`trusted`'s table."""
+def trusted_note(book: pd.DataFrame, model: str, every: pd.DataFrame | None = None) -> str:
+    """One generated paragraph on :func:`trusted`'s table of the consensus's methods (``book``),
+    and, given ``every`` (the same table for every registered method), the trusted methods the
+    run leaves out."""
     if "trusted" not in book:
         return (f"Chapter 10's answer (`results/{BOOK_ANSWERS.as_posix()}`) is not in this checkout: no method is "
                 "marked trusted here.")
@@ -368,8 +409,12 @@ def trusted_note(book: pd.DataFrame, model: str) -> str:
     text = (f"Of the {len(book)} methods of the consensus, {len(yes)} hold up under every question chapter 10 answers "
             f"on `{model}`" + (f" ({', '.join(yes)})" if yes else ""))
     if no:
-        text += "; " + "; ".join(f"{m} does not under: {', '.join(q for q in book.columns[:-1] if not book.loc[m, q])}"
-                                 for m in no)
+        text += "; " + "; ".join(f"{m} does not hold up under: "
+                                 f"{', '.join(q for q in book.columns[:-1] if not book.loc[m, q])}" for m in no)
+    if every is not None and "trusted" in every:
+        left = [m for m in every.index if every.loc[m, "trusted"] and m not in book.index]
+        if left:
+            text += f". Trusted there but not in this run's committee: {', '.join(left)} (the larger run's list)"
     return text + "."
 
 
@@ -434,11 +479,24 @@ def real_summary(table: pd.DataFrame, name: str, d: nd.Dissection | None = None,
     else:
         text += "."
     if d is not None:
-        last = d.units[d.units.layer == _layers(d)[-1]].iloc[0]
+        layer = _layers(d)[-1]
+        last = d.units[d.units.layer == layer].iloc[0]
         n = int(last.positions)
-        text += (f" How thin this is: in the last layer ({last.layer}), a unit's top {100 * quantile:g} % is "
-                 f"{quantile * n:.0f} of its {n} positions over the {d.inter.shape[0]} photographs, so each of its "
-                 "detectors fires on one or two of them (the figure below).")
+        hits = d.table().reset_index(drop=True)
+        k = np.flatnonzero((hits.layer == layer).to_numpy() & hits.detector.to_numpy())
+        photos = (d.selected[:, k] > 0).sum(0) if len(k) else np.zeros(0)
+        text += (f" How thin this is: in the last layer ({layer}), a unit's top {100 * quantile:g} % is about "
+                 f"{quantile * n:.0f} of its {n} positions over the {d.inter.shape[0]} photographs")
+        if len(k):
+            text += (f"; its {len(k)} detectors select pixels on a median of {np.median(photos):g} photographs "
+                     f"(at most {int(photos.max())}), nothing to generalise from (the figure below).")
+        else:
+            text += "."
+        s = selected_shares(d)
+        wide = int((s > 5 * quantile).sum())
+        text += (f" {wide} of the {len(s)} units select more than five times the quantile of the pixels "
+                 f"(positions tied at the threshold: capped at 6, or at one value over blank regions), the largest "
+                 f"{100 * s.max():.0f} %: such a unit can match a large colour by being flat over it.")
     return text
 
 
@@ -449,3 +507,13 @@ def this_run(claims_table: pd.DataFrame, here: pd.DataFrame) -> np.ndarray:
     key = lambda t: list(zip(t["claim"], t["model"], t["setting"].str.split(";").str[0]))   # noqa: E731
     verdict = dict(zip(key(here), here["verdict"]))
     return np.array([verdict.get(k) for k in key(claims_table)], dtype=object)
+
+
+def unique_note(cover: pd.DataFrame, whole: pd.DataFrame) -> str:
+    """How much room the unique-detector claims have: the concepts any unit could detect in this
+    run (``cover``'s ``detectable``) beside each network's distinct concepts detected (``whole``)."""
+    k, n = int(cover["detectable"].sum()), len(cover)
+    nets = ", ".join(f"{name} {int(v)}" for name, v in whole["unique detectors"].items() if "random init" not in name)
+    return (f"**How much room the unique-detector claims have.** In this run {k} of the {n} concepts can be detected "
+            f"by some unit at all; the trained networks detect {nets} distinct concepts. A comparison near that "
+            "ceiling has little room to show a difference.")
