@@ -139,10 +139,12 @@ def main():
     from xailib import determinism
     kernels = determinism.apply()     # the pinned kernels and batch size (xailib/determinism.py)
     os.environ.setdefault("PYTHONPATH", str(ROOT))
+    from xailib import map_store
     for name in args.notebooks:
         folder = ROOT / "results" / name / sub
         for old in folder.glob("*.csv"):
             old.unlink()                       # no table of an earlier larger run survives
+        stored = map_store.stored_count()      # a run whose maps were in the store takes less than a cold one
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(Path(tmp) / f"{name}.ipynb"),
@@ -155,6 +157,7 @@ def main():
         record = {"command": f"python scripts/larger_run.py {'--real ' if args.real else ''}{name}", "parameters": runs[name],
                   "seconds": round(seconds, 1), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "kernels": kernels,
+                  "maps stored at the start": stored, "maps computed": map_store.stored_count() - stored,
                   "ties": "random"}          # xailib.metrics.order: how tied pixels are ranked
         (folder / "run.json").write_text(json.dumps(record, indent=1) + "\n")
         print(f"{name}: {'real-network' if args.real else 'larger'} run published to {folder} in {seconds / 60:.1f} min")
