@@ -11,7 +11,7 @@ from torch import nn
 from .. import inference
 from ..errors import ParameterError, check_choice, check_positive_int, check_values
 from ..methods.registry import check_images, check_targets
-from .order import saliency_order
+from .order import saliency_ranks
 from .registry import register
 from .removal import check_removal, fill_image, remove
 
@@ -57,9 +57,7 @@ def causal_curves(model: nn.Module, images: torch.Tensor, targets, maps: torch.T
         raise ParameterError(f"n_steps={n_steps!r} must be an integer in [1, {HW}]")
     t = torch.as_tensor(targets, dtype=torch.long, device=dev).expand(B)
     counts = torch.round(torch.arange(S + 1, device=dev, dtype=torch.float64) * HW / S).long()
-    ranked = saliency_order((maps if order == "most" else -maps).to(dev).flatten(1))
-    rank = torch.empty_like(ranked)
-    rank.scatter_(1, ranked, torch.arange(HW, device=dev).expand(B, HW).contiguous())
+    rank = saliency_ranks((maps if order == "most" else -maps).to(dev).flatten(1))
     removed_image = None if removal == "road" else fill_image(
         x, removal, model=model, blur_kernel=blur_kernel, blur_sigma=blur_sigma)
     curves = torch.empty(B, S + 1, device=dev)
@@ -142,9 +140,7 @@ def road_scores(model, images, targets, maps, *, percentiles=ROAD_PERCENTILES, r
     for order in ("most", "least"):
         share = [(100 - float(p)) / 100 if order == "most" else float(p) / 100 for p in pct]
         counts = torch.tensor([int(round(f * H * W)) for f in share], device=dev)
-        ranked = saliency_order((maps if order == "most" else -maps).to(dev).flatten(1))
-        rank = torch.empty_like(ranked)
-        rank.scatter_(1, ranked, torch.arange(H * W, device=dev).expand(B, H * W).contiguous())
+        rank = saliency_ranks((maps if order == "most" else -maps).to(dev).flatten(1))
         gone = (rank[:, None, :] < counts[None, :, None]).view(-1, H, W)      # (B * P, H, W)
         xs = remove(x[:, None].expand(-1, P, C, H, W).reshape(-1, C, H, W), gone, "road",
                     road_noise=road_noise, seed=seed)
@@ -194,7 +190,7 @@ def _monotonicity(model, images, targets, maps, patch, removal, batch_size):
     random order); 1 when the target's probability never falls along the way, else 0. Quantus
     adds single features (one pixel at a time: 4096 passes per 64-px image); the default square
     is 8 px at 64 (64 steps), scaled with the image side."""
-    from .faithfulness import feature_grid
+    from .faithfulness import first_squares, ranked_squares
     check_images(images)
     check_targets(targets, len(images))
     check_positive_int("batch_size", batch_size)
@@ -203,22 +199,15 @@ def _monotonicity(model, images, targets, maps, patch, removal, batch_size):
     x = images.to(dev, torch.float32)
     B, C, H, W = x.shape
     side = max(1, round(8 * W / 64)) if patch is None else patch
-    check_positive_int("patch", side)
-    grid = feature_grid(H, W, side).to(dev)
-    F = int(grid.max()) + 1
+    grid, rank = ranked_squares(-maps.to(dev), side)                 # least relevant first
+    F = rank.shape[1]
     t = torch.as_tensor(targets, dtype=torch.long, device=dev).expand(B)
-    sums = torch.zeros(B, F, dtype=torch.float64, device=dev).index_add_(1, grid.flatten(), maps.to(dev).double().flatten(1))
-    ranked = saliency_order(-sums)                                  # least relevant first
-    rank = torch.empty_like(ranked)
-    rank.scatter_(1, ranked, torch.arange(F, device=dev).expand(B, F).contiguous())
     canvas = fill_image(x, removal, model=model)
     out = torch.empty(B, dtype=torch.float64)
     per = max(1, batch_size // (F + 1))
-    steps = torch.arange(F + 1, device=dev)
     for i in range(0, B, per):
         sl = slice(i, min(i + per, B))
-        back = (rank[sl, None, :] < steps[None, :, None]).gather(2, grid.flatten()[None, None].expand(
-            rank[sl].shape[0], F + 1, H * W)).view(-1, F + 1, 1, H, W)          # the squares put back so far
+        back = first_squares(rank[sl], grid, F + 1)                   # the squares put back so far
         xs = torch.where(back, x[sl, None], canvas[sl, None]).view(-1, C, H, W)
         p = inference.probabilities(model, xs)
         p = p.view(-1, F + 1, p.shape[1]).gather(2, t[sl, None, None].expand(-1, F + 1, 1))[..., 0].double()
@@ -242,9 +231,6 @@ def _recovering_rate(model, images, targets, maps, masks, true_labels, removal, 
     dev = inference.model_device(model, fallback=images.device)
     B, C, H, W = images.shape
     k = m.flatten(1).sum(1).to(dev)
-    ranked = saliency_order(maps.to(dev).flatten(1))
-    rank = torch.empty_like(ranked)
-    rank.scatter_(1, ranked, torch.arange(H * W, device=dev).expand(B, H * W).contiguous())
-    gone = (rank < k[:, None]).view(B, H, W)
+    gone = (saliency_ranks(maps.to(dev).flatten(1)) < k[:, None]).view(B, H, W)
     x = remove(images.to(dev, torch.float32), gone, removal, model=model, road_noise=road_noise, seed=seed)
     return (inference.probabilities(model, x).argmax(1).cpu() == truth).double()

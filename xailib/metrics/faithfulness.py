@@ -54,7 +54,7 @@ from captum.metrics import infidelity as captum_infidelity
 from .registry import register
 from .. import inference
 from .draws import Samples
-from .order import saliency_order
+from .order import saliency_ranks
 from .removal import check_removal, fill_image, remove
 from ..errors import ParameterError, check_choice, check_positive_int, check_values
 from ..methods.registry import check_images, check_targets
@@ -397,31 +397,43 @@ def region_perturbation(model, images, targets, maps, *, patch: int | None = Non
     x = images.to(dev, torch.float32)
     B, C, H, W = x.shape
     side = max(1, round(9 * W / 224)) if patch is None else patch
-    check_positive_int("patch", side)
-    grid = feature_grid(H, W, side).to(dev)
-    F = int(grid.max()) + 1
+    grid, rank = ranked_squares(maps.to(dev) if order == "most" else -maps.to(dev), side)
+    F = rank.shape[1]
     if n_regions > F:
         raise ParameterError(f"n_regions={n_regions} is more than the image's {F} squares of {side} px")
     t = torch.as_tensor(targets, dtype=torch.long, device=dev).expand(B)
-    sums = torch.zeros(B, F, dtype=torch.float64, device=dev).index_add_(1, grid.flatten(),
-                                                                          maps.to(dev).double().flatten(1))
-    ranked = saliency_order(sums if order == "most" else -sums)                    # (B, F) square indices
     noise = torch.cat(Samples(images, seed)(1, lambda g: torch.rand((1, C, H, W), generator=g))).to(dev)
     curves = torch.empty(B, n_regions + 1, dtype=torch.float64)
     per = max(1, batch_size // (n_regions + 1))
     for i in range(0, B, per):
         sl = slice(i, min(i + per, B))
-        rank = torch.empty_like(ranked[sl])
-        rank.scatter_(1, ranked[sl], torch.arange(F, device=dev).expand_as(ranked[sl]).contiguous())
-        steps = torch.arange(n_regions + 1, device=dev)
-        gone_cells = rank[:, None, :] < steps[None, :, None]                       # (b, S+1, F)
-        gone = gone_cells.gather(2, grid.flatten()[None, None].expand(gone_cells.shape[0], n_regions + 1, H * W))
-        gone = gone.view(-1, n_regions + 1, 1, H, W)
+        gone = first_squares(rank[sl], grid, n_regions + 1)
         xs = torch.where(gone, noise[sl, None], x[sl, None]).view(-1, C, H, W)
         probs = inference.probabilities(model, xs)
         p = probs.view(-1, n_regions + 1, probs.shape[1])
         curves[sl] = p.gather(2, t[sl, None, None].expand(-1, n_regions + 1, 1))[..., 0].double().cpu()
     return curves
+
+
+def ranked_squares(maps: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(grid (H, W), ranks (B, F))``: the images' ``side`` x ``side`` squares
+    (:func:`feature_grid`) and each square's place when ranked by the map's sum over it, the
+    largest first (ties in the book's fixed random order)."""
+    check_positive_int("patch", side)
+    B, H, W = maps.shape
+    grid = feature_grid(H, W, side).to(maps.device)
+    F = int(grid.max()) + 1
+    sums = torch.zeros(B, F, dtype=torch.float64, device=maps.device).index_add_(1, grid.flatten(),
+                                                                                  maps.double().flatten(1))
+    return grid, saliency_ranks(sums)
+
+
+def first_squares(ranks: torch.Tensor, grid: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """(b, n_steps, 1, H, W) bool: at step k, the pixels of each image's k first-ranked squares."""
+    b, F = ranks.shape
+    steps = torch.arange(n_steps, device=ranks.device)
+    chosen = ranks[:, None, :] < steps[None, :, None]                               # (b, S, F)
+    return chosen.gather(2, grid.flatten()[None, None].expand(b, n_steps, grid.numel())).view(b, n_steps, 1, *grid.shape)
 
 
 def aopc(curves: torch.Tensor) -> torch.Tensor:

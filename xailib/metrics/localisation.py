@@ -48,7 +48,7 @@ from scipy import ndimage
 import torch.nn.functional as F
 
 from ..errors import ParameterError, check_choice, check_values
-from .order import saliency_order
+from .order import saliency_order, saliency_ranks
 from .registry import register
 
 COMPONENTS = ("largest", "all", "each")
@@ -299,10 +299,7 @@ def _relevance_rank_accuracy(model, images, targets, maps, masks):
     k = m.sum(1)
     if (k == 0).any():
         raise ParameterError("relevance_rank_accuracy needs a ground truth of at least one pixel in every image")
-    order = saliency_order(maps.detach().cpu().flatten(1))
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(order.shape[1]).expand_as(order).contiguous())
-    top = ranks < k[:, None]
+    top = saliency_ranks(maps.detach().cpu().flatten(1)) < k[:, None]
     return (top & m).sum(1).double() / k.double()
 
 

@@ -53,3 +53,12 @@ def saliency_order(values: torch.Tensor, seed: int = TIE_SEED) -> torch.Tensor:
         return torch.argsort(values, dim=1, descending=True, stable=True)
     perm = tie_permutation(values.shape[1], values.device, seed)
     return perm[torch.argsort(values[:, perm], dim=1, descending=True, stable=True)]
+
+
+def saliency_ranks(values: torch.Tensor, seed: int = TIE_SEED) -> torch.Tensor:
+    """(B, N) each entry's place in :func:`saliency_order` (0: the largest), the inverse
+    permutation: ``saliency_ranks(v) < k`` marks each row's k largest entries."""
+    order = saliency_order(values, seed)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order).contiguous())
+    return ranks
