@@ -56,7 +56,7 @@ TRUTH, TRIGGER = "object mask", "trigger mask"
 CONTROLS = ("random", "smooth_random", "constant")
 TRUST_MODEL = "vgg_mini"            # the zoo's BAM and trojan networks share its architecture
 CLEAN = f"clean {TRUST_MODEL}"      # the clean network's maps on the trojan images (the control)
-SETS = ("benchmark", "patched", "trojan", "bam")
+SETS = ("benchmark", "patched", "trojan", "bam", "mosaics", "bam pairs")
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,15 @@ class Column:
         return METRICS[self.metric].higher_is_better if self.metric else bool(self.higher)
 
     @property
+    def reruns_method(self) -> bool:
+        """Whether the metric explains new inputs with the method (robustness, random logit)
+        instead of scoring a map."""
+        return self.metric is not None and "method" in METRICS[self.metric].required
+
+    @property
     def takes_map(self) -> bool:
         """Whether any map can be scored (a mask too), not only a method's own output."""
-        return self.metric not in (None, "max_sensitivity")
+        return self.metric is not None and not self.reruns_method
 
 
 MASKS, BOXES = {"masks": "masks"}, {"boxes": "boxes"}
@@ -112,6 +118,28 @@ COLUMNS = (
            uses_model=False),
     Column("trigger mass", "mask_energy", "trust", images="trojan", needs={"masks": "trigger_masks"}, uses_model=False),
     Column("BAM contrast", None, "trust", images="bam", higher=True),
+    # the metrics of Quantus and LATEC (issue 34), at their papers' defaults unless a comment says
+    # otherwise. Relevance mass accuracy and unweighted attribution localisation are mask energy
+    # under other names (the same number): not repeated as columns
+    Column("relevance rank accuracy", "relevance_rank_accuracy", "localisation", needs=MASKS, uses_model=False),
+    Column("Focus", "focus", "localisation", images="mosaics", needs=MASKS, uses_model=False),
+    Column("faithfulness correlation", "faithfulness_correlation", "faithfulness", params={"removal": "zero"}),
+    Column("monotonicity correlation", "monotonicity_correlation", "faithfulness"),
+    Column("region perturbation (MoRF)", "region_perturbation_morf", "faithfulness"),
+    Column("region perturbation (LeRF)", "region_perturbation_lerf", "faithfulness"),
+    Column("monotonicity (Arya)", "monotonicity", "faithfulness", params={"removal": "zero"}),
+    Column("average sensitivity", "avg_sensitivity", "robustness"),
+    Column("local Lipschitz", "local_lipschitz", "robustness"),
+    Column("relative input stability", "relative_input_stability", "robustness"),
+    Column("relative output stability", "relative_output_stability", "robustness"),
+    Column("sparseness", "sparseness", "complexity", uses_model=False),
+    Column("complexity (entropy)", "complexity", "complexity", uses_model=False),
+    Column("effective complexity", "effective_complexity", "complexity", uses_model=False),
+    Column("random logit", "random_logit", "randomisation"),
+    Column("recovering rate", "recovering_rate", "trust", images="trojan",
+           needs={"masks": "trigger_masks", "true_labels": "true_labels"}),
+    Column("input dependence (BAM)", None, "trust", images="bam pairs", higher=True),
+    Column("input independence (BAM)", None, "trust", images="bam pairs", higher=True),
 )
 BY_LABEL = {c.label: c for c in COLUMNS}
 STEPPED = ("deletion", "insertion")       # metrics that take the chapter's n_steps
@@ -146,25 +174,30 @@ def score_maps(scored: Scored, key: str, model: str, net, images: torch.Tensor, 
                sensitivity_methods=(), method_params: dict | None = None, sensitivity_samples: int = 3,
                seed: int = 0) -> pd.DataFrame:
     """Long rows (model, images, method, column, image, score) of every map of ``maps`` under
-    every column scored on ``image_set``; each score read from, or computed into, the score store."""
+    every column scored on ``image_set``; each score read from, or computed into, the score store.
+    The columns that re-run a method (:attr:`Column.reruns_method`) score the methods of
+    ``sensitivity_methods``, one method under all of them in turn, so that they share its
+    explanations of the perturbed copies (:mod:`xailib.metrics.shared`); the seconds of that
+    work are counted under the first."""
     n = len(images)
-    rows = []
-    for col in columns:
-        if col.images != image_set or col.metric is None:
-            continue
-        for m, s in maps.items():
-            if col.metric == "max_sensitivity":
-                if m not in sensitivity_methods:
-                    continue
-                p = {"method": m, "method_params": (method_params or {}).get(m, {}),
-                     "n_samples": sensitivity_samples, "seed": seed}
-            else:
-                p = _params(col, extra, n_steps)
-            v, secs = scored.store.scores(net if col.uses_model or col.metric == "max_sensitivity" else None,
-                                          images, targets, s, col.metric, batch=n, **p)
-            scored.seconds[f"{key}/{col.label}/{m}"] = secs * n
-            rows.append(pd.DataFrame({"model": model, "images": image_set, "method": m, "column": col.label,
-                                      "image": np.arange(n), "score": v.numpy()}))
+    cols = [c for c in columns if c.images == image_set and c.metric is not None]
+    work = [(c, m) for c in cols if not c.reruns_method for m in maps]
+    work += [(c, m) for m in maps if m in sensitivity_methods for c in cols if c.reruns_method]
+    out = {}
+    for col, m in work:
+        if col.reruns_method:
+            own = METRICS[col.metric].defaults
+            p = {"method": m, "method_params": (method_params or {}).get(m, {}), "n_samples": sensitivity_samples,
+                 "seed": seed}
+            p = {k: v for k, v in p.items() if k in own}
+        else:
+            p = _params(col, extra, n_steps)
+        v, secs = scored.store.scores(net if col.uses_model or col.reruns_method else None,
+                                      images, targets, maps[m], col.metric, batch=n, **p)
+        scored.seconds[f"{key}/{col.label}/{m}"] = secs * n
+        out[col.label, m] = pd.DataFrame({"model": model, "images": image_set, "method": m, "column": col.label,
+                                          "image": np.arange(n), "score": v.numpy()})
+    rows = [out[c.label, m] for c in cols for m in maps if (c.label, m) in out]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
@@ -274,6 +307,9 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
         else:
             parts.append(_patched(store, scored, name, net, pool, predicted[name], patch, card, n_truth, patch_scale, methods,
                                   method_params, seed))
+        if trust_sets:          # the benchmark's mosaics: shapes only, as the other known-truth sets
+            parts.append(_mosaics(store, scored, name, net, [m for m in methods if m in sensitivity_methods],
+                                  method_params, n_truth, image_size, seed))
     if trust_sets:
         parts += _trust(store, scored, methods, method_params, n_truth, n_steps, image_size, seed)
     scores = pd.concat([p for p in parts if len(p)], ignore_index=True)
@@ -332,6 +368,31 @@ def _patched(store, scored, name, net, pool, predicted, patch, card, n, scale, m
     return score_maps(scored, f"{name}/patched", name, net, x, t, maps, {"patch_masks": pm}, image_set="patched")
 
 
+def _mosaics(store, scored, name, net, methods, method_params, n, image_size, seed):
+    """Focus's rows: ``n`` mosaics the network labels by their target (:func:`xailib.known_truth.mosaic_images`),
+    explained by ``methods`` through the same network taking mosaics; expected gradients' reference
+    images tiled 2 x 2 to the mosaics' size."""
+    mimgs, mnet = known_truth.mosaic_images(net, n, size=image_size, seed=seed)
+    params = dict(method_params)
+    eg = params.get("expected_gradients", {})
+    if eg.get("background") is not None:
+        params["expected_gradients"] = {**eg, "background": torch.as_tensor(eg["background"]).repeat(1, 1, 2, 2)}
+    mc = Maps(store, mimgs.images, mimgs.labels, params, maps=scored.store)
+    maps = {m: mc(f"maps/{name}/mosaics", mnet, m) for m in methods}
+    return score_maps(scored, f"{name}/mosaics", name, mnet, mimgs.images, mimgs.labels, maps, {"masks": mimgs.masks},
+                      image_set="mosaics")
+
+
+def input_dependence_scores(rows: pd.DataFrame) -> pd.DataFrame:
+    """BAM's input dependence and independence per (method, image), from
+    :func:`xailib.known_truth.input_dependence_rows`, as two leaderboard columns (1 when the
+    image passes, 0 when not; their means are Yang and Kim's rates)."""
+    out = [pd.DataFrame({"model": TRUST_MODEL, "images": "bam pairs", "method": rows.method, "column": label,
+                         "image": rows.image, "score": rows[flag].astype(float)})
+           for label, flag in (("input dependence (BAM)", "dependent"), ("input independence (BAM)", "independent"))]
+    return pd.concat(out, ignore_index=True)
+
+
 def _trust(store, scored, methods, method_params, n, n_steps, image_size, seed):
     out = []
     troj = models.load_model(f"{TRUST_MODEL}_trojan_fixed")
@@ -340,8 +401,8 @@ def _trust(store, scored, methods, method_params, n, n_steps, image_size, seed):
     tc = Maps(store, timgs.images, tt, method_params, maps=scored.store)
     maps = {m: tc("maps/trojan", troj, m) for m in methods}
     maps[TRIGGER], maps[TRUTH] = trig.float(), timgs.masks.float()
-    out.append(score_maps(scored, "trojan", TRUST_MODEL, troj, timgs.images, tt, maps, {"trigger_masks": trig},
-                          image_set="trojan"))
+    out.append(score_maps(scored, "trojan", TRUST_MODEL, troj, timgs.images, tt, maps,
+                          {"trigger_masks": trig, "true_labels": timgs.labels}, image_set="trojan"))
     # the control: the clean network explaining the same images for the same class (chapter 08's)
     clean = models.load_model(TRUST_MODEL)
     cmaps = {m: tc("maps/trojan/clean", clean, m) for m in methods}
@@ -360,6 +421,15 @@ def _trust(store, scored, methods, method_params, n, n_steps, image_size, seed):
     maps_o = {m: mo("maps/bam/object", obj_net, m) for m in methods}
     maps_s = {m: ms("maps/bam/scene", scene_net, m) for m in methods}
     out.append(bam_contrast_rows(maps_o, maps_s, bimgs))
+    # BAM's input dependence and independence: the scene network explaining images with their
+    # object and the same images drawn again without it
+    pimgs, without = known_truth.bam_pairs(scene_net, n, size=image_size, seed=seed)
+    pt = pimgs.info["scene_labels"]
+    pw = Maps(store, pimgs.images, pt, method_params, maps=scored.store)
+    pwo = Maps(store, without, pt, method_params, maps=scored.store)
+    rows = known_truth.input_dependence_rows({m: pw("maps/bam/pairs", scene_net, m) for m in methods},
+                                             {m: pwo("maps/bam/pairs/without", scene_net, m) for m in methods}, pimgs)
+    out.append(input_dependence_scores(rows))
     # known truth 3: the object's mask under the object and the scene network
     cols = [c for c in COLUMNS if c.uses_model and c.takes_map]
     for tag, net, t in (("object", obj_net, obj), ("scene", scene_net, scene)):

@@ -364,11 +364,13 @@ def _monotonicity_correlation(model, images, targets, maps, cell, n_samples, out
     square by uniform noise moves the target's output (:func:`cell_variances`). Quantus perturbs
     groups of single features in the map's own order (100 noise draws each, 4096 x 100 passes for
     one 64-px image at one pixel per group); fixed squares make the passes the same for every map,
-    so every method of a table is scored on one set of them. 0 for a map whose squares all sum
-    alike."""
+    so every method of a table is scored on one set of them (kept between calls:
+    :mod:`xailib.metrics.shared`). 0 for a map whose squares all sum alike."""
     from scipy import stats
-    v = cell_variances(model, images, targets, cell=cell, n_samples=n_samples, output=output, seed=seed,
-                       batch_size=batch_size)
+    from . import shared
+    v = shared.kept("cell variances", shared.key(model, images, targets, cell, n_samples, output, seed),
+                    lambda: cell_variances(model, images, targets, cell=cell, n_samples=n_samples, output=output,
+                                           seed=seed, batch_size=batch_size))
     H, W = maps.shape[-2:]
     grid = feature_grid(H, W, cell)
     a = torch.zeros(len(maps), v.shape[1], dtype=torch.float64).index_add_(1, grid.flatten(), maps.double().cpu().abs().flatten(1))

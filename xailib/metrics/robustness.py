@@ -63,45 +63,31 @@ def segments_of(images: torch.Tensor, method: str, params: dict) -> torch.Tensor
 
 def max_sensitivity(model, images, targets, method: str, method_params: dict | None = None, *,
                     radius: float = 0.02, n_samples: int = 10, relative: bool = True, seed: int = 0) -> torch.Tensor:
-    """Per-image max-sensitivity of ``method`` (see the module's doc)."""
-    from .. import methods
-    check_choice("method", method, methods.METHODS)
-    if not check_values("radius", radius, ndim=0) > 0:
-        raise ParameterError(f"radius={radius!r} must be > 0")
-    if not isinstance(n_samples, int) or n_samples < 1:
-        raise ParameterError(f"n_samples={n_samples!r} must be a positive integer")
-    params = dict(method_params or {})
+    """Per-image max-sensitivity of ``method`` (see the module's doc): captum's
+    ``sensitivity_max`` on the explanations of :func:`perturbed_explanations`, which the other
+    four robustness metrics read too (a table scoring a method under all five explains it once)."""
+    a, draws, copies, _, _ = perturbed_explanations(model, images, targets, method, method_params, radius=radius,
+                                                    n_samples=n_samples, seed=seed)
     b = len(images)
-    t = torch.as_tensor(targets).expand(b) if torch.as_tensor(targets).ndim == 0 else torch.as_tensor(targets)
-    seg = segments_of(images, method, params)
-    if seg is not None:
-        params["segments"] = seg
-
-    original = []                 # captum's first call explains the unperturbed images: kept for the norm
-    scale = []                    # one divisor for every call: the ratio does not move, its norms cannot overflow
+    # captum takes the norms in the maps' float32: LRP's maps on EfficientNet-Lite0 reach 1e20,
+    # whose squares overflow to inf; a map that large is divided by its largest value (one divisor
+    # for every map: the ratio does not move)
+    big = float(a.abs().max())
+    scale = big if big > 1e15 else 1.0
+    served = iter([a, copies.reshape(b * n_samples, *copies.shape[2:])])   # the originals, then the copies
 
     def explanation(x, target):
-        x = x[0] if isinstance(x, tuple) else x
-        k = len(x) // b
-        groups = x.view(b, k, *x.shape[1:]).transpose(0, 1)            # k batches shaped like the original
-        with torch.enable_grad():
-            out = torch.stack([methods.explain(model, g, t, method, **params) for g in groups], 1)
-        out = out.reshape(b * k, *out.shape[2:])
-        if not original:
-            original.append(out)
-            # captum takes the norms in the maps' float32: LRP's maps on EfficientNet-Lite0 reach
-            # 1e20, whose squares overflow to inf; a map that large is divided by its largest value
-            big = float(out.abs().max())
-            scale.append(big if big > 1e15 else 1.0)
-        return (out / scale[0] if scale[0] != 1.0 else out,)   # a tuple: captum iterates over it
+        out = next(served)
+        return (out / scale if scale != 1.0 else out,)     # a tuple: captum iterates over it
 
-    draws = perturbations(images, radius, n_samples, seed)
-    rel = sensitivity_max(explanation, images, perturb_func=lambda x, r: draws.to(x.device), perturb_radius=radius,
+    t = torch.as_tensor(targets).expand(b) if torch.as_tensor(targets).ndim == 0 else torch.as_tensor(targets)
+    flat = draws.reshape(b * n_samples, *draws.shape[2:])
+    rel = sensitivity_max(explanation, images, perturb_func=lambda x, r: flat.to(x.device), perturb_radius=radius,
                           n_perturb_samples=n_samples, target=t, max_examples_per_batch=None)
     rel = rel.double().cpu()
     if relative:
         return rel
-    norm = original[0].double().flatten(1).norm(dim=1).cpu()     # not explained a second time
+    norm = a.double().flatten(1).norm(dim=1).cpu()
     return rel * torch.where(norm > 0, norm, torch.ones_like(norm))
 
 
@@ -189,17 +175,16 @@ def hyperparameter_sensitivity(model, images, targets, method: str, grid: dict |
 # method under all of them pays for its explanations once).
 # --------------------------------------------------------------------------------------------
 
-_LAST: dict = {}      # the last call's explanations, keyed by everything they depend on
-
-
 def perturbed_explanations(model, images, targets, method: str, method_params: dict | None = None, *,
                            radius: float = 0.02, n_samples: int = 10, seed: int = 0):
     """``(maps (B, H, W), copies (B, S, C, H, W), their maps (B, S, H, W), logits (B, C'),
     their logits (B, S, C'))``: ``method`` re-run on ``n_samples`` copies of each image with
-    uniform noise in [-``radius``, ``radius``] (:func:`perturbations`: max-sensitivity's draws),
-    each batch of copies shaped and seeded like the original, a segmented method's superpixels kept."""
+    uniform noise in [-``radius``, ``radius``] (:func:`perturbations`), each batch of copies shaped
+    and seeded like the original, a segmented method's superpixels kept. The maps as the method
+    returns them (float32, on the model's device), kept for the next robustness metric of the same
+    method, images and draws (:mod:`xailib.metrics.shared`)."""
     from .. import inference, methods
-    from .draws import image_keys
+    from . import shared
     check_choice("method", method, methods.METHODS)
     if not check_values("radius", radius, ndim=0) > 0:
         raise ParameterError(f"radius={radius!r} must be > 0")
@@ -207,27 +192,27 @@ def perturbed_explanations(model, images, targets, method: str, method_params: d
     params = dict(method_params or {})
     b = len(images)
     t = torch.as_tensor(targets).expand(b) if torch.as_tensor(targets).ndim == 0 else torch.as_tensor(targets)
-    weights = float(sum(p.detach().double().sum() for p in model.parameters())) if any(True for _ in model.parameters()) else 0.0
-    key = (id(model), weights, tuple(image_keys(images)), tuple(t.tolist()), method,
-           repr(sorted(params.items(), key=str)), float(radius), int(n_samples), int(seed))
-    if _LAST.get("key") == key:
-        return _LAST["value"]
-    seg = segments_of(images, method, params)
-    if seg is not None:
-        params["segments"] = seg
-    draws = perturbations(images, radius, n_samples, seed).view(b, n_samples, *images.shape[1:])
-    with torch.enable_grad():
-        maps = methods.explain(model, images, t, method, **params).double().cpu()
-        copies = torch.stack([methods.explain(model, draws[:, s], t, method, **params).double().cpu()
-                              for s in range(n_samples)], 1)
-    with torch.no_grad():
-        logits = inference.forward(model, images.to(inference.model_device(model, fallback=images.device))).double().cpu()
-        moved = torch.stack([inference.forward(model, draws[:, s].to(inference.model_device(model, fallback=images.device)))
-                             .double().cpu() for s in range(n_samples)], 1)
-    value = (maps, draws.double().cpu(), copies, logits, moved)
-    _LAST.clear()
-    _LAST.update(key=key, value=value)
-    return value
+
+    def compute():
+        seg = segments_of(images, method, params)
+        p = {**params, "segments": seg} if seg is not None else params
+        draws = perturbations(images, radius, n_samples, seed).view(b, n_samples, *images.shape[1:])
+        with torch.enable_grad():
+            maps = methods.explain(model, images, t, method, **p)
+            copies = torch.stack([methods.explain(model, draws[:, s], t, method, **p) for s in range(n_samples)], 1)
+        dev = inference.model_device(model, fallback=images.device)
+        with torch.no_grad():
+            logits = inference.forward(model, images.to(dev)).double().cpu()
+            moved = torch.stack([inference.forward(model, draws[:, s].to(dev)).double().cpu()
+                                 for s in range(n_samples)], 1)
+        return maps, draws, copies, logits, moved
+
+    k = shared.key(model, images, t, method, sorted(params.items(), key=str), float(radius), int(n_samples), int(seed))
+    return shared.kept("perturbed explanations", k, compute)
+
+
+def _as_float64(value: tuple) -> tuple:
+    return tuple(v.detach().double().cpu() for v in value)
 
 
 def _norms(x: torch.Tensor, keep: int) -> torch.Tensor:
@@ -241,8 +226,8 @@ def _avg_sensitivity(model, images, targets, maps, method, method_params, radius
     ||Phi(x)||`` (the relative form of the book's max-sensitivity, of which it is the mean; Quantus's
     defaults draw 200 copies at radius 0.2 of its normalised inputs). A map of zeros that stays
     zero scores 0."""
-    a, _, copies, _, _ = perturbed_explanations(model, images, targets, method, method_params, radius=radius,
-                                                n_samples=n_samples, seed=seed)
+    a, _, copies, _, _ = _as_float64(perturbed_explanations(model, images, targets, method, method_params,
+                                                            radius=radius, n_samples=n_samples, seed=seed))
     norm = _norms(a, 1)
     change = _norms(copies - a[:, None], 2)
     return torch.where(norm[:, None] > 0, change / norm.clamp(min=1e-300)[:, None], change).mean(1)
@@ -255,8 +240,8 @@ def _local_lipschitz(model, images, targets, maps, method, method_params, radius
     ||x' - x||_2`` over the copies (they search the neighbourhood by optimisation; Quantus and the
     book sample it: 200 Gaussian copies there, the book's 10 uniform ones here). In the map's own
     units: compare methods whose maps share a scale, or read it beside avg_sensitivity."""
-    a, x2, copies, _, _ = perturbed_explanations(model, images, targets, method, method_params, radius=radius,
-                                                 n_samples=n_samples, seed=seed)
+    a, x2, copies, _, _ = _as_float64(perturbed_explanations(model, images, targets, method, method_params,
+                                                             radius=radius, n_samples=n_samples, seed=seed))
     dx = _norms(x2 - images.double().cpu()[:, None], 2)
     return (_norms(copies - a[:, None], 2) / dx.clamp(min=1e-300)).amax(1)
 
@@ -267,8 +252,8 @@ def _relative(change: torch.Tensor, base: torch.Tensor, eps: float) -> torch.Ten
 
 
 def _stability(model, images, targets, method, method_params, radius, n_samples, seed, eps_min, against):
-    a, x2, copies, logits, moved = perturbed_explanations(model, images, targets, method, method_params,
-                                                          radius=radius, n_samples=n_samples, seed=seed)
+    a, x2, copies, logits, moved = _as_float64(perturbed_explanations(model, images, targets, method, method_params,
+                                                                      radius=radius, n_samples=n_samples, seed=seed))
     num = _norms(_relative(copies - a[:, None], a[:, None], eps_min), 2)
     if against == "input":
         x = images.double().cpu()[:, None]
