@@ -62,7 +62,8 @@ LARGER = {
     "09_faithfulness": dict(n_images=24, n_steps=16, methods="all", hyper_images=16,
                             hyper_methods=["smoothgrad", "integrated_gradients", "deeplift", "expected_gradients",
                                            "lrp_epsilon", "occlusion", "lime", "kernel_shap", "rise"]),
-    # every registered method, the learned masks included, and max-sensitivity for every one of them
+    # every registered method, the learned masks included, and the columns that explain new inputs
+    # (the five robustness metrics, the random logit test, Focus's mosaics) for every one of them
     # but NeuroMask and RISE (661 s and 596 s of max-sensitivity on vgg_mini alone, most of the
     # run's time; chapter 08's larger run has RISE's)
     "10_leaderboard": dict(n_images=20, n_truth=12, methods="every",

@@ -11,6 +11,11 @@ book's definition (its normalisation and absolute value turned off or on as the 
 image per call, as the book scores each image on its own), where the two must agree to rounding,
 and with its defaults on the whole batch, where they differ by the documented choices (``PAIRS``).
 The time per image of each library, in one run, on one thread (Quantus's on the batch call).
+
+The metrics that call the network or re-run the method (``MODEL_PAIRS``) draw noise, subsets and
+copies that the two libraries cannot share; they are compared by their distributions on the same
+network, images and maps: each method's mean in both, the correlation of the two over images, and
+the rank correlation of the method means (``model_based.csv``, ``model_based_order.csv``).
 """
 import argparse
 import json
@@ -59,6 +64,57 @@ PAIRS = [
 ]
 
 
+# The metrics that call the network, and the robustness metrics that re-run the method: their
+# random draws (noise, subsets, perturbed copies) cannot be matched between the two libraries, so
+# their comparison is of the scores' distributions: each method's mean in both, the correlation of
+# the two over images, and whether they order the methods alike. ``quantus``: the class and the
+# settings closest to the book's definition; ``call``: the keyword arguments of its call.
+MODEL_PAIRS = [
+    dict(book="faithfulness_correlation", quantus="FaithfulnessCorrelation",
+         settings=dict(nr_runs=100, subset_size=224, perturb_baseline="black", abs=False, normalise=False),
+         call=dict(softmax=False),
+         choice="the same definition (pixels as features, 100 subsets of 224, black, logits); other random subsets"),
+    dict(book="monotonicity_correlation", quantus="MonotonicityCorrelation",
+         settings=dict(nr_samples=10, features_in_step=16, perturb_baseline="uniform", abs=True, normalise=False),
+         call=dict(softmax=False),
+         choice="Quantus perturbs groups of 16 pixels taken in the map's own order (a map's groups are its own); "
+                "the book perturbs fixed 4 x 4 squares, the same for every map, so one set of passes serves a table"),
+    dict(book="region_perturbation_morf", quantus="RegionPerturbation", aopc=True,
+         settings=dict(patch_size=3, order="morf", regions_evaluation=100, perturb_baseline="uniform", abs=False,
+                       normalise=False),
+         call=dict(softmax=True),
+         choice="the same squares (3 px at 64) and 100 steps; Quantus draws fresh noise for each square, the book one "
+                "noise image per image; the AOPC from Quantus's curves as Samek et al. define it"),
+    dict(book="region_perturbation_lerf", quantus="RegionPerturbation", aopc=True,
+         settings=dict(patch_size=3, order="lerf", regions_evaluation=100, perturb_baseline="uniform", abs=False,
+                       normalise=False),
+         call=dict(softmax=True), choice="as MoRF"),
+    dict(book="monotonicity", quantus="Monotonicity",
+         settings=dict(features_in_step=64, perturb_baseline="black", abs=True, normalise=False),
+         call=dict(softmax=True),
+         choice="Quantus puts back 64 pixels per step in the map's own order, the book 8 x 8 squares ranked by their "
+                "sum: the same number of steps, other features"),
+    dict(book="avg_sensitivity", quantus="AvgSensitivity", method=True,
+         settings=dict(nr_samples=10, normalise=False, abs=False), norms=True, noise=True,
+         choice="the same definition (10 copies, uniform noise of radius 0.02, relative Frobenius norms); other draws"),
+    dict(book="max_sensitivity", quantus="MaxSensitivity", method=True,
+         settings=dict(nr_samples=10, normalise=False, abs=False), norms=True, noise=True, book_params=dict(n_samples=10),
+         choice="as average sensitivity, the largest change instead of the mean"),
+    dict(book="local_lipschitz", quantus="LocalLipschitzEstimate", method=True,
+         settings=dict(nr_samples=10, normalise=False, abs=False), noise=True,
+         choice="uniform noise of radius 0.02 in both (Quantus's default is Gaussian with sd 0.1); other draws"),
+    dict(book="relative_input_stability", quantus="RelativeInputStability", method=True,
+         settings=dict(nr_samples=10, normalise=False, abs=False), noise=True,
+         choice="Quantus returns NaN for an image when a copy changes the label; the book keeps the copies that keep it"),
+    dict(book="relative_output_stability", quantus="RelativeOutputStability", method=True,
+         settings=dict(nr_samples=10, normalise=False, abs=False), noise=True, choice="as RIS"),
+    dict(book="random_logit", quantus="RandomLogit", method=True,
+         settings=dict(normalise=False, abs=False), classes=True,
+         choice="both explain one other class drawn at random and compare by SSIM; the book draws it per image from "
+                "its seed, Quantus from numpy's generator, so the other class differs"),
+]
+
+
 def book_score(model, x, y, maps, masks, pair):
     name = pair["book"]
     params = dict(pair.get("book_params", {}))
@@ -96,12 +152,102 @@ def quantus_score(quantus, model, x, y, maps, masks, pair, settings, per_image=F
     return np.asarray(out, dtype=np.float64), time.perf_counter() - t0
 
 
+def _uniform(radius):
+    """Uniform noise in [-radius, radius] on every value, the book's draws' law (Quantus's
+    robustness metrics take it as their ``perturb_func``; its default for RIS/ROS draws in [0.02, 0.2])."""
+    def noise(arr, indices=None, **_):
+        return arr + np.random.uniform(-radius, radius, size=arr.shape).astype(arr.dtype)
+    return noise
+
+
+def quantus_model_score(quantus, model, x, y, maps, pair, method):
+    """Quantus's scores of one method's ``maps`` (or of ``method`` re-run) under ``pair``."""
+    settings = dict(pair["settings"], return_aggregate=False)     # one score per image (FaithfulnessCorrelation's default is the mean)
+    if pair.get("noise"):
+        settings["perturb_func"] = _uniform(0.02)
+    if pair.get("norms"):
+        from quantus.functions.norm_func import fro_norm
+        settings.update(norm_numerator=fro_norm, norm_denominator=fro_norm)
+    if pair.get("classes"):
+        with torch.no_grad():
+            settings["num_classes"] = int(model(x[:1]).shape[1])
+    kwargs = dict(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=maps.numpy()[:, None].astype(np.float32),
+                  device="cpu", **pair.get("call", {}))
+    if pair.get("method"):
+        kwargs.update(explain_func=_explain_for_quantus, explain_func_kwargs={"method": method})
+    metric = getattr(quantus, pair["quantus"])(disable_warnings=True, **settings)
+    np.random.seed(0)
+    t0 = time.perf_counter()
+    try:
+        out = metric(**kwargs)
+    except (AssertionError, ValueError) as err:
+        return str(err).split(".")[0], time.perf_counter() - t0
+    took = time.perf_counter() - t0
+    if len(out) != len(x):
+        raise RuntimeError(f"{pair['quantus']} returned {len(out)} scores for {len(x)} images")
+    if pair.get("aopc"):       # Quantus returns each image's drops f(x) - f(x_k), k = 1..L: AOPC over k = 0..L
+        out = [np.sum(c) / (len(c) + 1) for c in out]
+    return np.asarray(out, dtype=np.float64), took
+
+
+def _explain_for_quantus(model, inputs, targets, method, **_):
+    x = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
+    t = torch.as_tensor(np.asarray(targets)).long()
+    return explain(model, x, t, method).detach().cpu().numpy()[:, None]
+
+
+def compare_model_based(quantus, model, x, y, methods_, out):
+    """The model-based metrics' distributions side by side (see MODEL_PAIRS)."""
+    rows = []
+    for method in methods_:
+        maps = explain(model, x, y, method)
+        for pair in MODEL_PAIRS:
+            params = dict(pair.get("book_params", {}))
+            if pair.get("method"):
+                params.update(method=method)
+                if "n_samples" in metrics.METRICS[pair["book"]].defaults:
+                    params.setdefault("n_samples", 10)
+            t0 = time.perf_counter()
+            ours = metrics.score(model, x, y, maps, pair["book"], **params).numpy()
+            t_ours = time.perf_counter() - t0
+            q, t_q = quantus_model_score(quantus, model, x, y, maps, pair, method)
+            row = {"metric": pair["book"], "quantus": pair["quantus"], "method": method, "images": len(x),
+                   "book mean": ours.mean(), "book ms per image": 1000 * t_ours / len(x),
+                   "quantus ms per image": 1000 * t_q / len(x), "how they differ": pair["choice"]}
+            if isinstance(q, str):
+                row.update({"quantus mean": np.nan, "quantus NaN": len(x), "per-image r": np.nan,
+                            "quantus": f"refused: {q}"})
+            else:
+                ok = ~np.isnan(q)
+                r = (np.corrcoef(ours[ok], q[ok])[0, 1] if ok.sum() > 2 and np.ptp(ours[ok]) > 0 and np.ptp(q[ok]) > 0
+                     else np.nan)
+                row.update({"quantus mean": np.nanmean(q) if ok.any() else np.nan, "quantus NaN": int((~ok).sum()),
+                            "per-image r": r, "quantus": "scored"})
+            rows.append(row)
+            print(f"{method:22s} {pair['book']:28s} book {row['book mean']:+.4f}  quantus {row['quantus mean']:+.4f}  "
+                  f"r {row['per-image r']:+.2f}  ({row['book ms per image']:.1f} / {row['quantus ms per image']:.1f} ms)",
+                  flush=True)
+    t = pd.DataFrame(rows)
+    from scipy import stats
+    order = []
+    for metric, g in t.groupby("metric", sort=False):
+        g = g.dropna(subset=["book mean", "quantus mean"])
+        rho = stats.spearmanr(g["book mean"], g["quantus mean"]).statistic if len(g) > 2 else np.nan
+        order.append({"metric": metric, "methods": len(g), "rank correlation of the method means": rho})
+    t.to_csv(out / "model_based.csv", index=False, float_format="%.6g")
+    pd.DataFrame(order).to_csv(out / "model_based_order.csv", index=False, float_format="%.4g")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="vgg_mini")
     ap.add_argument("--n-images", type=int, default=32)
     ap.add_argument("--methods", nargs="+", default=["gradient", "gradcam", "integrated_gradients", "random", "constant"])
     ap.add_argument("--out", default=str(ROOT / "results" / "quantus_comparison"))
+    ap.add_argument("--model-images", type=int, default=8, help="images for the model-based metrics")
+    ap.add_argument("--model-methods", nargs="+",
+                    default=["gradient", "gradcam", "integrated_gradients", "smoothgrad", "random", "edge"])
+    ap.add_argument("--only-model-based", action="store_true", help="skip the map-only metrics (their table is kept)")
     args = ap.parse_args()
     import quantus
     torch.set_num_threads(1)
@@ -109,6 +255,20 @@ def main():
     model = models.load_model(args.model)
     pool = data.load_shapes("test", n=args.n_images, seed=0)
     x, y, masks = pool.images, pool.labels, pool.masks
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_model = time.perf_counter()
+    compare_model_based(quantus, model, x[:args.model_images], y[:args.model_images], args.model_methods, out)
+    t_model = time.perf_counter() - t_model
+    record = out / "run.json"
+    rec = json.loads(record.read_text()) if record.exists() else {}
+    rec.update({"model-based": {"command": "quantus-venv/bin/python scripts/quantus_compare.py" +
+                                (" --only-model-based" if args.only_model_based else ""),
+                                "n_images": args.model_images, "methods": args.model_methods,
+                                "seconds": round(t_model, 1)}})
+    record.write_text(json.dumps(rec, indent=1) + "\n")
+    if args.only_model_based:
+        return
     rows = []
     for method in args.methods:
         maps = explain(model, x, y, method)
@@ -130,13 +290,12 @@ def main():
             rows.append(row)
             print(f"{method:22s} {pair['book']:26s} matched gap {row['largest difference, matched']:.2e}  "
                   f"defaults gap {row['largest difference, defaults']:.2e}  {row['quantus matched']}", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out / "comparison.csv", index=False, float_format="%.6g")
-    (out / "run.json").write_text(json.dumps({
+    rec.update({
         "command": "quantus-venv/bin/python scripts/quantus_compare.py", "quantus": quantus.__version__,
         "torch": torch.__version__, "model": args.model, "n_images": args.n_images, "methods": args.methods,
-        "threads": 1, "machine": f"{os.uname().machine}, {os.cpu_count()} CPU cores"}, indent=1) + "\n")
+        "threads": 1, "machine": f"{os.uname().machine}, {os.cpu_count()} CPU cores"})
+    record.write_text(json.dumps(rec, indent=1) + "\n")
     print(f"written to {out}")
 
 

@@ -71,3 +71,15 @@ LONGEST_FIRST = [
 def pytest_collection_modifyitems(session, config, items):
     rank = {f: i for i, f in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _nothing_kept_between_tests():
+    """Each test starts without the work xailib.metrics.shared keeps between calls: a test that
+    patches a method would otherwise read another test's explanations."""
+    from xailib.metrics import shared
+    shared.forget()
+    yield

@@ -8,6 +8,7 @@ from xailib import agreement, models, verdicts
 from xailib.methods import approximate, residual
 from xailib.chapters import leaderboard as lb
 from xailib.errors import ParameterError
+from xailib.metrics import METRICS
 
 
 # -- agreement and reliability: known answers --------------------------------------------------
@@ -415,3 +416,91 @@ def test_reliability_leaves_the_nulls_out():
     # with the nulls counted, the unordered methods would have looked reliable
     wide = _reliability_scores(False).pivot(index="image", columns="method", values="score")
     assert agreement.inter_rater_alpha(wide) > 0.6
+
+
+def test_the_columns_of_other_toolkits_and_what_each_takes():
+    """At least 28 columns; the metrics that re-run a method take no map (no mask can be scored
+    by them), and each new family is there under the name Quantus and LATEC give it."""
+    assert len(lb.COLUMNS) >= 28
+    assert len({c.label for c in lb.COLUMNS}) == len(lb.COLUMNS)
+    rerun = {c.label for c in lb.COLUMNS if c.reruns_method}
+    assert rerun == {"max-sensitivity", "average sensitivity", "local Lipschitz", "relative input stability",
+                     "relative output stability", "random logit"}
+    assert not any(c.takes_map for c in lb.COLUMNS if c.reruns_method)
+    assert lb.BY_LABEL["Focus"].images == "mosaics" and lb.BY_LABEL["recovering rate"].images == "trojan"
+    # every registered metric is a column, or the same number as one (the docstrings say so)
+    aliases = {"relevance_mass_accuracy", "attribution_localisation", "region_mean", "box_accuracy",
+               "road_morf", "road_lerf", "road_combined"}
+    assert set(METRICS) - {c.metric for c in lb.COLUMNS} <= aliases
+
+
+def test_robustness_columns_explain_each_method_once(tmp_path, monkeypatch):
+    """score_maps runs the columns that re-run a method method by method, so the five robustness
+    metrics read one set of perturbed copies per method: 1 + n_samples explanations each."""
+    import torch
+    from xailib import methods
+    from xailib.map_store import MapStore
+    from xailib.metrics import shared
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+    x, t = torch.rand(3, 3, 8, 8), torch.tensor([0, 1, 2])
+    shared.forget()
+    calls = []
+    real = methods.explain
+    monkeypatch.setattr(methods, "explain", lambda model, xx, tt, m, **k: calls.append(m) or real(model, xx, tt, m, **k))
+    cols = [c for c in lb.COLUMNS if c.question == "robustness"]
+    maps = {m: real(net, x, t, m) for m in ("gradient", "gradient_x_input")}
+    rows = lb.score_maps(lb.Scored(MapStore(str(tmp_path))), "k", "net", net, x, t, maps, {}, image_set="benchmark",
+                         columns=cols, sensitivity_methods=["gradient", "gradient_x_input"], sensitivity_samples=2)
+    assert sorted(calls) == ["gradient"] * 3 + ["gradient_x_input"] * 3
+    assert set(rows.column) == {c.label for c in cols} and len(rows) == len(cols) * 2 * 3
+    # rows in column order, then method order, as the other columns
+    assert list(dict.fromkeys(rows.column)) == [c.label for c in cols]
+
+
+def test_input_dependence_scores_are_the_rates_per_image():
+    rows = pd.DataFrame({"method": ["a", "a", "b", "b"], "image": [0, 1, 0, 1],
+                         "dependent": [True, False, True, True], "independent": [False, False, True, False]})
+    s = lb.input_dependence_scores(rows)
+    rates = s.groupby(["column", "method"]).score.mean()
+    assert rates["input dependence (BAM)", "a"] == 0.5 and rates["input dependence (BAM)", "b"] == 1.0
+    assert rates["input independence (BAM)", "b"] == 0.5 and set(s.images) == {"bam pairs"}
+
+
+def test_mosaic_params_tile_expected_gradients_references_and_keep_the_rest():
+    import torch
+    bg = torch.rand(2, 3, 4, 4)
+    p = lb.mosaic_params({"expected_gradients": {"background": bg, "n_samples": 8}, "lime": {"num_samples": 10}})
+    out = p["expected_gradients"]["background"]
+    assert out.shape == (2, 3, 8, 8) and p["expected_gradients"]["n_samples"] == 8 and p["lime"] == {"num_samples": 10}
+    for i in (0, 4):
+        for j in (0, 4):
+            assert torch.equal(out[:, :, i:i + 4, j:j + 4], bg)        # each quadrant is the reference image
+    assert lb.mosaic_params({}) == {}
+
+
+def test_quantus_tables_summarise_the_committed_comparison(tmp_path):
+    import json
+    assert lb.quantus_tables(tmp_path) is None                       # not made: None, the chapter says so
+    pd.DataFrame({"metric": ["sparseness", "sparseness"], "quantus": ["Sparseness"] * 2, "method": ["a", "b"],
+                  "book mean": [0.5, 0.6], "book ms per image": [0.1, 0.2], "quantus ms per image": [1.0, 2.0],
+                  "why the defaults differ": ["x", "x"], "largest difference, matched": [1e-6, 3e-6],
+                  "largest difference, defaults": [0.1, 0.2], "quantus defaults": ["scored", "refused: flat"]}
+                 ).to_csv(tmp_path / "comparison.csv", index=False)
+    (tmp_path / "run.json").write_text(json.dumps({"n_images": 4, "model": "m", "methods": ["a", "b"], "quantus": "0.6.0",
+                                                   "model-based": {"n_images": 3, "methods": ["a", "b", "c"]}}))
+    rows = []
+    for metric, q, book, quant in (("monotonicity", "Monotonicity", [0.0, 0.2, 0.4], [1.0, 1.0, 1.0]),
+                                   ("avg_sensitivity", "AvgSensitivity", [0.1, 0.2, 0.3], [0.1, 0.25, 0.3])):
+        rows += [{"metric": metric, "quantus": q, "method": m, "book mean": b, "quantus mean": v, "per-image r": 0.5,
+                  "quantus NaN": 0, "book ms per image": 1.0, "quantus ms per image": 2.0, "how they differ": "y"}
+                 for m, b, v in zip("abc", book, quant)]
+    pd.DataFrame(rows).to_csv(tmp_path / "model_based.csv", index=False)
+    pd.DataFrame({"metric": ["monotonicity", "avg_sensitivity"], "methods": [3, 3],
+                  "rank correlation of the method means": [np.nan, 1.0]}).to_csv(tmp_path / "model_based_order.csv",
+                                                                                 index=False)
+    t = lb.quantus_tables(tmp_path)
+    assert t["map only"].loc["sparseness", "largest difference, matched"] == 3e-6
+    assert "agrees to 3e-06" in t["note"] and "refuses b outright" in t["note"]
+    assert "alike (rank correlation of the means at least 0.8) under 1: avg_sensitivity" in t["note"]
+    assert "`Monotonicity` gives every one of the 3 methods" in t["note"] and "same score, 1" in t["note"]

@@ -261,6 +261,8 @@ def test_max_sensitivity_of_a_huge_map_is_that_of_the_map_scaled_down(monkeypatc
     plain = max_sensitivity(net, x, t, "gradient", n_samples=3)
     real = methods.explain
     monkeypatch.setattr(methods, "explain", lambda *a, **k: real(*a, **k) * 1e25)
+    from xailib.metrics import shared
+    shared.forget()                         # the explanations kept from the first call are not these
     huge = max_sensitivity(net, x, t, "gradient", n_samples=3)
     assert torch.isfinite(huge).all() and torch.allclose(huge, plain, rtol=1e-4)
     absolute = max_sensitivity(net, x, t, "gradient", n_samples=3, relative=False)
@@ -361,3 +363,44 @@ def test_bam_pairs_keep_images_the_scene_network_labels_alike_with_and_without_t
     scene = images.info["scene_labels"]
     assert (zoo.predict(net, images.images).argmax(1) == scene).all()
     assert (zoo.predict(net, empty).argmax(1) == scene).all()
+
+
+def test_max_sensitivity_reads_the_shared_explanations(linear, monkeypatch):
+    """Max-sensitivity is captum's sensitivity_max on the copies the other robustness metrics
+    explained: after average sensitivity, it explains nothing again, and it equals the largest
+    relative change of those copies' maps."""
+    from xailib import methods
+    from xailib.metrics import robustness, shared
+    net, x = linear
+    t = torch.tensor([0, 1, 2])
+    shared.forget()
+    calls = []
+    real = methods.explain
+    monkeypatch.setattr(methods, "explain", lambda *a, **k: calls.append(1) or real(*a, **k))
+    kw = dict(method="gradient_x_input", n_samples=3, fast=False)
+    maps = torch.zeros(3, 8, 8)
+    score(net, x, t, maps, "avg_sensitivity", **kw)
+    first = len(calls)
+    assert first == 4                                             # the originals and three batches of copies
+    ms = score(net, x, t, maps, "max_sensitivity", **kw)
+    assert len(calls) == first
+    a, _, copies, _, _ = robustness.perturbed_explanations(net, x, t, "gradient_x_input", n_samples=3)
+    hand = ((copies - a[:, None]).flatten(2).norm(dim=2) / a.flatten(1).norm(dim=1)[:, None]).amax(1)
+    np.testing.assert_allclose(ms, hand.double(), rtol=1e-6)
+
+
+def test_monotonicity_correlation_keeps_its_passes_between_maps(linear, monkeypatch):
+    from xailib.metrics import faithfulness, shared
+    net, x = linear
+    t = torch.tensor([0, 1, 2])
+    shared.forget()
+    calls = []
+    real = faithfulness.cell_variances
+    monkeypatch.setattr(faithfulness, "cell_variances", lambda *a, **k: calls.append(1) or real(*a, **k))
+    g = explain(net, x, t, "gradient")
+    one = score(net, x, t, g, "monotonicity_correlation", fast=False)
+    score(net, x, t, torch.rand(3, 8, 8), "monotonicity_correlation", fast=False)
+    assert len(calls) == 1                                        # another map, the same passes
+    again = score(net, x[[1, 0, 2]], t[[1, 0, 2]], g[[1, 0, 2]], "monotonicity_correlation", fast=False)
+    assert len(calls) == 2                                        # other images: computed again
+    np.testing.assert_allclose(again, one[[1, 0, 2]])             # and per image the same

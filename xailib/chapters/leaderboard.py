@@ -373,14 +373,20 @@ def _mosaics(store, scored, name, net, methods, method_params, n, image_size, se
     explained by ``methods`` through the same network taking mosaics; expected gradients' reference
     images tiled 2 x 2 to the mosaics' size."""
     mimgs, mnet = known_truth.mosaic_images(net, n, size=image_size, seed=seed)
+    mc = Maps(store, mimgs.images, mimgs.labels, mosaic_params(method_params), maps=scored.store)
+    maps = {m: mc(f"maps/{name}/mosaics", mnet, m) for m in methods}
+    return score_maps(scored, f"{name}/mosaics", name, mnet, mimgs.images, mimgs.labels, maps, {"masks": mimgs.masks},
+                      image_set="mosaics")
+
+
+def mosaic_params(method_params: dict) -> dict:
+    """``method_params`` for the mosaics: expected gradients' reference images tiled 2 x 2 to
+    the mosaics' size (the other methods' parameters scale with the image by themselves)."""
     params = dict(method_params)
     eg = params.get("expected_gradients", {})
     if eg.get("background") is not None:
         params["expected_gradients"] = {**eg, "background": torch.as_tensor(eg["background"]).repeat(1, 1, 2, 2)}
-    mc = Maps(store, mimgs.images, mimgs.labels, params, maps=scored.store)
-    maps = {m: mc(f"maps/{name}/mosaics", mnet, m) for m in methods}
-    return score_maps(scored, f"{name}/mosaics", name, mnet, mimgs.images, mimgs.labels, maps, {"masks": mimgs.masks},
-                      image_set="mosaics")
+    return params
 
 
 def input_dependence_scores(rows: pd.DataFrame) -> pd.DataFrame:
@@ -1011,3 +1017,64 @@ def wide_scores(per_image: pd.DataFrame, images: str = "benchmark") -> pd.DataFr
     wide = t.pivot_table(index=["model", "method", "image"], columns="column", values="score", sort=False)
     wide.columns.name = None
     return wide.reset_index()
+
+
+# --------------------------------------------------------------------------------------------
+# Side by side with Quantus (scripts/quantus_compare.py's committed run)
+# --------------------------------------------------------------------------------------------
+
+QUANTUS_DIR = Path(__file__).resolve().parents[2] / "results" / "quantus_comparison"
+
+
+def quantus_tables(root: str | Path = QUANTUS_DIR) -> dict | None:
+    """The committed comparison with Quantus as two tables and a generated summary, or None when
+    it was not made: ``map only`` (per metric: the largest difference with Quantus's settings
+    matched, and at its defaults, over the maps; milliseconds per image in each), ``model based``
+    (per metric: the rank correlation of the methods' means in the two libraries, the median
+    per-image correlation, milliseconds per image, how the two differ) and ``note`` (Markdown)."""
+    import json
+    root = Path(root)
+    if not (root / "comparison.csv").exists():
+        return None
+    run = json.loads((root / "run.json").read_text())
+    c = pd.read_csv(root / "comparison.csv")
+    refused = c["quantus defaults"].astype(str).str.startswith("refused")
+    maps_t = c.groupby("metric", sort=False).agg(
+        **{"Quantus": ("quantus", "first"), "largest difference, matched": ("largest difference, matched", "max"),
+           "largest difference, defaults": ("largest difference, defaults", "max"),
+           "book ms/image": ("book ms per image", "median"), "Quantus ms/image": ("quantus ms per image", "median"),
+           "why the defaults differ": ("why the defaults differ", "first")})
+    out = {"map only": maps_t, "run": run}
+    lines = [f"- **Map-only metrics** ({len(maps_t)}: {', '.join(maps_t.index)}), on {run['n_images']} benchmark "
+             f"images of `{run['model']}` and {len(run['methods'])} maps ({', '.join(run['methods'])}): with Quantus "
+             f"{run['quantus']}'s settings matched to the papers and one image per call, every score agrees to "
+             f"{c['largest difference, matched'].max():.0e}. At its defaults the largest difference is "
+             f"{c['largest difference, defaults'].max():.3g}, each explained in the table's last column"
+             + (f"; Quantus refuses {', '.join(sorted(set(c.method[refused])))} outright under "
+                f"{refused.sum()} metrics" if refused.any() else "") + ". Median time per image: the book "
+             f"{maps_t['book ms/image'].min():.2g}-{maps_t['book ms/image'].max():.2g} ms, Quantus "
+             f"{maps_t['Quantus ms/image'].min():.2g}-{maps_t['Quantus ms/image'].max():.2g} ms (one thread, one run)."]
+    if (root / "model_based.csv").exists():
+        m = pd.read_csv(root / "model_based.csv")
+        order = pd.read_csv(root / "model_based_order.csv").set_index("metric")
+        model_t = m.groupby("metric", sort=False).agg(
+            **{"Quantus": ("quantus", "first"), "book mean": ("book mean", "mean"),
+               "Quantus mean": ("quantus mean", "mean"), "median per-image r": ("per-image r", "median"),
+               "Quantus NaN": ("quantus NaN", "sum"), "book ms/image": ("book ms per image", "median"),
+               "Quantus ms/image": ("quantus ms per image", "median"), "how they differ": ("how they differ", "first")})
+        model_t.insert(1, "order of the methods (rho)", order["rank correlation of the method means"])
+        out["model based"] = model_t
+        mb = run.get("model-based", {})
+        agree = model_t[model_t["order of the methods (rho)"] >= 0.8].index.tolist()
+        lines.append(f"- **Metrics that call the network or re-run the method** ({len(model_t)}), on "
+                     f"{mb.get('n_images', '?')} images and {len(mb.get('methods', []))} methods: their random draws "
+                     f"cannot be shared between the libraries, so their distributions are compared. The two order the "
+                     f"methods alike (rank correlation of the means at least 0.8) under {len(agree)}: "
+                     f"{', '.join(agree) or 'none'}.")
+        flat = m.groupby("metric").filter(lambda g: g["quantus mean"].nunique() == 1 and g["book mean"].nunique() > 1)
+        for metric, g in flat.groupby("metric", sort=False):
+            lines.append(f"- Quantus's `{g.quantus.iloc[0]}` gives every one of the {len(g)} methods (the random map "
+                         f"included) the same score, {g['quantus mean'].iloc[0]:g}; the book's means range from "
+                         f"{g['book mean'].min():.3g} to {g['book mean'].max():.3g}.")
+    out["note"] = "\n".join(lines)
+    return out

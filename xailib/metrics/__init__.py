@@ -17,7 +17,8 @@
   random logit test (registered);
 - :mod:`~xailib.metrics.removal`, :mod:`~xailib.metrics.order`, :mod:`~xailib.metrics.draws`:
   what every perturbation metric shares (the removal operator, the order of tied pixels, the
-  per-image random draws).
+  per-image random draws), and :mod:`~xailib.metrics.shared`: the work kept from one call to
+  the next (the robustness metrics' perturbed explanations, monotonicity correlation's passes).
 """
 from . import causal, complexity, faithfulness, impact, localisation, randomisation, robustness  # noqa: F401
 from .causal import ROAD_PERCENTILES, causal_curves, road_scores  # noqa: F401
