@@ -438,7 +438,13 @@ def test_leaderboard_larger_run_replays():
             got = {"mask energy": metrics.score(None, x, None, s, "mask_energy", masks=m).item(),
                    "deletion (blur)": metrics.score(net, x, t, s, "deletion", n_steps=params["n_steps"],
                                                     **lb.BY_LABEL["deletion (blur)"].params).item(),
-                   "randomisation similarity": float(sim.similarity(s, r, "spearman_abs")[0])}
+                   "randomisation similarity": float(sim.similarity(s, r, "spearman_abs")[0]),
+                   # two of the columns of other toolkits: their draws are the image's, at any batching
+                   "faithfulness correlation": metrics.score(net, x, t, s, "faithfulness_correlation",
+                                                             **lb.BY_LABEL["faithfulness correlation"].params).item(),
+                   "average sensitivity": metrics.score(net, x, t, s, "avg_sensitivity", method="gradient",
+                                                        n_samples=params["sensitivity_samples"],
+                                                        seed=params["seed"]).item()}
             for col, value in got.items():
                 want = bench[(bench.model == mname) & (bench.method == "gradient") & (bench.column == col)
                              & (bench.image == img)].score.iloc[0]

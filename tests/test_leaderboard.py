@@ -503,4 +503,18 @@ def test_quantus_tables_summarise_the_committed_comparison(tmp_path):
     assert t["map only"].loc["sparseness", "largest difference, matched"] == 3e-6
     assert "agrees to 3e-06" in t["note"] and "refuses b outright" in t["note"]
     assert "alike (rank correlation of the means at least 0.8) under 1: avg_sensitivity" in t["note"]
-    assert "`Monotonicity` gives every one of the 3 methods" in t["note"] and "same score, 1" in t["note"]
+    assert ("Under monotonicity, every one of the 3 methods (the random map included) gets the same mean in Quantus (1); "
+            "its means range in the book from 0 to 0.4") in t["note"]
+
+
+def test_a_column_under_which_every_map_scores_alike_is_flagged():
+    """Arya's monotonicity at 64 px scores 0 for every map, the object mask included: the column
+    tells nothing apart, is flagged, and answers no question."""
+    s = _scores()
+    alike = s[s.column == "mask energy"].assign(column="monotonicity (Arya)", score=0.0)
+    t = lb.rebuild(pd.concat([s, alike], ignore_index=True), n_boot=200)
+    row = t["validity"].loc["monotonicity (Arya)"]
+    assert row["every map alike"] == "every map scores 0" and bool(row["flag"])
+    assert "monotonicity (Arya)" in lb.unusable(t["validity"])
+    assert t["validity"].loc["mask energy", "every map alike"] == "no"
+    assert "every map scores 0, the known truths included" in lb.findings(t)

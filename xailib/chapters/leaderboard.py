@@ -14,7 +14,11 @@ randomisation, BAM's contrast) declare their own. The **image sets**:
   into its target (chapter 04), for Impact Coverage;
 - ``trojan``: triggered images that the zoo's fixed-trigger trojaned ``vgg_mini`` sends to its
   target, with the trigger's mask (chapter 08);
-- ``bam``: BAM images that the object and the scene network both classify correctly.
+- ``bam``: BAM images that the object and the scene network both classify correctly;
+- ``mosaics``: Focus's mosaics of four test images (:func:`xailib.known_truth.mosaic_images`),
+  explained through each network taking the mosaic;
+- ``bam pairs``: BAM images the scene network labels by their background with and without their
+  object, for BAM's input dependence and independence rates.
 
 The **known truths** (:func:`validity_claims`), judged by the shared rule of
 :mod:`xailib.verdicts`:
@@ -648,12 +652,29 @@ def removes_nothing(calibration: pd.DataFrame | None, image_size: int) -> dict:
     return out
 
 
-def validity_table(claims: pd.DataFrame, ctrl: pd.DataFrame, degenerate: dict | None = None) -> pd.DataFrame:
+def scores_alike(scores: pd.DataFrame) -> dict:
+    """{column label: the value} for each column under which every map of every ranked network
+    (the methods, the nulls and the known truths) scores the same on the column's own image set:
+    such a column tells nothing apart here, whatever its definition (Arya's monotonicity at 64 px,
+    where the target's probability falls somewhere along every curve)."""
+    out = {}
+    for column, g in scores[scores.model.isin(_models(scores))].groupby("column", sort=False):
+        if column not in BY_LABEL:
+            continue
+        v = g[g.images == BY_LABEL[column].images].score.dropna().unique()
+        if len(v) == 1 and g.method.nunique() > 1:
+            out[column] = f"{v[0]:g}"
+    return out
+
+
+def validity_table(claims: pd.DataFrame, ctrl: pd.DataFrame, degenerate: dict | None = None,
+                   alike: dict | None = None) -> pd.DataFrame:
     """Columns x tests: the verdict of each known-truth test (one per network where it was run,
     in the order of the networks, joined by " / "), which control map ranks in the better half,
     whether fully removed images are still classified correctly (``degenerate``: column -> the
-    accuracies, from :func:`removes_nothing`), and the resulting flag."""
-    degenerate = degenerate or {}
+    accuracies, from :func:`removes_nothing`), whether every map scores alike (``alike``, from
+    :func:`scores_alike`), and the resulting flag."""
+    degenerate, alike = degenerate or {}, alike or {}
     if not {"group", "claim", "verdict", "model"} <= set(claims.columns):     # no test could run
         claims = pd.DataFrame(columns=["claim", "model", "group", "verdict"], dtype=str)
     rows = {}
@@ -672,8 +693,9 @@ def validity_table(claims: pd.DataFrame, ctrl: pd.DataFrame, degenerate: dict | 
         row["rewards a control"] = ", ".join(rewards) or "no"
         row["all removed, still correct"] = (degenerate[c.label] + " (removes nothing)" if c.label in degenerate
                                              else "—" if c.label not in removals() else "no")
+        row["every map alike"] = f"every map scores {alike[c.label]}" if c.label in alike else "no"
         failed = claims[claims.claim.str.startswith(c.label + ":") & (claims.verdict == verdicts.FAILS)]
-        row["flag"] = bool(len(failed) or rewards or c.label in degenerate)
+        row["flag"] = bool(len(failed) or rewards or c.label in degenerate or c.label in alike)
         row["standing"] = standing(c, claims, row["flag"])
         rows[c.label] = row
     return pd.DataFrame(rows).T.rename_axis("column")
@@ -733,13 +755,14 @@ QUESTIONS = {
 
 def unusable(validity: pd.DataFrame) -> list:
     """The columns no verdict may rest on: a known-truth test does not hold, the removal leaves
-    fully removed images mostly classified correctly, or the random map ranks in the better half (a column that rewards only the constant map stays usable for claims
+    fully removed images mostly classified correctly, every map scores alike, or the random map ranks in the better half (a column that rewards only the constant map stays usable for claims
     against the random map, and the validity table says what it rewards)."""
     out = []
     for c, r in validity.iterrows():
         failed = any(isinstance(r[k], str) and verdicts.FAILS in r[k] for k in TESTS.values() if k in r)
         removes_nothing_here = "removes nothing" in str(r.get("all removed, still correct", ""))
-        if failed or removes_nothing_here or "random" in str(r.get("rewards a control", "")).split(", "):
+        alike = str(r.get("every map alike", "no")) != "no"
+        if failed or removes_nothing_here or alike or "random" in str(r.get("rewards a control", "")).split(", "):
             out.append(c)
     return out
 
@@ -870,7 +893,7 @@ def rebuild(scores: pd.DataFrame | str | Path, *, method_seconds=None, approxima
     summ = summary(scores, n_boot=n_boot, seed=seed, approximate=approximate)
     ctrl = controls(summ)
     vclaims = verdicts.claims_table(validity_claims(scores, n_boot=n_boot, seed=seed))
-    valid = validity_table(vclaims, ctrl, removes_nothing(calibration, image_size))
+    valid = validity_table(vclaims, ctrl, removes_nothing(calibration, image_size), scores_alike(scores))
     skip = unusable(valid)
     qclaims = verdicts.claims_table(question_claims(scores, n_boot=n_boot, seed=seed, skip=skip))
     out = {"summary": summ, "controls": ctrl, "validity claims": vclaims, "validity": valid,
@@ -911,6 +934,8 @@ def findings(tables: dict) -> str:
                 parts.append(f"rewards {r['rewards a control']}")
             if "removes nothing" in str(r.get("all removed, still correct", "")):
                 parts.append(f"fully removed images still classified correctly: {r['all removed, still correct']}")
+            if str(r.get("every map alike", "no")) != "no":
+                parts.append(r["every map alike"] + ", the known truths included")
             why.append(f"{c} ({'; '.join(parts)})")
         lines.append(f"- **Flagged ({len(bad)})**: " + "; ".join(why) + ".")
     for model, a in tables["agreement"].items():
@@ -925,7 +950,8 @@ def findings(tables: dict) -> str:
     left = [c for q in QUESTIONS.values() for c in q if c in skipped]
     if left:
         lines.append(f"- **Left out of the verdicts below**, because a known-truth test does not hold, their removal "
-                     f"removes nothing, or the random map ranks in their better half: {', '.join(dict.fromkeys(left))}.")
+                     f"removes nothing, every map scores alike under them, or the random map ranks in their better "
+                     f"half: {', '.join(dict.fromkeys(left))}.")
     for _, r in tables["questions"].iterrows():
         if r["of"] and r["no verdict"] == r["of"]:
             lines.append(f"- **{r['question']}** ({r['model']}): not answered on this network; under its columns "
@@ -1071,10 +1097,15 @@ def quantus_tables(root: str | Path = QUANTUS_DIR) -> dict | None:
                      f"cannot be shared between the libraries, so their distributions are compared. The two order the "
                      f"methods alike (rank correlation of the means at least 0.8) under {len(agree)}: "
                      f"{', '.join(agree) or 'none'}.")
-        flat = m.groupby("metric").filter(lambda g: g["quantus mean"].nunique() == 1 and g["book mean"].nunique() > 1)
-        for metric, g in flat.groupby("metric", sort=False):
-            lines.append(f"- Quantus's `{g.quantus.iloc[0]}` gives every one of the {len(g)} methods (the random map "
-                         f"included) the same score, {g['quantus mean'].iloc[0]:g}; the book's means range from "
-                         f"{g['book mean'].min():.3g} to {g['book mean'].max():.3g}.")
+        for metric, g in m.groupby("metric", sort=False):
+            same = {who: g[col].iloc[0] for who, col in (("the book", "book mean"), ("Quantus", "quantus mean"))
+                    if g[col].nunique() == 1}
+            if same:
+                other = {"the book": ("Quantus", "quantus mean"), "Quantus": ("the book", "book mean")}
+                spread = [f"{o} from {g[col].min():.3g} to {g[col].max():.3g}" for w, (o, col) in other.items()
+                          if w in same and o not in same]
+                lines.append(f"- Under {metric}, every one of the {len(g)} methods (the random map included) gets the "
+                             f"same mean in " + " and ".join(f"{w} ({v:g})" for w, v in same.items())
+                             + (f"; its means range in {spread[0]}" if spread else "") + ".")
     out["note"] = "\n".join(lines)
     return out
