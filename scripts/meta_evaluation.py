@@ -6,8 +6,8 @@ metric resilient to a minor perturbation of the network and reactive to a disrup
 
 On chapter 10's benchmark images (the first ``--n-images`` test images every network classifies
 correctly) and its networks, each of ``--methods`` is explained and scored under every
-leaderboard column that scores a map on those images (not max-sensitivity, which re-explains
-perturbed images itself; not the Impact Score and I_strict, defined on the network's own decision,
+leaderboard column that scores a map on those images (not the robustness columns and the random
+logit test, which re-explain new inputs themselves; not the Impact Score and I_strict, defined on the network's own decision,
 which the disruptive perturbation changes on the images the adversary test reads; nor the
 randomisation similarity, which is no score of one map), first
 on the network as trained, then on ``--k`` networks per test whose parameters are multiplied by
@@ -36,9 +36,11 @@ from _record import write_record  # noqa: E402  (scripts/_record.py)
 
 METHODS = ["gradient", "gradient_x_input", "integrated_gradients", "smoothgrad", "guided_backprop", "deeplift",
            "gradcam", "guided_gradcam", "occlusion"]
-# max-sensitivity re-explains perturbed images itself; the Impact Score is defined on the network's
-# own decision, which a disruptive perturbation changes on the very images the adversary test reads
-SKIPPED = ("max_sensitivity", "impact", "impact_strict")
+# the columns that re-run the method (max-sensitivity and the other robustness metrics, the random
+# logit test) re-explain new inputs themselves and score no map (Column.takes_map); the Impact Score
+# is defined on the network's own decision, which a disruptive perturbation changes on the very
+# images the adversary test reads
+SKIPPED = ("impact", "impact_strict")
 
 
 def main():
@@ -67,7 +69,7 @@ def main():
     index = lb.shared_images(pool, {n: models.predict(net, pool.images).argmax(1) for n, net in nets.items()},
                              args.n_images)
     imgs = pool.subset(index)
-    columns = [c for c in lb.COLUMNS if c.images == "benchmark" and c.metric is not None and c.metric not in SKIPPED]
+    columns = [c for c in lb.COLUMNS if c.images == "benchmark" and c.takes_map and c.metric not in SKIPPED]
     rows, seconds = [], {}
     for name, net in nets.items():
         t0 = time.time()
