@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from xailib import data, meta_evaluation as meta, models  # noqa: E402
 from xailib.methods import METHODS as REGISTRY  # noqa: E402
 from xailib.chapters import leaderboard as lb  # noqa: E402
+from xailib.map_store import MapStore  # noqa: E402
 from xailib.results import ResultStore  # noqa: E402
 from _record import write_record  # noqa: E402  (scripts/_record.py)
 
@@ -71,11 +72,12 @@ def main():
     imgs = pool.subset(index)
     columns = [c for c in lb.COLUMNS if c.images == "benchmark" and c.takes_map and c.metric not in SKIPPED]
     rows, seconds = [], {}
+    scored = lb.Scored(MapStore())              # the book's score store: an interrupted run resumes
     for name, net in nets.items():
         t0 = time.time()
 
         def score_maps(tag, network, targets, maps, name=name):
-            return lb.score_maps(store, f"meta/{name}/{tag}", name, network, imgs.images, targets, maps,
+            return lb.score_maps(scored, f"meta/{name}/{tag}", name, network, imgs.images, targets, maps,
                                  {"masks": imgs.masks, "boxes": imgs.boxes}, image_set="benchmark",
                                  columns=columns, n_steps=args.n_steps, seed=args.seed)
         rows.append(meta.model_test(store, name, net, imgs.images, args.methods, score_maps, k=args.k, seed=args.seed,

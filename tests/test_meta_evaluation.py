@@ -112,3 +112,25 @@ def test_findings_name_the_best_and_the_weakest_columns(tmp_path):
     (folder / "meta.json").write_text('{"k": 3}')
     rows, record = meta.read(root=tmp_path)
     assert record == {"k": 3} and len(rows) == len(blind)
+
+
+def test_the_script_runs_end_to_end(tmp_path):
+    """scripts/meta_evaluation.py on two images, one method, one perturbed network per test: it
+    scores every leaderboard column that takes a map, and writes its table and record."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+    from xailib.chapters import leaderboard as lb
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "XAILIB_CACHE": str(tmp_path / "cache")}
+    subprocess.run([sys.executable, str(root / "scripts" / "meta_evaluation.py"), "--models", "vgg_mini",
+                    "--methods", "gradient", "--n-images", "2", "--k", "1", "--out", str(tmp_path / "meta")],
+                   check=True, env=env, cwd=root, capture_output=True)
+    rows = pd.read_csv(tmp_path / "meta" / "meta_per_image.csv")
+    record = json.loads((tmp_path / "meta" / "meta.json").read_text())
+    want = {c.label for c in lb.COLUMNS if c.images == "benchmark" and c.takes_map} - {"Impact Score", "I_strict"}
+    assert set(rows.column) == want == set(record["columns"])
