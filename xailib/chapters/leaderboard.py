@@ -912,8 +912,8 @@ def findings(tables: dict) -> str:
     v = tables["validity"]
     ok = [c for c, f in v.flag.items() if not f]
     bad = [c for c, f in v.flag.items() if f]
-    lines = [f"- **{len(ok)} of {len(v)} columns are not flagged** (no known-truth test fails under them and "
-             f"neither control ranks in their better half): {', '.join(ok) or 'none'}."]
+    lines = [f"- **{len(ok)} of {len(v)} columns are not flagged** (no known-truth test fails under them, no "
+             f"control ranks in their better half, and the maps do not all score alike): {', '.join(ok) or 'none'}."]
     st = v["standing"] if "standing" in v else pd.Series(dtype=str)
     trusted = [c for c, x in st.items() if str(x).startswith(TRUSTED)]
     open_ = [c for c, x in st.items() if str(x).startswith(verdicts.OPEN)]
