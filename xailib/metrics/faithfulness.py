@@ -356,11 +356,12 @@ def cell_variances(model, images, targets, *, cell: int = 4, n_samples: int = 10
     return var.cpu()
 
 
-@register("monotonicity_correlation", higher_is_better=True, reference="nguyen2020", cell=4, n_samples=10,
+@register("monotonicity_correlation", higher_is_better=True, reference="nguyen2020", cell=None, n_samples=10,
           output="logit", seed=0, batch_size=1024)
 def _monotonicity_correlation(model, images, targets, maps, cell, n_samples, output, seed, batch_size):
     """Nguyen and Martinez's monotonicity: Spearman's correlation, over the image's ``cell`` x
-    ``cell`` squares, between the map's absolute sum over each square and how much replacing the
+    ``cell`` squares (default 4 px at 64, scaled with the image side: 256 squares at any size, so
+    a 224-px photograph costs the passes a 64-px image does), between the map's absolute sum over each square and how much replacing the
     square by uniform noise moves the target's output (:func:`cell_variances`). Quantus perturbs
     groups of single features in the map's own order (100 noise draws each, 4096 x 100 passes for
     one 64-px image at one pixel per group); fixed squares make the passes the same for every map,
@@ -368,10 +369,11 @@ def _monotonicity_correlation(model, images, targets, maps, cell, n_samples, out
     :mod:`xailib.metrics.shared`). 0 for a map whose squares all sum alike."""
     from scipy import stats
     from . import shared
+    H, W = maps.shape[-2:]
+    cell = max(1, round(4 * W / 64)) if cell is None else cell
     v = shared.kept("cell variances", shared.key(model, images, targets, cell, n_samples, output, seed),
                     lambda: cell_variances(model, images, targets, cell=cell, n_samples=n_samples, output=output,
                                            seed=seed, batch_size=batch_size))
-    H, W = maps.shape[-2:]
     grid = feature_grid(H, W, cell)
     a = torch.zeros(len(maps), v.shape[1], dtype=torch.float64).index_add_(1, grid.flatten(), maps.double().cpu().abs().flatten(1))
     out = []
