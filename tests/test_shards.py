@@ -191,8 +191,11 @@ def test_the_leaderboard_computes_its_maps_on_a_cluster(tmp_path, cluster, monke
     a, b = here.sort_values(key).reset_index(drop=True), there.sort_values(key).reset_index(drop=True)
     assert a[key].equals(b[key])
     close = np.isclose(a.score, b.score, atol=1e-4)
-    # a near-tie moved across a deletion step changes an AUC by one step's probability (test_larger_runs)
-    assert close.all() or set(a[~close].column) <= {"deletion", "deletion (blur)", "insertion"}, a[~close]
+    # a near-tie moved across a deletion step changes an AUC by one step's probability (test_larger_runs);
+    # so does one across two squares' ranks in the columns that order the map's squares
+    steps = {"deletion", "deletion (blur)", "insertion", "region perturbation (MoRF)", "region perturbation (LeRF)",
+             "monotonicity (Arya)", "monotonicity correlation", "relevance rank accuracy"}
+    assert close.all() or set(a[~close].column) <= steps, a[~close]
 
 
 def _environment():
