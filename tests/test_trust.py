@@ -297,13 +297,19 @@ def test_robustness_family_known_answers_on_a_linear_model(linear):
         assert score(net, x, t, phi.float(), name, **{**kw, "method": "constant"}).tolist() == [0.0] * 3
 
 
-def test_perturbed_explanations_are_shared_and_not_stale(linear, monkeypatch):
+def _counted_explain(monkeypatch) -> list:
+    """Count the method's explanations (one entry per call of methods.explain)."""
     from xailib import methods
-    net, x = linear
-    t = torch.tensor([0, 1, 2])
     calls = []
     real = methods.explain
     monkeypatch.setattr(methods, "explain", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_perturbed_explanations_are_shared_and_not_stale(linear, monkeypatch):
+    net, x = linear
+    t = torch.tensor([0, 1, 2])
+    calls = _counted_explain(monkeypatch)
     kw = dict(method="gradient_x_input", n_samples=3, fast=False)
     maps = torch.zeros(3, 8, 8)
     score(net, x, t, maps, "avg_sensitivity", **kw)
@@ -369,14 +375,10 @@ def test_max_sensitivity_reads_the_shared_explanations(linear, monkeypatch):
     """Max-sensitivity is captum's sensitivity_max on the copies the other robustness metrics
     explained: after average sensitivity, it explains nothing again, and it equals the largest
     relative change of those copies' maps."""
-    from xailib import methods
-    from xailib.metrics import robustness, shared
+    from xailib.metrics import robustness
     net, x = linear
     t = torch.tensor([0, 1, 2])
-    shared.forget()
-    calls = []
-    real = methods.explain
-    monkeypatch.setattr(methods, "explain", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls = _counted_explain(monkeypatch)
     kw = dict(method="gradient_x_input", n_samples=3, fast=False)
     maps = torch.zeros(3, 8, 8)
     score(net, x, t, maps, "avg_sensitivity", **kw)
