@@ -288,6 +288,9 @@ def test_trusted_needs_a_known_truth_test_that_is_evidence_and_holds():
         parts += _rows(model, "Impact Score", "benchmark",
                        {"good": 0.8 + e(), "poor": 0.6 + e(), "random": 0.3 + e(), "constant": 0.1 + e(),
                         lb.TRUTH: 0.3 + noisy()})
+        for column in ("max-sensitivity", "roughness"):       # the table has rows for the columns scored
+            parts += _rows(model, column, "benchmark", {"good": 0.1 + e(), "poor": 0.2 + e(), "random": 0.9 + e(),
+                                                         "constant": 0.5 + e()})
     v = lb.rebuild(pd.concat(parts, ignore_index=True), n_boot=200)["validity"]
     assert v.loc["insertion", "standing"] == "trusted: object mask > strongest null (net_a), " \
                                              "object mask > strongest null (net_b)"
@@ -518,3 +521,21 @@ def test_a_column_under_which_every_map_scores_alike_is_flagged():
     assert "monotonicity (Arya)" in lb.unusable(t["validity"])
     assert t["validity"].loc["mask energy", "every map alike"] == "no"
     assert "every map scores 0, the known truths included" in lb.findings(t)
+
+
+def test_the_columns_parameter_names_columns_and_the_tables_show_only_those_scored():
+    """``columns``: labels in any order give the columns in the book's order; an unknown label
+    is refused by the chapter's rule with the list of known ones; a table scored under some
+    columns gets validity rows for those only (not 'n/a' rows that would read as unflagged)."""
+    from xailib.errors import ParameterError
+    assert [c.label for c in lb.selected(["deletion", "pointing game"])] == ["pointing game", "deletion"]
+    assert lb.selected(None) == lb.COLUMNS
+    with pytest.raises(ParameterError, match="unknown leaderboard columns"):
+        lb.selected(["pointing gmae"])
+    rule = lb.columns_rule()
+    assert rule.read("columns", "all", {}) == [c.label for c in lb.COLUMNS]
+    assert rule.read("columns", "deletion", {}) == ["deletion"]
+    with pytest.raises(ParameterError, match="did you mean 'pointing game'"):
+        rule.read("columns", ["pointing gmae"], {})
+    t = lb.rebuild(_scores(), n_boot=200)
+    assert list(t["validity"].index) == ["mask energy", "deletion", "randomisation similarity"]

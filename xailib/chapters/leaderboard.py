@@ -260,15 +260,26 @@ def shared_images(pool, predicted: dict, n_images: int) -> torch.Tensor:
     return index
 
 
+def selected(labels=None) -> tuple:
+    """The columns named by ``labels`` (None: every one), in the order of :data:`COLUMNS`."""
+    if labels is None:
+        return COLUMNS
+    bad = [c for c in labels if c not in BY_LABEL]
+    if bad:
+        raise ParameterError(f"unknown leaderboard columns {bad}; known: {list(BY_LABEL)}")
+    return tuple(c for c in COLUMNS if c.label in set(labels))
+
+
 def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, method_params: dict,
             n_steps: int, sensitivity_methods, sensitivity_samples: int, randomisation: dict,
             patch_scale: float, trust_sets: bool, image_size: int, seed: int, progress=None,
-            scheduler=None, source: dict | None = None, shard_size: int = 16) -> Run:
+            scheduler=None, source: dict | None = None, shard_size: int = 16, columns=None) -> Run:
     """Every map and score of the chapter, read from or computed into the book's map and score
     store (:mod:`xailib.map_store`; an interrupted run resumes), the smoothed maps kept in
     ``store`` (a :class:`~xailib.results.ResultStore`). ``pool`` is the test set; ``nets``
     {name: network}. The maps and scores the store lacks are computed on ``scheduler``'s cluster
-    when one is given (else here).
+    when one is given (else here). ``columns``: the labels of the columns to score (None: all of
+    them); an image set no chosen column is scored on is not made.
 
     With a ``scheduler`` (or ``$XAILIB_SCHEDULER``; :mod:`xailib.shards`) and ``source`` (the
     data set's ``dataset``, ``data_root``, ``annotations`` and the networks' ``weights``, from
@@ -276,6 +287,9 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
     work, are computed as shards of ``shard_size`` images on the cluster; a method whose
     parameters are not plain values (expected gradients' background images) stays here."""
     progress = progress or (lambda it, **_: it)
+    cols = selected(columns)
+    asked = {c.label for c in cols}
+    sets = {c.images for c in cols}
     notes, parts, msec, approx = [], [], [], {}
     predicted = {name: models.predict(net, pool.images).argmax(1) for name, net in nets.items()}   # once per network
     index = shared_images(pool, predicted, n_images)
@@ -295,27 +309,31 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
             why = approximate(m, net)
             if why:
                 approx[name, m] = why
-        example = imgs.images[:1]
-        rnet = Lazy(lambda net=net: rnd.random_network(net, example, **randomisation))
-        rmaps = {m: cache(f"maps/{name}/randomised", rnet, m) for m in progress(methods, desc=f"{name} randomised")}
-        parts.append(randomisation_rows(name, maps, rmaps))
+        if "randomisation similarity" in asked:
+            example = imgs.images[:1]
+            rnet = Lazy(lambda net=net: rnd.random_network(net, example, **randomisation))
+            rmaps = {m: cache(f"maps/{name}/randomised", rnet, m)
+                     for m in progress(methods, desc=f"{name} randomised")}
+            parts.append(randomisation_rows(name, maps, rmaps))
         extra = {"masks": imgs.masks, "boxes": imgs.boxes}
         parts.append(score_maps(scored, f"{name}/benchmark", name, net, imgs.images, imgs.labels, {**maps, **truth},
-                                extra, image_set="benchmark", n_steps=n_steps, sensitivity_methods=sensitivity_methods,
-                                method_params=method_params, sensitivity_samples=sensitivity_samples, seed=seed))
+                                extra, image_set="benchmark", columns=cols, n_steps=n_steps,
+                                sensitivity_methods=sensitivity_methods, method_params=method_params,
+                                sensitivity_samples=sensitivity_samples, seed=seed))
         timing.append((name, f"{name}/benchmark", {**maps, **truth}, len(imgs)))
-        try:
-            patch, card = patches.load_patch(name)
-        except MissingResourceError as e:          # a network without a committed patch: no Impact Coverage
-            notes.append(f"{name}: no Impact Coverage ({e})")
-        else:
-            parts.append(_patched(store, scored, name, net, pool, predicted[name], patch, card, n_truth, patch_scale, methods,
-                                  method_params, seed))
-        if trust_sets:          # the benchmark's mosaics: shapes only, as the other known-truth sets
+        if "patched" in sets:
+            try:
+                patch, card = patches.load_patch(name)
+            except MissingResourceError as e:          # a network without a committed patch: no Impact Coverage
+                notes.append(f"{name}: no Impact Coverage ({e})")
+            else:
+                parts.append(_patched(store, scored, name, net, pool, predicted[name], patch, card, n_truth,
+                                      patch_scale, methods, method_params, seed))
+        if trust_sets and "mosaics" in sets:    # the benchmark's mosaics: shapes only, as the other known-truth sets
             parts.append(_mosaics(store, scored, name, net, [m for m in methods if m in sensitivity_methods],
                                   method_params, n_truth, image_size, seed))
     if trust_sets:
-        parts += _trust(store, scored, methods, method_params, n_truth, n_steps, image_size, seed)
+        parts += _trust(store, scored, methods, method_params, n_truth, n_steps, image_size, seed, cols)
     scores = pd.concat([p for p in parts if len(p)], ignore_index=True)
     ms = []
     for name, key, maps, n in timing:
@@ -403,48 +421,58 @@ def input_dependence_scores(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def _trust(store, scored, methods, method_params, n, n_steps, image_size, seed):
+def _trust(store, scored, methods, method_params, n, n_steps, image_size, seed, columns=COLUMNS):
+    """The rows of the known-truth sets (trojan, BAM, BAM pairs) under ``columns``: the methods'
+    maps under the columns scored on each set, and the known truths under the columns that call
+    the model (the validity tests)."""
     out = []
+    asked = {c.label for c in columns}
+    model_cols = [c for c in columns if c.uses_model and c.takes_map]
     troj = models.load_model(f"{TRUST_MODEL}_trojan_fixed")
     timgs, trig = known_truth.trojan_images(troj, "fixed", n, size=image_size, seed=seed)
     tt = torch.full((n,), variants.TROJAN_TARGET, dtype=torch.long)
     tc = Maps(store, timgs.images, tt, method_params, maps=scored.store)
-    maps = {m: tc("maps/trojan", troj, m) for m in methods}
-    maps[TRIGGER], maps[TRUTH] = trig.float(), timgs.masks.float()
-    out.append(score_maps(scored, "trojan", TRUST_MODEL, troj, timgs.images, tt, maps,
-                          {"trigger_masks": trig, "true_labels": timgs.labels}, image_set="trojan"))
-    # the control: the clean network explaining the same images for the same class (chapter 08's)
-    clean = models.load_model(TRUST_MODEL)
-    cmaps = {m: tc("maps/trojan/clean", clean, m) for m in methods}
-    out.append(score_maps(scored, "trojan/clean", CLEAN, clean, timgs.images, tt, cmaps, {"trigger_masks": trig},
-                          image_set="trojan", columns=[BY_LABEL["trigger mass"]]))
+    if any(c.images == "trojan" for c in columns):
+        maps = {m: tc("maps/trojan", troj, m) for m in methods}
+        maps[TRIGGER], maps[TRUTH] = trig.float(), timgs.masks.float()
+        out.append(score_maps(scored, "trojan", TRUST_MODEL, troj, timgs.images, tt, maps,
+                              {"trigger_masks": trig, "true_labels": timgs.labels}, image_set="trojan",
+                              columns=columns))
+    if "trigger mass" in asked:
+        # the control: the clean network explaining the same images for the same class (chapter 08's)
+        clean = models.load_model(TRUST_MODEL)
+        cmaps = {m: tc("maps/trojan/clean", clean, m) for m in methods}
+        out.append(score_maps(scored, "trojan/clean", CLEAN, clean, timgs.images, tt, cmaps, {"trigger_masks": trig},
+                              image_set="trojan", columns=[BY_LABEL["trigger mass"]]))
     # known truth 2: the trigger's and the object's masks under the metrics that call the model
     out.append(score_maps(scored, "trojan/truth", TRUST_MODEL, troj, timgs.images, tt,
                           {TRIGGER: trig.float(), TRUTH: timgs.masks.float()}, {"masks": timgs.masks, "boxes": timgs.boxes},
-                          image_set="benchmark", columns=[c for c in COLUMNS if c.uses_model and c.takes_map],
-                          n_steps=n_steps).assign(images="trojan"))
+                          image_set="benchmark", columns=model_cols, n_steps=n_steps).assign(images="trojan"))
     obj_net = models.load_model(f"{TRUST_MODEL}_bam_object")
     scene_net = models.load_model(f"{TRUST_MODEL}_bam_scene")
     bimgs, obj, scene = known_truth.bam_images(obj_net, scene_net, n, size=image_size, seed=seed)
-    mo = Maps(store, bimgs.images, obj, method_params, maps=scored.store)
-    ms = Maps(store, bimgs.images, scene, method_params, maps=scored.store)
-    maps_o = {m: mo("maps/bam/object", obj_net, m) for m in methods}
-    maps_s = {m: ms("maps/bam/scene", scene_net, m) for m in methods}
-    out.append(bam_contrast_rows(maps_o, maps_s, bimgs))
-    # BAM's input dependence and independence: the scene network explaining images with their
-    # object and the same images drawn again without it
-    pimgs, without = known_truth.bam_pairs(scene_net, n, size=image_size, seed=seed)
-    pt = pimgs.info["scene_labels"]
-    pw = Maps(store, pimgs.images, pt, method_params, maps=scored.store)
-    pwo = Maps(store, without, pt, method_params, maps=scored.store)
-    rows = known_truth.input_dependence_rows({m: pw("maps/bam/pairs", scene_net, m) for m in methods},
-                                             {m: pwo("maps/bam/pairs/without", scene_net, m) for m in methods}, pimgs)
-    out.append(input_dependence_scores(rows))
+    if "BAM contrast" in asked:
+        mo = Maps(store, bimgs.images, obj, method_params, maps=scored.store)
+        ms = Maps(store, bimgs.images, scene, method_params, maps=scored.store)
+        maps_o = {m: mo("maps/bam/object", obj_net, m) for m in methods}
+        maps_s = {m: ms("maps/bam/scene", scene_net, m) for m in methods}
+        out.append(bam_contrast_rows(maps_o, maps_s, bimgs))
+    if "bam pairs" in {c.images for c in columns}:
+        # BAM's input dependence and independence: the scene network explaining images with their
+        # object and the same images drawn again without it
+        pimgs, without = known_truth.bam_pairs(scene_net, n, size=image_size, seed=seed)
+        pt = pimgs.info["scene_labels"]
+        pw = Maps(store, pimgs.images, pt, method_params, maps=scored.store)
+        pwo = Maps(store, without, pt, method_params, maps=scored.store)
+        rows = known_truth.input_dependence_rows({m: pw("maps/bam/pairs", scene_net, m) for m in methods},
+                                                 {m: pwo("maps/bam/pairs/without", scene_net, m) for m in methods},
+                                                 pimgs)
+        rows = input_dependence_scores(rows)
+        out.append(rows[rows.column.isin(asked)])
     # known truth 3: the object's mask under the object and the scene network
-    cols = [c for c in COLUMNS if c.uses_model and c.takes_map]
     for tag, net, t in (("object", obj_net, obj), ("scene", scene_net, scene)):
         out.append(score_maps(scored, f"bam/{tag}", f"bam {tag}", net, bimgs.images, t, {TRUTH: bimgs.masks.float()},
-                              {"masks": bimgs.masks, "boxes": bimgs.boxes}, image_set="benchmark", columns=cols,
+                              {"masks": bimgs.masks, "boxes": bimgs.boxes}, image_set="benchmark", columns=model_cols,
                               n_steps=n_steps).assign(images="bam"))
     return out
 
@@ -668,17 +696,17 @@ def scores_alike(scores: pd.DataFrame) -> dict:
 
 
 def validity_table(claims: pd.DataFrame, ctrl: pd.DataFrame, degenerate: dict | None = None,
-                   alike: dict | None = None) -> pd.DataFrame:
+                   alike: dict | None = None, columns=COLUMNS) -> pd.DataFrame:
     """Columns x tests: the verdict of each known-truth test (one per network where it was run,
     in the order of the networks, joined by " / "), which control map ranks in the better half,
     whether fully removed images are still classified correctly (``degenerate``: column -> the
     accuracies, from :func:`removes_nothing`), whether every map scores alike (``alike``, from
-    :func:`scores_alike`), and the resulting flag."""
+    :func:`scores_alike`), and the resulting flag; one row per column of ``columns`` (those scored)."""
     degenerate, alike = degenerate or {}, alike or {}
     if not {"group", "claim", "verdict", "model"} <= set(claims.columns):     # no test could run
         claims = pd.DataFrame(columns=["claim", "model", "group", "verdict"], dtype=str)
     rows = {}
-    for c in COLUMNS:
+    for c in columns:
         row = {"question": c.question, "direction": "higher" if c.higher_is_better else "lower"}
         for group, label in TESTS.items():
             sub = claims[(claims.group == group) & claims.claim.str.startswith(c.label + ":")]
@@ -839,16 +867,22 @@ def question_claims(scores: pd.DataFrame, *, threshold: float = sim.THRESHOLD, n
     return out
 
 
-def question_table(claims: pd.DataFrame, approximate: dict | None = None, skipped=()) -> pd.DataFrame:
+def question_table(claims: pd.DataFrame, approximate: dict | None = None, skipped=(), scored=None) -> pd.DataFrame:
     """Per question and network: the methods whose every claim for the question holds, and how
     many methods failed or were not resolved. A question whose every column is ``skipped``
-    (:func:`unusable`) gets one row that says so: it is not answered here."""
+    (:func:`unusable`) or not among the ``scored`` columns (None: all were) gets one row that
+    says so: it is not answered here."""
     out = []
     for q, cols in QUESTIONS.items():
-        if all(c in skipped for c in cols):
+        present = [c for c in cols if scored is None or c in scored]
+        if not present:
+            out.append({"question": q, "model": "—", "methods that hold up": "not asked: no column of it was scored",
+                        "hold up": 0, "fail": 0, "not resolved": 0, "no verdict": 0, "of": 0,
+                        "columns": " and ".join(cols) + " (not scored)"})
+        elif all(c in skipped for c in present):
             out.append({"question": q, "model": "—", "methods that hold up": "not answered: no usable column",
                         "hold up": 0, "fail": 0, "not resolved": 0, "no verdict": 0, "of": 0,
-                        "columns": " and ".join(cols) + " (flagged)"})
+                        "columns": " and ".join(present) + " (flagged)"})
     claims = claims.assign(method=claims.claim.str.split(":").str[0])
     for (q, model), g in claims.groupby(["group", "model"], sort=False):
         judged = g[g.verdict != verdicts.UNJUDGED]         # a claim on a degenerate setting answers nothing
@@ -893,12 +927,13 @@ def rebuild(scores: pd.DataFrame | str | Path, *, method_seconds=None, approxima
     summ = summary(scores, n_boot=n_boot, seed=seed, approximate=approximate)
     ctrl = controls(summ)
     vclaims = verdicts.claims_table(validity_claims(scores, n_boot=n_boot, seed=seed))
-    valid = validity_table(vclaims, ctrl, removes_nothing(calibration, image_size), scores_alike(scores))
+    valid = validity_table(vclaims, ctrl, removes_nothing(calibration, image_size), scores_alike(scores),
+                           columns=[c for c in COLUMNS if c.label in set(scores.column)])
     skip = unusable(valid)
     qclaims = verdicts.claims_table(question_claims(scores, n_boot=n_boot, seed=seed, skip=skip))
     out = {"summary": summ, "controls": ctrl, "validity claims": vclaims, "validity": valid,
            "reliability": reliability(scores, summ, seed=seed), "agreement": agreement_tables(summ),
-           "question claims": qclaims, "questions": question_table(qclaims, approximate, skip)}
+           "question claims": qclaims, "questions": question_table(qclaims, approximate, skip, set(scores.column))}
     if method_seconds is not None:
         if not isinstance(method_seconds, pd.DataFrame):
             method_seconds = pd.read_csv(method_seconds)
@@ -957,6 +992,10 @@ def findings(tables: dict) -> str:
             lines.append(f"- **{r['question']}** ({r['model']}): not answered on this network; under its columns "
                          f"({r['columns']}) the object mask does not beat the strongest null, so no verdict rests on them.")
             continue
+        if r["of"] == 0 and str(r["columns"]).endswith("(not scored)"):
+            lines.append(f"- **{r['question']}**: not asked in this run; none of its columns ({r['columns'][:-13]}) "
+                         "was scored.")
+            continue
         if r["of"] == 0:
             lines.append(f"- **{r['question']}**: not answered here; every column that would answer it "
                          f"({r['columns']}) is flagged.")
@@ -976,12 +1015,11 @@ def findings(tables: dict) -> str:
     return "\n".join(lines)
 
 
-def check_columns(labels) -> list:
-    """The column labels, checked (for a notebook parameter)."""
-    bad = [c for c in labels if c not in BY_LABEL]
-    if bad:
-        raise ParameterError(f"unknown leaderboard columns {bad}; known: {list(BY_LABEL)}")
-    return list(labels)
+def columns_rule():
+    """The chapter's ``columns`` parameter: a list of column labels, or "all"."""
+    from ..params import Choice, ListOf
+    return ListOf(Choice(BY_LABEL, accepts="a leaderboard column (its label)"),
+                  keywords={"all": [c.label for c in COLUMNS]})
 
 
 # --------------------------------------------------------------------------------------------
