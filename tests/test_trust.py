@@ -406,3 +406,27 @@ def test_monotonicity_correlation_keeps_its_passes_between_maps(linear, monkeypa
     again = score(net, x[[1, 0, 2]], t[[1, 0, 2]], g[[1, 0, 2]], "monotonicity_correlation", fast=False)
     assert len(calls) == 2                                        # other images: computed again
     np.testing.assert_allclose(again, one[[1, 0, 2]])             # and per image the same
+
+
+@pytest.mark.parametrize("metric,extra", [("faithfulness_correlation", {"subset": 16}), ("sensitivity_n", {})])
+def test_subset_passes_are_kept_between_maps_and_change_no_score(linear, monkeypatch, metric, extra):
+    """Faithfulness correlation and sensitivity-n remove the same subsets for every map of an
+    image set: the passes are made once, and each map's score is the one a fresh call gives."""
+    from xailib.metrics import faithfulness, shared
+    net, x = linear
+    t = torch.tensor([0, 1, 2])
+    maps = [explain(net, x, t, "gradient"), torch.rand(3, 8, 8)]
+    fresh = []
+    for m in maps:
+        shared.forget()
+        fresh.append(score(net, x, t, m, metric, fast=False, n_subsets=8, **extra))
+    shared.forget()
+    calls = []
+    real = faithfulness.subset_outputs
+    monkeypatch.setattr(faithfulness, "subset_outputs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    kept = [score(net, x, t, m, metric, fast=False, n_subsets=8, **extra) for m in maps]
+    assert len(calls) == 1                                        # another map, the same passes
+    for a, b in zip(kept, fresh):
+        assert torch.equal(torch.as_tensor(a), torch.as_tensor(b))
+    score(net, x, t, maps[0], metric, fast=False, n_subsets=9, **extra)
+    assert len(calls) == 2                                        # another setting: computed again

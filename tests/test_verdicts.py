@@ -381,3 +381,13 @@ def test_empty_cells_read_as_a_dash_with_their_reason():
     assert "*p (Holm)*: not tested" in note and "*other*: does not apply" in note
     assert "NaN" not in shown.to_string() and "<NA>" not in shown.to_html()
     assert v.readable(t.dropna())[1] == ""
+
+
+def test_paired_without_its_p_value_gives_the_same_mean_and_interval():
+    """``p_value=False`` (the leaderboard's summary: means and intervals only) leaves the p out and
+    nothing else: the lattice case, where the exact p is the costly part, included."""
+    rng = np.random.default_rng(3)
+    for a in (rng.normal(size=40), rng.integers(0, 5, size=40) / 4.0):
+        full, bare = v.paired(a, n_boot=300), v.paired(a, n_boot=300, p_value=False)
+        assert np.isnan(bare.p) and not np.isnan(full.p)
+        assert (bare.mean, bare.low, bare.high, bare.n) == (full.mean, full.low, full.high, full.n)

@@ -115,7 +115,7 @@ class Comparison:
 
 
 def paired(a, b=0.0, clusters=None, n_boot: int = 4000, seed: int = 0, level: float = 0.95,
-           n_perm: int = 20000, outcomes: bool | None = None) -> Comparison:
+           n_perm: int = 20000, outcomes: bool | None = None, p_value: bool = True) -> Comparison:
     """The mean of ``a - b`` (per image, same images; ``b`` may be a number), with a percentile
     bootstrap interval that resamples ``clusters`` (one label per value) or single values, and the
     sign-flip p-value from ``n_perm`` random sign patterns (exact up to 16 units). The smallest
@@ -123,7 +123,9 @@ def paired(a, b=0.0, clusters=None, n_boot: int = 4000, seed: int = 0, level: fl
     chapter's fifty-odd claims needs. Values that are all 0 / 1 (and ``b`` 0 / 1 too, or a
     reference in [0, 1]) get the exact answers of the module's doc instead, named in ``test``.
     ``outcomes=False`` keeps a continuous score that happens to sit at 0 or 1 everywhere (a
-    similarity of exactly 1) out of that branch; ``True`` demands 0 / 1 values."""
+    similarity of exactly 1) out of that branch; ``True`` demands 0 / 1 values. ``p_value=False``
+    leaves the sign-flip p out (NaN) where only the mean and its interval are wanted: its exact
+    lattice computation is the costly part for many units."""
     n_a, b_ = len(check_values("a", a, ndim=1)), check_values("b", b, ndim=(0, 1))
     if b_.ndim and len(b_) != n_a:
         raise ParameterError(f"a and b must be one value per image each, got {n_a} and {len(b_)} values")
@@ -154,7 +156,7 @@ def paired(a, b=0.0, clusters=None, n_boot: int = 4000, seed: int = 0, level: fl
         raise ParameterError("outcomes=True needs 0 / 1 values on both sides")
     if outcomes is not False and _binary(a) and (np.ndim(b) == 0 and 0 <= float(b) <= 1 or np.ndim(b) == 1 and _binary(b_arr)):
         return _paired_binary(a, b, d, clusters, len(groups), sd, level, reps, sums, n_perm, seed)
-    p = sign_flip_p(sums, n_perm=n_perm, seed=seed)
+    p = sign_flip_p(sums, n_perm=n_perm, seed=seed) if p_value else float("nan")
     test = "paired sign-flip test"
     if len(groups) > 1 and np.ptp(unit_means) <= 1e-12 * max(1.0, abs(mean)):
         # a continuous score with no spread at all (a control whose map never depends on the

@@ -513,7 +513,7 @@ def summary(scores: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, approxim
         ranks = verdicts.bootstrap_ranks(wide, BY_LABEL[column].higher_is_better, n_boot=n_boot, seed=seed)
         for m in wide.columns:
             v = wide[m].to_numpy()
-            c = verdicts.paired(v, n_boot=n_boot, seed=seed, n_perm=1)
+            c = verdicts.paired(v, n_boot=n_boot, seed=seed, n_perm=1, p_value=False)     # mean and interval only
             out.append({"model": model, "column": column, "question": BY_LABEL[column].question, "method": m,
                         "mean": c.mean, "low": c.low, "high": c.high, "n": len(v),
                         "rank": ranks.at[m, "rank"], "rank low": ranks.at[m, "low"], "rank high": ranks.at[m, "high"],
@@ -567,8 +567,11 @@ def image_agreement(scores: pd.DataFrame, model: str, method: str = "spearman") 
             for c in cols}
     wide = {c: w for c, w in wide.items() if w.shape[1] > 2 and not w.isna().any().any()}
     keys = list(wide)
-    return pd.DataFrame([[agreement.per_image_agreement(wide[a], wide[b], method).mean() for b in keys] for a in keys],
-                        index=keys, columns=keys)
+    out = pd.DataFrame(np.nan, index=keys, columns=keys)
+    for i, a in enumerate(keys):          # symmetric: each pair once
+        for b in keys[i:]:
+            out.loc[a, b] = out.loc[b, a] = agreement.per_image_agreement(wide[a], wide[b], method).mean()
+    return out
 
 
 def controls(summ: pd.DataFrame) -> pd.DataFrame:

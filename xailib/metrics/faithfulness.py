@@ -253,6 +253,14 @@ def subset_outputs(model, images, targets, *, n_values=None, cell: int = 4, n_su
     return n_values, chosen.cpu(), deltas.view(B, *regions.shape[:2]).cpu()
 
 
+def kept_subset_outputs(model, images, targets, **settings):
+    """:func:`subset_outputs`, kept between calls (:mod:`xailib.metrics.shared`): a table scores
+    its maps one call at a time, and the passes do not depend on the map."""
+    from . import shared
+    return shared.kept("subset outputs", shared.key(model, images, targets, *sorted(settings.items())),
+                       lambda: subset_outputs(model, images, targets, **settings))
+
+
 def sensitivity_n_from(maps: torch.Tensor, chosen: torch.Tensor, deltas: torch.Tensor, cell: int) -> torch.Tensor:
     """(B, N) Pearson correlation, over the subsets, between the map's sum over each subset and
     the output change its removal caused. A map whose subset sums do not vary (a constant map:
@@ -283,9 +291,9 @@ def _sensitivity_n(model, images, targets, maps, n, cell, n_subsets, removal, ou
     H, W = images.shape[-2:]
     F = int(feature_grid(H, W, cell).max()) + 1
     n = max(1, round(0.1 * F)) if n is None else n
-    n_values, chosen, deltas = subset_outputs(model, images, targets, n_values=[n], cell=cell,
-                                              n_subsets=n_subsets, removal=removal, output=output,
-                                              seed=seed, batch_size=batch_size)
+    n_values, chosen, deltas = kept_subset_outputs(model, images, targets, n_values=[n], cell=cell,
+                                                   n_subsets=n_subsets, removal=removal, output=output,
+                                                   seed=seed, batch_size=batch_size)
     return sensitivity_n_from(maps, chosen, deltas, cell)[:, 0]
 
 
@@ -307,8 +315,9 @@ def _faithfulness_correlation(model, images, targets, maps, subset, n_subsets, r
     H, W = images.shape[-2:]
     if not isinstance(subset, int) or isinstance(subset, bool) or not 1 <= subset < H * W:
         raise ParameterError(f"subset={subset!r} must be an integer in [1, {H * W - 1}] (pixels of the image)")
-    n_values, chosen, deltas = subset_outputs(model, images, targets, n_values=[subset], cell=1, n_subsets=n_subsets,
-                                              removal=removal, output=output, seed=seed, batch_size=batch_size)
+    n_values, chosen, deltas = kept_subset_outputs(model, images, targets, n_values=[subset], cell=1,
+                                                   n_subsets=n_subsets, removal=removal, output=output, seed=seed,
+                                                   batch_size=batch_size)
     return sensitivity_n_from(maps, chosen, deltas, 1)[:, 0]
 
 
