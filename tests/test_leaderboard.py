@@ -539,3 +539,17 @@ def test_the_columns_parameter_names_columns_and_the_tables_show_only_those_scor
         rule.read("columns", ["pointing gmae"], {})
     t = lb.rebuild(_scores(), n_boot=200)
     assert list(t["validity"].index) == ["mask energy", "deletion", "randomisation similarity"]
+
+
+def test_per_image_agreement_at_once_is_scipys_spearman_image_by_image():
+    """The vectorised Spearman path gives scipy's rho per image, ties averaged, and NaN for an
+    image whose scores do not vary (as rank_correlation does)."""
+    from xailib.agreement import per_image_agreement, rank_correlation
+    rng = np.random.default_rng(5)
+    a = pd.DataFrame(rng.integers(0, 4, size=(12, 6)).astype(float), columns=list("pqrstu"))
+    b = pd.DataFrame(rng.normal(size=(12, 6)), columns=list("pqrstu"))
+    a.iloc[3] = 1.0                                          # a flat image
+    got = per_image_agreement(a, b)
+    want = [rank_correlation(a.loc[i], b.loc[i]) for i in a.index]
+    np.testing.assert_allclose(got.to_numpy(), want, rtol=0, atol=1e-12)
+    assert np.isnan(got[3]) and got.drop(3).notna().all()
