@@ -198,3 +198,14 @@ def test_larger_run_summary_names_what_the_verdicts_were_read_from():
     # a parameter set in the run is named; one absent or None is not
     assert "extra seeds on 50 images" in results.larger_run_summary({**params, "seed_images": 50}, run,
                                                                     {"seed_images": "extra seeds on {} images"})
+
+
+def test_a_store_in_a_cache_outside_the_repository_shows_no_absolute_path(tmp_path, monkeypatch, capsys):
+    """A run whose $XAILIB_CACHE lies outside the repository and the home folder (a scratch disk)
+    prints its store as $XAILIB_CACHE/...: a published notebook must not carry a machine's path."""
+    cache = tmp_path / "scratch"
+    monkeypatch.setenv("XAILIB_CACHE", str(cache))
+    monkeypatch.setattr(results.Path, "home", classmethod(lambda cls: tmp_path / "nobody"))
+    results.ResultStore("nb", {"n": 1}, root=cache / "results", publish=False)
+    shown = capsys.readouterr().out
+    assert "results: $XAILIB_CACHE/results/nb/" in shown and str(tmp_path) not in shown

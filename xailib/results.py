@@ -64,8 +64,10 @@ def atomic_torch_save(obj, path: Path) -> None:
 
 
 def _shown(path: Path) -> str:
-    """``path`` relative to the repository or the home folder when it lies inside them."""
-    for base, label in ((REPO, "."), (Path.home(), "~")):
+    """``path`` relative to the repository, the cache folder named by ``$XAILIB_CACHE`` or the
+    home folder when it lies inside them: no machine's absolute path in a published output."""
+    cache = os.environ.get("XAILIB_CACHE")
+    for base, label in ((REPO, "."), *(((Path(cache), "$XAILIB_CACHE"),) if cache else ()), (Path.home(), "~")):
         try:
             return f"{label}/{path.resolve().relative_to(base.resolve())}"
         except ValueError:
