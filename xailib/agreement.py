@@ -148,17 +148,15 @@ def per_image_agreement(a: pd.DataFrame, b: pd.DataFrame, method: str = "spearma
     idx = [i for i in a.index if i in b.index]
     if not cols:
         raise ParameterError("a and b share no column (method): there is nothing to correlate")
-    if method == "kendall" or not (np.isfinite(a.loc[idx, cols].to_numpy(float)).all()
-                                   and np.isfinite(b.loc[idx, cols].to_numpy(float)).all()):
+    va, vb = a.loc[idx, cols].to_numpy(float), b.loc[idx, cols].to_numpy(float)
+    if method == "kendall" or not (np.isfinite(va).all() and np.isfinite(vb).all()):
         return pd.Series([rank_correlation(a.loc[i, cols], b.loc[i, cols], method) for i in idx], index=idx)
     # Spearman's rho of every image at once: Pearson's r of the rows' average ranks (scipy's
     # definition; NaN for fewer than three methods or a row without spread, as rank_correlation)
-    ra = stats.rankdata(a.loc[idx, cols].to_numpy(float), axis=1)
-    rb = stats.rankdata(b.loc[idx, cols].to_numpy(float), axis=1)
+    ra, rb = stats.rankdata(va, axis=1), stats.rankdata(vb, axis=1)
     ra, rb = ra - ra.mean(1, keepdims=True), rb - rb.mean(1, keepdims=True)
     den = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
-    flat = (np.ptp(a.loc[idx, cols].to_numpy(float), 1) == 0) | (np.ptp(b.loc[idx, cols].to_numpy(float), 1) == 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (ra * rb).sum(1) / den
-    r[flat | (len(cols) < 3)] = np.nan
+    r[(np.ptp(va, 1) == 0) | (np.ptp(vb, 1) == 0) | (len(cols) < 3)] = np.nan
     return pd.Series(np.clip(r, -1.0, 1.0), index=idx)

@@ -870,6 +870,9 @@ def question_claims(scores: pd.DataFrame, *, threshold: float = sim.THRESHOLD, n
     return out
 
 
+NOT_SCORED = " (not scored)"      # question_table's mark on a question none of whose columns was scored
+
+
 def question_table(claims: pd.DataFrame, approximate: dict | None = None, skipped=(), scored=None) -> pd.DataFrame:
     """Per question and network: the methods whose every claim for the question holds, and how
     many methods failed or were not resolved. A question whose every column is ``skipped``
@@ -881,7 +884,7 @@ def question_table(claims: pd.DataFrame, approximate: dict | None = None, skippe
         if not present:
             out.append({"question": q, "model": "—", "methods that hold up": "not asked: no column of it was scored",
                         "hold up": 0, "fail": 0, "not resolved": 0, "no verdict": 0, "of": 0,
-                        "columns": " and ".join(cols) + " (not scored)"})
+                        "columns": " and ".join(cols) + NOT_SCORED})
         elif all(c in skipped for c in present):
             out.append({"question": q, "model": "—", "methods that hold up": "not answered: no usable column",
                         "hold up": 0, "fail": 0, "not resolved": 0, "no verdict": 0, "of": 0,
@@ -995,9 +998,9 @@ def findings(tables: dict) -> str:
             lines.append(f"- **{r['question']}** ({r['model']}): not answered on this network; under its columns "
                          f"({r['columns']}) the object mask does not beat the strongest null, so no verdict rests on them.")
             continue
-        if r["of"] == 0 and str(r["columns"]).endswith("(not scored)"):
-            lines.append(f"- **{r['question']}**: not asked in this run; none of its columns ({r['columns'][:-13]}) "
-                         "was scored.")
+        if r["of"] == 0 and str(r["columns"]).endswith(NOT_SCORED):
+            lines.append(f"- **{r['question']}**: not asked in this run; none of its columns "
+                         f"({r['columns'][:-len(NOT_SCORED)]}) was scored.")
             continue
         if r["of"] == 0:
             lines.append(f"- **{r['question']}**: not answered here; every column that would answer it "
