@@ -257,6 +257,27 @@ def test_a_worker_killed_in_the_middle_of_a_batch_loses_nothing(tmp_path, setup,
     assert torch.equal(got, calm)
 
 
+def test_a_network_whose_only_worker_died_is_sent_again(setup, local2):
+    """The network's bytes live on the cluster as one task's result. Every worker that holds them
+    killed (Dask's memory manager keeps one copy even of a broadcast, so its one holder can die
+    at any time), the next call with the same network still runs: the scheduler makes the bytes
+    again, where bytes scattered to the workers were lost and every task needing them cancelled."""
+    _, _, nets = setup
+    c, net, x = local2, nets["resnet_mini"], setup[0].images[:3]
+    first = map_store.run_tasks(models.predict, [(net, x)], c)[0]
+    holders = {w for k, ws in c.who_has().items() if k.startswith(map_store.NETWORK_KEY) for w in ws}
+    assert holders, "the network's bytes are on no worker"
+    pids = c.run(os.getpid, workers=sorted(holders))
+    for pid in pids.values():
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 60            # the nannies start new workers
+    while time.time() < deadline and (len(c.scheduler_info()["workers"]) < 2
+                                       or set(c.scheduler_info()["workers"]) & holders):
+        time.sleep(0.2)
+    again = map_store.run_tasks(models.predict, [(net, x), (net, x[:1])], c)
+    assert torch.equal(again[0], first) and torch.equal(again[1], first[:1])
+
+
 # --------------------------------------------------------------------------------------------
 # Scores, keyed by map, metric and settings
 # --------------------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ import hashlib
 import json
 import pickle
 import time
+import uuid
+import warnings
 import weakref
 from importlib import metadata
 from pathlib import Path
@@ -167,19 +169,29 @@ def _call(fn, nets: dict, args: tuple):
     return fn(*args)
 
 
-_SCATTERED: dict = {}    # here: {(client, network id): the network's pickled bytes on every worker}
+_HELD: dict = {}         # here: {(client, network id): the future of the network's pickled bytes}
+NETWORK_KEY = "network-bytes"
 
 
-def _scattered(c, net_id: str, net: nn.Module):
-    """The future of ``net``'s pickled bytes, broadcast to ``c``'s workers once per network and
-    kept for the next calls (a chapter asks for scores many times in a row); each scatter gets its
-    own key (``hash=False``), so releasing an old one never drops the data of a new one."""
+def _bytes(blob: bytes) -> bytes:
+    return blob
+
+
+def _held(c, net_id: str, net: nn.Module):
+    """The future of ``net``'s pickled bytes on ``c``'s cluster, made once per network and kept for
+    the next calls (a chapter asks for scores many times in a row). The bytes are a task's result,
+    not scattered data: a worker that holds them may die (and Dask's memory manager keeps a single
+    copy of a broadcast), and the scheduler then makes them again from the task, where scattered
+    bytes would be lost with the tasks that need them. Each network's task has its own key, so
+    releasing an old one never drops a new one."""
     key = (c.id, net_id)
-    if key not in _SCATTERED:
-        if len(_SCATTERED) >= 8:
-            _SCATTERED.pop(next(iter(_SCATTERED)))
-        _SCATTERED[key] = c.scatter([pickle.dumps(net)], broadcast=True, hash=False)[0]
-    return _SCATTERED[key]
+    if key not in _HELD:
+        if len(_HELD) >= 8:
+            _HELD.pop(next(iter(_HELD)))
+        with warnings.catch_warnings():      # a network of a few MB is a "large graph" to Dask, sent once
+            warnings.filterwarnings("ignore", message="Sending large graph")
+            _HELD[key] = c.submit(_bytes, pickle.dumps(net), key=f"{NETWORK_KEY}-{net_id}-{uuid.uuid4().hex}")
+    return _HELD[key]
 
 
 def run_tasks(fn, calls: list[tuple], scheduler=None, desc: str | None = None) -> list:
@@ -199,7 +211,7 @@ def run_tasks(fn, calls: list[tuple], scheduler=None, desc: str | None = None) -
         for pos, a in enumerate(call):
             if isinstance(a, nn.Module):
                 i = network_id(a)
-                nets[pos] = (i, _scattered(c, i, a))
+                nets[pos] = (i, _held(c, i, a))
                 gpu |= inference.model_device(a).type == "cuda"
                 a = None
             args.append(a.cpu() if isinstance(a, torch.Tensor) else a)
