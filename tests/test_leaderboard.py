@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xailib import agreement, models, verdicts
+from xailib import agreement, data, models, verdicts
 from xailib.methods import approximate, residual
 from xailib.chapters import leaderboard as lb
 from xailib.errors import ParameterError
@@ -553,3 +553,15 @@ def test_per_image_agreement_at_once_is_scipys_spearman_image_by_image():
     want = [rank_correlation(a.loc[i], b.loc[i]) for i in a.index]
     np.testing.assert_allclose(got.to_numpy(), want, rtol=0, atol=1e-12)
     assert np.isnan(got[3]) and got.drop(3).notna().all()
+
+
+def test_columns_scored_only_on_the_known_truth_sets_are_refused_without_them(tmp_path):
+    """A data set without the shapes' known-truth sets (trust_sets=False) and columns scored only
+    on those sets: one clear error before any map is made, not an empty concatenation after."""
+    from xailib.results import ResultStore
+    pool = data.load_dataset("shapes", "test", size=64, seed=0)
+    kw = dict(n_images=3, n_truth=2, method_params={}, n_steps=4, sensitivity_methods=[], sensitivity_samples=1,
+              randomisation={}, patch_scale=0.5, trust_sets=False, image_size=64, seed=0)
+    with pytest.raises(ParameterError, match=r"only on the known-truth sets.*add a column"):
+        lb.collect(ResultStore("refused", {}, root=tmp_path), pool, {}, ["random"],
+                   columns=["trigger mass", "Focus"], **kw)

@@ -67,7 +67,8 @@ def _shown(path: Path) -> str:
     """``path`` relative to the repository, the cache folder named by ``$XAILIB_CACHE`` or the
     home folder when it lies inside them: no machine's absolute path in a published output."""
     cache = os.environ.get("XAILIB_CACHE")
-    for base, label in ((REPO, "."), *(((Path(cache), "$XAILIB_CACHE"),) if cache else ()), (Path.home(), "~")):
+    bases = [(REPO, ".")] + ([(Path(cache), "$XAILIB_CACHE")] if cache else []) + [(Path.home(), "~")]
+    for base, label in bases:
         try:
             return f"{label}/{path.resolve().relative_to(base.resolve())}"
         except ValueError:

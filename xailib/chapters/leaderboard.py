@@ -260,6 +260,9 @@ def shared_images(pool, predicted: dict, n_images: int) -> torch.Tensor:
     return index
 
 
+KNOWN_TRUTH_SETS = {"trojan", "bam", "bam pairs", "mosaics"}     # image sets drawn only on the shapes benchmark
+
+
 def selected(labels=None) -> tuple:
     """The columns named by ``labels`` (None: every one), in the order of :data:`COLUMNS`."""
     if labels is None:
@@ -290,6 +293,9 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
     cols = selected(columns)
     asked = {c.label for c in cols}
     sets = {c.images for c in cols}
+    if not trust_sets and sets <= KNOWN_TRUTH_SETS:
+        raise ParameterError(f"the columns {sorted(asked)} are scored only on the known-truth sets (trojan, BAM, "
+                             "mosaics), which this data set does not have: add a column scored on its images")
     notes, parts, msec, approx = [], [], [], {}
     predicted = {name: models.predict(net, pool.images).argmax(1) for name, net in nets.items()}   # once per network
     index = shared_images(pool, predicted, n_images)
@@ -334,7 +340,10 @@ def collect(store, pool, nets: dict, methods, *, n_images: int, n_truth: int, me
                                   method_params, n_truth, image_size, seed))
     if trust_sets:
         parts += _trust(store, scored, methods, method_params, n_truth, n_steps, image_size, seed, cols)
-    scores = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        raise MissingResourceError(f"none of the columns {sorted(asked)} could be scored here: " + "; ".join(notes))
+    scores = pd.concat(parts, ignore_index=True)
     ms = []
     for name, key, maps, n in timing:
         s = seconds(scored, key, maps)
@@ -457,7 +466,7 @@ def _trust(store, scored, methods, method_params, n, n_steps, image_size, seed, 
         maps_o = {m: mo("maps/bam/object", obj_net, m) for m in methods}
         maps_s = {m: ms("maps/bam/scene", scene_net, m) for m in methods}
         out.append(bam_contrast_rows(maps_o, maps_s, bimgs))
-    if "bam pairs" in {c.images for c in columns}:
+    if any(c.images == "bam pairs" for c in columns):
         # BAM's input dependence and independence: the scene network explaining images with their
         # object and the same images drawn again without it
         pimgs, without = known_truth.bam_pairs(scene_net, n, size=image_size, seed=seed)
@@ -1000,7 +1009,7 @@ def findings(tables: dict) -> str:
             continue
         if r["of"] == 0 and str(r["columns"]).endswith(NOT_SCORED):
             lines.append(f"- **{r['question']}**: not asked in this run; none of its columns "
-                         f"({r['columns'][:-len(NOT_SCORED)]}) was scored.")
+                         f"({r['columns'].removesuffix(NOT_SCORED)}) was scored.")
             continue
         if r["of"] == 0:
             lines.append(f"- **{r['question']}**: not answered here; every column that would answer it "

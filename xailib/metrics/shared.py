@@ -5,9 +5,10 @@ time. Three kinds of work repeat between such calls and do not depend on the map
 monotonicity correlation's model passes over noisy squares and sensitivity-n's and faithfulness
 correlation's passes over removed subsets (the same for every map of an image set), and the five
 robustness metrics' explanations of perturbed copies (the same for every robustness metric of a
-method). Each is kept for the next call under a key of everything it depends on; one entry per kind, so the memory held is that of one call. Written here because the
-registry calls a metric once per map and no library keys a tensor computation by a network's
-weights and an image's pixels.
+method). Each is kept for the next call under a key of everything it depends on; one entry per
+kind, so the memory held is that of one call. Written here because the registry calls a metric
+once per map and no library keys a tensor computation by a network's weights and an image's
+pixels.
 """
 from __future__ import annotations
 
