@@ -108,7 +108,7 @@ def test_findings_name_the_best_and_the_weakest_columns(tmp_path):
     folder = tmp_path / "10_leaderboard" / "larger_run" / "meta"
     assert meta.read(root=tmp_path) is None
     folder.mkdir(parents=True)
-    blind.to_csv(folder / "meta_per_image.csv", index=False)
+    blind.to_csv(folder / "meta_per_image.csv.gz", index=False)
     (folder / "meta.json").write_text('{"k": 3}')
     rows, record = meta.read(root=tmp_path)
     assert record == {"k": 3} and len(rows) == len(blind)
@@ -130,7 +130,7 @@ def test_the_script_runs_end_to_end(tmp_path):
     subprocess.run([sys.executable, str(root / "scripts" / "meta_evaluation.py"), "--models", "vgg_mini",
                     "--methods", "gradient", "--n-images", "2", "--k", "1", "--out", str(tmp_path / "meta")],
                    check=True, env=env, cwd=root, capture_output=True)
-    rows = pd.read_csv(tmp_path / "meta" / "meta_per_image.csv")
+    rows = pd.read_csv(tmp_path / "meta" / "meta_per_image.csv.gz")
     record = json.loads((tmp_path / "meta" / "meta.json").read_text())
     want = {c.label for c in lb.COLUMNS if c.images == "benchmark" and c.takes_map} - {"Impact Score", "I_strict"}
     assert set(rows.column) == want == set(record["columns"])

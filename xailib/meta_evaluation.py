@@ -181,7 +181,7 @@ def read(notebook: str = "10_leaderboard", root=None):
     folder = Path(root or REPO / "results") / notebook / "larger_run" / "meta"
     if not (folder / "meta.json").exists():
         return None
-    return pd.read_csv(folder / "meta_per_image.csv"), json.loads((folder / "meta.json").read_text())
+    return pd.read_csv(folder / "meta_per_image.csv.gz"), json.loads((folder / "meta.json").read_text())
 
 
 def findings(table: pd.DataFrame) -> str:
